@@ -1,0 +1,53 @@
+# The two commands a new user needs: `make demo` and `make test`. Each creates its own virtual
+# environment and installs everything it needs; nothing is downloaded at run time.
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3.12 || command -v python3)
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+export TOKENIZERS_PARALLELISM := false
+export AGENT_PLATFORM_HOME ?= $(CURDIR)/.agent_platform
+export DAGSTER_HOME ?= $(AGENT_PLATFORM_HOME)/dagster
+
+.PHONY: install demo test lint format bench ui clean
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@touch $(STAMP)
+
+install: $(STAMP)
+
+## Materialize the whole asset graph for the sample tenant and show the result.
+demo: $(STAMP)
+	$(BIN)/agent-platform demo
+
+## Lint, then the whole test suite.
+test: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/python -m pytest
+
+lint: $(STAMP)
+	$(BIN)/ruff check . && $(BIN)/ruff format --check .
+
+format: $(STAMP)
+	$(BIN)/ruff check --fix . && $(BIN)/ruff format .
+
+## Performance benchmarks (minutes); results go in BENCHMARKS.md.
+bench: $(STAMP)
+	$(BIN)/python benchmarks/ingest.py
+	$(BIN)/python benchmarks/search.py
+
+## The Dagster UI on http://127.0.0.1:3000 over the same embedded state.
+ui: $(STAMP)
+	@mkdir -p $(DAGSTER_HOME)
+	$(BIN)/agent-platform config dagster-home >/dev/null
+	$(BIN)/dagster dev -w workspace.yaml
+
+clean:
+	rm -rf $(VENV) .agent_platform .pytest_cache .ruff_cache

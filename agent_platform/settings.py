@@ -1,0 +1,215 @@
+"""Resolved configuration for both deployments.
+
+One `Settings` object decides every backend. `local` (the embedded default) keeps all state under
+`AGENT_PLATFORM_HOME`; `production` points at PostgreSQL, S3-style artifacts, Weaviate, Redis and
+OTLP. Switching is configuration only: environment variables (prefix `AGENT_PLATFORM_`) or one TOML
+file named by `AGENT_PLATFORM_CONFIG_FILE`.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import cached_property
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+Profile = Literal["local", "production"]
+VectorBackend = Literal["embedded", "weaviate"]
+
+
+class EmbeddingSettings(BaseSettings):
+    """Which sentence-transformers models embed text, and how."""
+
+    model_config = SettingsConfigDict(env_prefix="AGENT_PLATFORM_EMBEDDING_", extra="ignore")
+
+    primary_model: str = Field(
+        default="all-MiniLM-L6-v2",
+        description="Model tried first. Set to all-mpnet-base-v2 where its weights are present.",
+    )
+    fallback_model: str = Field(
+        default="all-MiniLM-L6-v2", description="Model used when the primary cannot be loaded."
+    )
+    model_dirs: dict[str, Path] = Field(
+        default_factory=dict,
+        description="Local directories holding model weights, by model name (no downloads).",
+    )
+    batch_size: int = Field(default=64, ge=1, le=4096)
+    chunk_tokens: int = Field(default=200, ge=16, le=8192)
+    chunk_overlap_tokens: int = Field(default=40, ge=0)
+    max_document_bytes: int = Field(default=20 * 1024 * 1024, ge=1)
+
+    @model_validator(mode="after")
+    def _overlap_smaller_than_chunk(self) -> EmbeddingSettings:
+        if self.chunk_overlap_tokens >= self.chunk_tokens:
+            raise ValueError(
+                f"chunk_overlap_tokens ({self.chunk_overlap_tokens}) must be smaller than "
+                f"chunk_tokens ({self.chunk_tokens})"
+            )
+        return self
+
+
+class Settings(BaseSettings):
+    """Every knob of the platform, resolved from the environment and an optional TOML file."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="AGENT_PLATFORM_", env_nested_delimiter="__", extra="ignore"
+    )
+
+    profile: Profile = "local"
+    home: Path = Field(
+        default=Path(".agent_platform"),
+        description="Root of all embedded state (Dagster, MLflow, indexes, caches, snapshots).",
+    )
+    sources_dir: Path | None = Field(
+        default=None,
+        description="Directory whose sub-directories are tenants' document sources (sensor input).",
+    )
+    dagster_home: Path | None = None
+    mlflow_tracking_uri: str | None = None
+    mlflow_artifact_root: str | None = None
+    vector_backend: VectorBackend | None = None
+    weaviate_url: str | None = None
+    weaviate_grpc_port: int = 50051
+    weaviate_api_key: str | None = None
+    postgres_url: str | None = None
+    redis_url: str | None = None
+    snapshot_retention_days: int = Field(default=30, ge=1)
+    embedding: EmbeddingSettings = Field(default_factory=EmbeddingSettings)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        config_file = os.environ.get("AGENT_PLATFORM_CONFIG_FILE")
+        if config_file:
+            path = Path(config_file)
+            if not path.is_file():
+                raise FileNotFoundError(
+                    f"AGENT_PLATFORM_CONFIG_FILE={config_file!r}: no such settings file"
+                )
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=path))
+        return tuple(sources)
+
+    @model_validator(mode="after")
+    def _production_needs_services(self) -> Settings:
+        if self.profile == "production":
+            missing = [
+                name
+                for name, value in (
+                    ("postgres_url", self.postgres_url),
+                    ("mlflow_tracking_uri", self.mlflow_tracking_uri),
+                    ("weaviate_url", self.weaviate_url),
+                )
+                if not value
+            ]
+            if missing:
+                names = ", ".join(f"AGENT_PLATFORM_{m.upper()}" for m in missing)
+                raise ValueError(f"profile 'production' needs {names}")
+        return self
+
+    # Derived paths. Everything embedded lives under `home` unless set otherwise.
+    @cached_property
+    def home_dir(self) -> Path:
+        return self.home.expanduser().resolve()
+
+    @property
+    def resolved_dagster_home(self) -> Path:
+        return (self.dagster_home or self.home_dir / "dagster").expanduser().resolve()
+
+    @property
+    def resolved_sources_dir(self) -> Path:
+        return (self.sources_dir or self.home_dir / "sources").expanduser().resolve()
+
+    @property
+    def resolved_vector_backend(self) -> VectorBackend:
+        if self.vector_backend:
+            return self.vector_backend
+        return "weaviate" if self.profile == "production" else "embedded"
+
+    @property
+    def resolved_mlflow_tracking_uri(self) -> str:
+        if self.mlflow_tracking_uri:
+            return self.mlflow_tracking_uri
+        return f"sqlite:///{self.home_dir / 'mlflow' / 'mlflow.db'}"
+
+    @property
+    def resolved_mlflow_artifact_root(self) -> str:
+        if self.mlflow_artifact_root:
+            return self.mlflow_artifact_root
+        return (self.home_dir / "mlflow" / "artifacts").as_uri()
+
+    @property
+    def index_dir(self) -> Path:
+        return self.home_dir / "index"
+
+    @property
+    def snapshots_dir(self) -> Path:
+        return self.home_dir / "snapshots"
+
+    @property
+    def knowledge_dir(self) -> Path:
+        """Per-tenant tables (documents, chunks, embeddings) between the knowledge assets."""
+        return self.home_dir / "knowledge"
+
+    @property
+    def embedding_cache_path(self) -> Path:
+        return self.home_dir / "cache" / "embeddings.sqlite"
+
+    @property
+    def tenant_registry_path(self) -> Path:
+        return self.home_dir / "tenants.json"
+
+    def describe(self) -> dict[str, object]:
+        """The resolved view `agent-platform config show` prints (no secrets)."""
+        return {
+            "profile": self.profile,
+            "home": str(self.home_dir),
+            "dagster_home": str(self.resolved_dagster_home),
+            "sources_dir": str(self.resolved_sources_dir),
+            "knowledge_dir": str(self.knowledge_dir),
+            "index_dir": str(self.index_dir),
+            "snapshots_dir": str(self.snapshots_dir),
+            "snapshot_retention_days": self.snapshot_retention_days,
+            "vector_backend": self.resolved_vector_backend,
+            "weaviate_url": self.weaviate_url,
+            "mlflow_tracking_uri": _redact(self.resolved_mlflow_tracking_uri),
+            "mlflow_artifact_root": self.resolved_mlflow_artifact_root,
+            "postgres_url": _redact(self.postgres_url),
+            "redis_url": _redact(self.redis_url),
+            "embedding": {
+                "primary_model": self.embedding.primary_model,
+                "fallback_model": self.embedding.fallback_model,
+                "batch_size": self.embedding.batch_size,
+                "chunk_tokens": self.embedding.chunk_tokens,
+                "chunk_overlap_tokens": self.embedding.chunk_overlap_tokens,
+            },
+        }
+
+
+def _redact(uri: str | None) -> str | None:
+    """Hide a password in a connection URI."""
+    if not uri or "@" not in uri or "://" not in uri:
+        return uri
+    scheme, rest = uri.split("://", 1)
+    creds, host = rest.rsplit("@", 1)
+    user = creds.split(":", 1)[0]
+    return f"{scheme}://{user}:***@{host}" if ":" in creds else uri
+
+
+def get_settings() -> Settings:
+    """Settings as the environment says now (not cached: tests and the CLI change it)."""
+    return Settings()

@@ -1,0 +1,138 @@
+"""The vector store contract every backend (embedded, Weaviate) implements.
+
+The knowledge assets and the runtime talk to this protocol only, so switching backends is
+configuration. A backend stores, per tenant, chunk records (id, source, text, metadata, vector)
+and answers vector, keyword (BM25) and hybrid queries.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+
+MetadataValue = str | int | float | bool
+
+
+class SearchMode(StrEnum):
+    VECTOR = "vector"
+    KEYWORD = "keyword"
+    HYBRID = "hybrid"
+
+
+@dataclass(frozen=True)
+class ChunkRecord:
+    """One indexed chunk. `vector` is a unit-norm float32 array."""
+
+    chunk_id: str
+    document_id: str
+    source: str
+    text: str
+    vector: np.ndarray
+    metadata: Mapping[str, MetadataValue] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class SearchHit:
+    """One search result. `score` is in [0, 1], higher is better, for every mode."""
+
+    chunk_id: str
+    document_id: str
+    source: str
+    text: str
+    score: float
+    metadata: Mapping[str, MetadataValue] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class SnapshotInfo:
+    """A restorable copy of one tenant's index."""
+
+    snapshot_id: str
+    tenant: str
+    created_at: str  # ISO-8601, UTC
+    chunk_count: int
+    location: str  # a path or backend URI a person can look at
+
+
+class VectorStoreError(RuntimeError):
+    """Base class for vector store failures."""
+
+
+class IndexCorruptedError(VectorStoreError):
+    """The stored index failed an integrity check. The message names the command that restores it."""
+
+
+class SnapshotNotFoundError(VectorStoreError):
+    """No snapshot with the requested id exists for the tenant."""
+
+
+@runtime_checkable
+class VectorStore(Protocol):
+    """Per-tenant chunk storage with vector, keyword and hybrid search."""
+
+    backend_name: str
+
+    def upsert(self, tenant: str, records: Iterable[ChunkRecord]) -> int:
+        """Insert or replace records by chunk id; returns how many were written."""
+        ...
+
+    def delete(self, tenant: str, chunk_ids: Iterable[str]) -> int:
+        """Delete records by chunk id; returns how many existed and were deleted."""
+        ...
+
+    def chunk_ids(self, tenant: str) -> set[str]:
+        """All chunk ids stored for the tenant (used to diff against a new chunk table)."""
+        ...
+
+    def count(self, tenant: str) -> int: ...
+
+    def tenants(self) -> list[str]: ...
+
+    def drop_tenant(self, tenant: str) -> None: ...
+
+    def search(
+        self,
+        tenant: str,
+        *,
+        query_text: str,
+        query_vector: np.ndarray | None,
+        k: int = 5,
+        mode: SearchMode = SearchMode.HYBRID,
+        filters: Mapping[str, MetadataValue] | None = None,
+        min_score: float | None = None,
+    ) -> list[SearchHit]:
+        """Top-k hits; `filters` are equality matches on metadata (and `source`)."""
+        ...
+
+    def exact_search(self, tenant: str, query_vector: np.ndarray, k: int = 10) -> list[SearchHit]:
+        """Brute-force cosine search, the ground truth for the ANN recall check."""
+        ...
+
+    def iter_records(self, tenant: str, batch_size: int = 1024) -> Iterator[list[ChunkRecord]]:
+        """Stream every stored record with its vector, in batches."""
+        ...
+
+    def rebuild(self, tenant: str) -> int:
+        """Rebuild the tenant's ANN and keyword indexes from stored vectors, swapping atomically."""
+        ...
+
+    def verify(self, tenant: str) -> None:
+        """Raise `IndexCorruptedError` if the tenant's stored index is damaged."""
+        ...
+
+    def backup(self, tenant: str, snapshots_dir: Path) -> SnapshotInfo: ...
+
+    def list_snapshots(self, tenant: str, snapshots_dir: Path) -> list[SnapshotInfo]: ...
+
+    def restore(self, tenant: str, snapshots_dir: Path, snapshot_id: str) -> SnapshotInfo: ...
+
+    def prune_snapshots(self, tenant: str, snapshots_dir: Path, retention_days: int) -> list[str]:
+        """Delete snapshots older than the retention; returns the ids removed."""
+        ...
+
+    def close(self) -> None: ...
