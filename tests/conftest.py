@@ -1,0 +1,81 @@
+"""Shared fixtures: an isolated AGENT_PLATFORM_HOME per test, and real-service guards.
+
+Services (PostgreSQL, Redis) are used for real. When one is missing a test skips with the reason,
+except under CI=true, where a missing service is a failure.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+POSTGRES_HOST, POSTGRES_PORT = "127.0.0.1", 5432
+REDIS_HOST, REDIS_PORT = "127.0.0.1", 6379
+POSTGRES_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
+REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+
+
+def _reachable(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=2):
+            return True
+    except OSError:
+        return False
+
+
+def require_service(name: str, host: str, port: int) -> None:
+    """Skip (locally) or fail (CI=true) when a service the test needs is not reachable."""
+    if _reachable(host, port):
+        return
+    message = f"{name} is not reachable at {host}:{port}"
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(f"{message}; CI=true requires it", pytrace=False)
+    pytest.skip(message)
+
+
+@pytest.fixture
+def postgres_url() -> str:
+    require_service("PostgreSQL", POSTGRES_HOST, POSTGRES_PORT)
+    return POSTGRES_URL
+
+
+@pytest.fixture
+def redis_url() -> str:
+    require_service("Redis", REDIS_HOST, REDIS_PORT)
+    return REDIS_URL
+
+
+@pytest.fixture
+def platform_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A fresh AGENT_PLATFORM_HOME (and DAGSTER_HOME inside it) for one test."""
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setenv("AGENT_PLATFORM_HOME", str(home))
+    monkeypatch.setenv("DAGSTER_HOME", str(home / "dagster"))
+    (home / "dagster").mkdir()
+    monkeypatch.delenv("AGENT_PLATFORM_CONFIG_FILE", raising=False)
+    monkeypatch.delenv("AGENT_PLATFORM_PROFILE", raising=False)
+    return home
+
+
+@pytest.fixture
+def settings(platform_home: Path):
+    from agent_platform.settings import Settings
+
+    return Settings(home=platform_home)
+
+
+@pytest.fixture(scope="session")
+def embedder():
+    """The real all-MiniLM-L6-v2 model, loaded once per session (no cache)."""
+    from agent_platform.knowledge.embedder import Embedder
+    from agent_platform.settings import EmbeddingSettings
+
+    return Embedder(EmbeddingSettings())
