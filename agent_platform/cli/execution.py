@@ -1,0 +1,59 @@
+"""Run the Dagster jobs of the one `Definitions` in process, exactly as the UI would.
+
+The CLI never re-implements a pipeline: it adds the tenant partition, executes the job against
+the instance under DAGSTER_HOME (so runs appear in the UI) and reads the materialization metadata.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from agent_platform.dagster_home import ensure_dagster_home
+from agent_platform.settings import Settings
+
+TENANTS_PARTITIONS = "tenants"
+
+
+@dataclass
+class JobOutcome:
+    success: bool
+    run_id: str
+    metadata: dict[str, dict[str, Any]] = field(default_factory=dict)  # by asset name
+    failures: list[str] = field(default_factory=list)
+
+
+def run_tenant_job(
+    settings: Settings, job_name: str, tenant: str, run_config: dict | None = None
+) -> JobOutcome:
+    import dagster as dg
+
+    from agent_platform.definitions import build_definitions
+
+    ensure_dagster_home(settings)
+    instance = dg.DagsterInstance.get()
+    if not instance.has_dynamic_partition(TENANTS_PARTITIONS, tenant):
+        instance.add_dynamic_partitions(TENANTS_PARTITIONS, [tenant])
+    job = build_definitions(settings).resolve_job_def(job_name)
+    result = job.execute_in_process(
+        partition_key=tenant, instance=instance, run_config=run_config, raise_on_error=False
+    )
+    outcome = JobOutcome(success=result.success, run_id=result.run_id)
+    for event in result.get_asset_materialization_events():
+        materialization = event.step_materialization_data.materialization
+        outcome.metadata[materialization.asset_key.to_user_string()] = {
+            key: value.value for key, value in materialization.metadata.items()
+        }
+    for evaluation in result.get_asset_check_evaluations():
+        if not evaluation.passed:
+            summary = evaluation.metadata.get("summary")
+            outcome.failures.append(
+                f"check {evaluation.check_name} on {evaluation.asset_key.to_user_string()} "
+                f"failed: {summary.value if summary else ''}"
+            )
+    for event in result.all_events:
+        if event.is_step_failure and event.step_failure_data.error:
+            outcome.failures.append(
+                f"step {event.step_key} failed: {event.step_failure_data.error.message.strip()}"
+            )
+    return outcome

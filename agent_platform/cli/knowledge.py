@@ -1,0 +1,219 @@
+"""`agent-platform ingest`, `search` and `index …`: the knowledge commands.
+
+Output contract (kept stable for scripts):
+- `ingest --json`: one object with documents_seen, documents_skipped [{path, reason}],
+  chunks_total, chunks_embedded, chunks_reused, chunks_deleted.
+- `search --json`: one line per query: {"query", "hits": [{"source", "chunk_id", "score", "text"}]}.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from agent_platform.cli.execution import run_tenant_job
+from agent_platform.progress import PROGRESS_BAR_ENV
+from agent_platform.settings import get_settings
+from agent_platform.tenants import InvalidTenantNameError, TenantRegistry, validate_tenant_name
+from agent_platform.vectorstore.base import SearchHit, SearchMode, VectorStoreError
+
+console = Console(stderr=True)
+index_app = typer.Typer(help="Back up, restore and verify tenants' vector indexes.")
+
+TenantOption = Annotated[str, typer.Option("--tenant", help="Tenant name (a-z, 0-9, - and _).")]
+
+
+def _tenant(name: str) -> str:
+    try:
+        return validate_tenant_name(name)
+    except InvalidTenantNameError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--tenant") from exc
+
+
+def ingest_summary(metadata: dict[str, dict]) -> dict:
+    """The `ingest --json` object, read from the assets' materialization metadata."""
+    docs = metadata.get("source_documents", {})
+    return {
+        "documents_seen": docs.get("documents_seen", 0),
+        "documents_skipped": docs.get("documents_skipped", []),
+        "chunks_total": metadata.get("document_chunks", {}).get("chunks_total", 0),
+        "chunks_embedded": metadata.get("embeddings", {}).get("chunks_embedded", 0),
+        "chunks_reused": metadata.get("embeddings", {}).get("chunks_reused", 0),
+        "chunks_deleted": metadata.get("vector_index", {}).get("chunks_deleted", 0),
+    }
+
+
+def ingest(
+    directory: Annotated[Path, typer.Argument(help="Directory of .md, .txt, .html and .pdf files.")],
+    tenant: TenantOption,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Register a tenant's source directory and materialize its knowledge assets."""
+    tenant = _tenant(tenant)
+    if not directory.is_dir():
+        raise typer.BadParameter(f"{directory} is not a directory", param_hint="DIR")
+    settings = get_settings()
+    TenantRegistry(settings.tenant_registry_path).register(tenant, directory)
+    os.environ[PROGRESS_BAR_ENV] = "1"
+    outcome = run_tenant_job(settings, "knowledge_job", tenant)
+    summary = ingest_summary(outcome.metadata)
+    if as_json:
+        typer.echo(json.dumps({**summary, "run_id": outcome.run_id, "success": outcome.success}))
+    else:
+        _print_ingest(tenant, summary, outcome.run_id)
+    for failure in outcome.failures:
+        console.print(f"[red]error:[/red] {failure}")
+    if not outcome.success:
+        raise typer.Exit(1)
+
+
+def _print_ingest(tenant: str, summary: dict, run_id: str) -> None:
+    table = Table(title=f"Ingested tenant {tenant!r} (Dagster run {run_id[:8]})")
+    table.add_column("measure")
+    table.add_column("value", justify="right")
+    for key, value in summary.items():
+        if key != "documents_skipped":
+            table.add_row(key, str(value))
+    table.add_row("documents_skipped", str(len(summary["documents_skipped"])))
+    Console().print(table)
+    for skipped in summary["documents_skipped"]:
+        console.print(f"[yellow]skipped[/yellow] {skipped['path']}: {skipped['reason']}")
+
+
+def hit_json(hit: SearchHit) -> dict:
+    return {
+        "source": hit.source,
+        "chunk_id": hit.chunk_id,
+        "score": round(float(hit.score), 6),
+        "text": hit.text,
+    }
+
+
+def _read_queries(path: Path) -> list[str]:
+    queries = []
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise typer.BadParameter(f"{path}:{number}: not JSON ({exc.msg})") from exc
+        if not isinstance(record, dict) or not isinstance(record.get("query"), str):
+            raise typer.BadParameter(f"{path}:{number}: needs a string field 'query'")
+        queries.append(record["query"])
+    return queries
+
+
+def search(
+    tenant: TenantOption,
+    query: Annotated[str | None, typer.Argument(help="The query text.")] = None,
+    queries_file: Annotated[
+        Path | None, typer.Option("--queries-file", help="JSON Lines with a 'query' field.")
+    ] = None,
+    k: Annotated[int, typer.Option("--k", min=1, max=1000)] = 5,
+    mode: Annotated[SearchMode, typer.Option("--mode")] = SearchMode.HYBRID,
+    min_score: Annotated[float | None, typer.Option("--min-score", min=0.0, max=1.0)] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON line per query.")] = False,
+) -> None:
+    """Search a tenant's index (vector, keyword or hybrid)."""
+    from agent_platform.knowledge.service import KnowledgeBase
+
+    tenant = _tenant(tenant)
+    if (query is None) == (queries_file is None):
+        raise typer.BadParameter("give exactly one of QUERY or --queries-file")
+    queries = [query] if query is not None else _read_queries(queries_file)  # type: ignore[arg-type]
+    kb = KnowledgeBase(get_settings())
+    try:
+        for text in queries:
+            hits = kb.search(tenant, text, k=k, mode=mode, min_score=min_score)
+            if as_json:
+                typer.echo(json.dumps({"query": text, "hits": [hit_json(h) for h in hits]}))
+            else:
+                _print_hits(text, hits)
+    except (VectorStoreError, ValueError) as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(1) from exc
+    finally:
+        kb.close()
+
+
+def _print_hits(query: str, hits: list[SearchHit]) -> None:
+    table = Table(title=f"{query}", show_lines=True)
+    table.add_column("#", justify="right")
+    table.add_column("score", justify="right")
+    table.add_column("source")
+    table.add_column("text")
+    for rank, hit in enumerate(hits, start=1):
+        snippet = hit.text if len(hit.text) < 240 else hit.text[:237] + "..."
+        table.add_row(str(rank), f"{hit.score:.3f}", hit.source, snippet)
+    Console().print(table)
+
+
+@index_app.command("backup")
+def backup(tenant: TenantOption) -> None:
+    """Snapshot a tenant's index now (the daily schedule runs the same job)."""
+    tenant = _tenant(tenant)
+    outcome = run_tenant_job(get_settings(), "index_backup_job", tenant)
+    if not outcome.success:
+        for failure in outcome.failures:
+            console.print(f"[red]error:[/red] {failure}")
+        raise typer.Exit(1)
+    meta = outcome.metadata.get("index_snapshot", {})
+    typer.echo(json.dumps({k: meta.get(k) for k in ("snapshot_id", "location", "chunk_count", "pruned")}))
+
+
+@index_app.command("snapshots")
+def snapshots(tenant: TenantOption) -> None:
+    """List a tenant's snapshots, newest last."""
+    from agent_platform.knowledge.service import KnowledgeBase
+
+    settings = get_settings()
+    kb = KnowledgeBase(settings)
+    try:
+        for snap in kb.store.list_snapshots(_tenant(tenant), settings.snapshots_dir):
+            typer.echo(json.dumps(snap.__dict__))
+    finally:
+        kb.close()
+
+
+@index_app.command("restore")
+def restore(
+    tenant: TenantOption,
+    snapshot: Annotated[str, typer.Option("--snapshot", help="Snapshot id (see `index snapshots`).")],
+) -> None:
+    """Bring a tenant's index back from a snapshot (checksums are verified first)."""
+    from agent_platform.knowledge.service import KnowledgeBase
+
+    settings = get_settings()
+    kb = KnowledgeBase(settings)
+    try:
+        info = kb.store.restore(_tenant(tenant), settings.snapshots_dir, snapshot)
+    except VectorStoreError as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(1) from exc
+    finally:
+        kb.close()
+    typer.echo(json.dumps({"restored": info.snapshot_id, "chunk_count": info.chunk_count}))
+
+
+@index_app.command("verify")
+def verify(tenant: TenantOption) -> None:
+    """Check a tenant's index for corruption; prints the restore command if it is damaged."""
+    from agent_platform.knowledge.service import KnowledgeBase
+
+    kb = KnowledgeBase(get_settings())
+    try:
+        kb.store.verify(_tenant(tenant))
+    except VectorStoreError as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(1) from exc
+    finally:
+        kb.close()
+    typer.echo(json.dumps({"tenant": tenant, "ok": True}))
+

@@ -1,0 +1,83 @@
+"""The composition root: the one `dg.Definitions` that `workspace.yaml` and the CLI load.
+
+This is the only module of `agent_platform` that imports Dagster; nothing in the library imports
+it. Backends are chosen here, once, from `Settings` (local vs production).
+"""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from agent_platform.settings import Settings, get_settings
+from assets.jobs import index_backup_job, knowledge_job, reindex_job
+from assets.knowledge import (
+    document_chunks,
+    embeddings,
+    index_snapshot,
+    source_documents,
+    vector_index,
+)
+from assets.knowledge_checks import knowledge_checks
+from resources.embedder import EmbedderResource
+from resources.knowledge import KnowledgeWorkspaceResource
+from resources.vector_store import (
+    EmbeddedVectorStoreResource,
+    VectorStoreResource,
+    WeaviateVectorStoreResource,
+)
+from sensors.knowledge import knowledge_sources_sensor
+from sensors.schedules import daily_index_backup, weekly_reindex
+
+
+def build_vector_store_resource(settings: Settings) -> VectorStoreResource:
+    common = {
+        "snapshots_dir": str(settings.snapshots_dir),
+        "snapshot_retention_days": settings.snapshot_retention_days,
+    }
+    if settings.resolved_vector_backend == "weaviate":
+        return WeaviateVectorStoreResource(
+            url=settings.weaviate_url or "",
+            grpc_port=settings.weaviate_grpc_port,
+            api_key=dg.EnvVar("AGENT_PLATFORM_WEAVIATE_API_KEY")
+            if settings.weaviate_api_key
+            else None,
+            **common,
+        )
+    return EmbeddedVectorStoreResource(index_dir=str(settings.index_dir), **common)
+
+
+def build_resources(settings: Settings) -> dict[str, object]:
+    """Every resource, configured for the active profile."""
+    embedding = settings.embedding
+    return {
+        "embedder": EmbedderResource(
+            primary_model=embedding.primary_model,
+            fallback_model=embedding.fallback_model,
+            model_dirs={name: str(path) for name, path in embedding.model_dirs.items()},
+            batch_size=embedding.batch_size,
+            cache_path=str(settings.embedding_cache_path),
+        ),
+        "knowledge": KnowledgeWorkspaceResource(
+            knowledge_dir=str(settings.knowledge_dir),
+            registry_path=str(settings.tenant_registry_path),
+            sources_dir=str(settings.resolved_sources_dir),
+            max_document_bytes=embedding.max_document_bytes,
+            chunk_tokens=embedding.chunk_tokens,
+            chunk_overlap_tokens=embedding.chunk_overlap_tokens,
+        ),
+        "vector_store": build_vector_store_resource(settings),
+    }
+
+
+def build_definitions(settings: Settings) -> dg.Definitions:
+    return dg.Definitions(
+        assets=[source_documents, document_chunks, embeddings, vector_index, index_snapshot],
+        asset_checks=knowledge_checks,
+        jobs=[knowledge_job, index_backup_job, reindex_job],
+        schedules=[daily_index_backup, weekly_reindex],
+        sensors=[knowledge_sources_sensor],
+        resources=build_resources(settings),
+    )
+
+
+defs = build_definitions(get_settings())

@@ -1,0 +1,95 @@
+"""`KnowledgeBase`: one object that opens a tenant's tables, the embedder and the vector store.
+
+The Dagster resources and the serving runtime both build one from `Settings`, so a search at
+request time runs exactly the code the assets used to build the index.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from functools import cached_property
+
+from agent_platform.knowledge.chunking import TokenChunker
+from agent_platform.knowledge.embedder import Embedder
+from agent_platform.knowledge.embedding_cache import EmbeddingCache
+from agent_platform.knowledge.tables import TenantTables
+from agent_platform.settings import Settings
+from agent_platform.tenants import TenantRegistry, validate_tenant_name
+from agent_platform.vectorstore.base import MetadataValue, SearchHit, SearchMode, VectorStore
+
+
+class KnowledgeBase:
+    """Lazily opened handles to everything a tenant's knowledge lives in."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        store: VectorStore | None = None,
+        embedder: Embedder | None = None,
+    ) -> None:
+        self.settings = settings
+        self._store = store
+        self._embedder = embedder
+        self._cache: EmbeddingCache | None = None
+
+    @cached_property
+    def registry(self) -> TenantRegistry:
+        return TenantRegistry(self.settings.tenant_registry_path)
+
+    def tables(self, tenant: str) -> TenantTables:
+        return TenantTables(self.settings.knowledge_dir, validate_tenant_name(tenant))
+
+    @property
+    def embedder(self) -> Embedder:
+        if self._embedder is None:
+            self._cache = EmbeddingCache(self.settings.embedding_cache_path)
+            self._embedder = Embedder(self.settings.embedding, self._cache)
+        return self._embedder
+
+    @property
+    def store(self) -> VectorStore:
+        if self._store is None:
+            from agent_platform.vectorstore.factory import open_vector_store
+
+            self._store = open_vector_store(self.settings)
+        return self._store
+
+    @cached_property
+    def chunker(self) -> TokenChunker:
+        limit = min(self.settings.embedding.chunk_tokens, self.embedder.max_seq_length - 2)
+        return TokenChunker(
+            self.embedder.tokenizer, limit, min(self.settings.embedding.chunk_overlap_tokens, limit - 1)
+        )
+
+    def search(
+        self,
+        tenant: str,
+        query: str,
+        *,
+        k: int = 5,
+        mode: SearchMode | str = SearchMode.HYBRID,
+        filters: Mapping[str, MetadataValue] | None = None,
+        min_score: float | None = None,
+    ) -> list[SearchHit]:
+        """Embed the query (unless keyword-only) and search the tenant's index."""
+        validate_tenant_name(tenant)
+        if not query or not query.strip():
+            raise ValueError("query is empty")
+        mode = SearchMode(mode)
+        vector = None if mode is SearchMode.KEYWORD else self.embedder.embed_query(query)
+        return self.store.search(
+            tenant,
+            query_text=query,
+            query_vector=vector,
+            k=k,
+            mode=mode,
+            filters=filters,
+            min_score=min_score,
+        )
+
+    def close(self) -> None:
+        if self._store is not None:
+            self._store.close()
+        if self._cache is not None:
+            self._cache.close()

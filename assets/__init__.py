@@ -1,0 +1,1 @@
+"""Dagster software-defined assets. Each asset calls `agent_platform` and attaches metadata."""

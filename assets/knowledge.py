@@ -1,0 +1,174 @@
+"""The knowledge pipeline per tenant: documents → chunks → embeddings → vector index → snapshots.
+
+Each asset streams a Parquet table (or the index) and reports the numbers a person needs.
+"""
+
+import dagster as dg
+
+from agent_platform.knowledge import pipeline
+from agent_platform.progress import progress_reporter
+from assets.partitions import tenants_partitions
+from resources.embedder import EmbedderResource
+from resources.knowledge import KnowledgeWorkspaceResource
+from resources.vector_store import VectorStoreResource
+
+GROUP = "knowledge"
+
+
+def _skipped_markdown(skipped: list) -> str:
+    if not skipped:
+        return "No files were skipped."
+    rows = "\n".join(f"| `{s.path}` | {s.reason} |" for s in skipped)
+    return f"| file | reason |\n|---|---|\n{rows}"
+
+
+@dg.asset(partitions_def=tenants_partitions, group_name=GROUP, kinds={"python", "parquet"})
+def source_documents(
+    context: dg.AssetExecutionContext, knowledge: KnowledgeWorkspaceResource
+) -> dg.MaterializeResult:
+    """The tenant's documents (.md, .txt, .html, .pdf), normalised, with a content hash each."""
+    tenant = context.partition_key
+    source_dir = knowledge.source_dir(tenant)
+    summary = pipeline.load_documents(
+        source_dir, knowledge.tables(tenant), knowledge.max_document_bytes
+    )
+    for skipped in summary.skipped:
+        context.log.warning(f"skipped {skipped.path}: {skipped.reason}")
+    return dg.MaterializeResult(
+        metadata={
+            "source_dir": dg.MetadataValue.path(str(source_dir)),
+            "documents_seen": summary.documents_seen,
+            "documents_loaded": summary.documents_loaded,
+            "documents_added": summary.documents_added,
+            "documents_changed": summary.documents_changed,
+            "documents_removed": summary.documents_removed,
+            "documents_kept_from_previous": summary.documents_kept_from_previous,
+            "documents_skipped": dg.MetadataValue.json(
+                [{"path": s.path, "reason": s.reason} for s in summary.skipped]
+            ),
+            "skipped_files": dg.MetadataValue.md(_skipped_markdown(summary.skipped)),
+        }
+    )
+
+
+@dg.asset(
+    partitions_def=tenants_partitions,
+    group_name=GROUP,
+    deps=[source_documents],
+    kinds={"langchain", "parquet"},
+)
+def document_chunks(
+    context: dg.AssetExecutionContext,
+    knowledge: KnowledgeWorkspaceResource,
+    embedder: EmbedderResource,
+) -> dg.MaterializeResult:
+    """Token-aware chunks with overlap, measured in the embedding model's tokens."""
+    from agent_platform.knowledge.chunking import TokenChunker
+
+    model = embedder.embedder
+    limit = min(knowledge.chunk_tokens, model.max_seq_length - 2)
+    chunker = TokenChunker(model.tokenizer, limit, min(knowledge.chunk_overlap_tokens, limit - 1))
+    summary = pipeline.chunk_documents(knowledge.tables(context.partition_key), chunker)
+    return dg.MaterializeResult(
+        metadata={
+            "chunks_total": summary.chunks_total,
+            "documents_chunked": summary.documents_chunked,
+            "documents_reused": summary.documents_reused,
+            "chunk_tokens": limit,
+            "dagster/row_count": summary.chunks_total,
+        }
+    )
+
+
+@dg.asset(
+    partitions_def=tenants_partitions,
+    group_name=GROUP,
+    deps=[document_chunks],
+    kinds={"sentence-transformers", "parquet"},
+)
+def embeddings(
+    context: dg.AssetExecutionContext,
+    knowledge: KnowledgeWorkspaceResource,
+    embedder: EmbedderResource,
+) -> dg.MaterializeResult:
+    """Unit-norm float32 vectors for every chunk; cached vectors are reused across tenants."""
+    with progress_reporter("embedding chunks", context.log.info) as progress:
+        summary = pipeline.embed_chunks(
+            knowledge.tables(context.partition_key), embedder.embedder, progress=progress
+        )
+    for note in embedder.embedder.load_notes:
+        context.log.warning(f"embedding model fallback: {note}")
+    return dg.MaterializeResult(
+        metadata={
+            "model": summary.model,
+            "dimension": summary.dimension,
+            "chunks_total": summary.chunks_total,
+            "chunks_embedded": summary.chunks_embedded,
+            "chunks_reused": summary.chunks_reused,
+        }
+    )
+
+
+class VectorIndexConfig(dg.Config):
+    """`rebuild` re-creates the ANN and keyword indexes from stored vectors (weekly schedule)."""
+
+    rebuild: bool = False
+
+
+@dg.asset(
+    partitions_def=tenants_partitions,
+    group_name=GROUP,
+    deps=[embeddings],
+    kinds={"sqlite", "weaviate"},
+)
+def vector_index(
+    context: dg.AssetExecutionContext,
+    config: VectorIndexConfig,
+    knowledge: KnowledgeWorkspaceResource,
+    vector_store: VectorStoreResource,
+) -> dg.MaterializeResult:
+    """The tenant's searchable index: new chunks upserted, removed chunks deleted."""
+    tenant = context.partition_key
+    summary = pipeline.sync_index(tenant, knowledge.tables(tenant), vector_store.store)
+    rebuilt = vector_store.store.rebuild(tenant) if config.rebuild else None
+    if rebuilt is not None:
+        context.log.info(f"rebuilt the index of {tenant} from {rebuilt} stored vectors")
+    return dg.MaterializeResult(
+        metadata={
+            "backend": vector_store.backend_name,
+            "chunks_upserted": summary.chunks_upserted,
+            "chunks_deleted": summary.chunks_deleted,
+            "chunks_total": summary.chunks_total,
+            "rebuilt": rebuilt is not None,
+        }
+    )
+
+
+@dg.asset(
+    partitions_def=tenants_partitions,
+    group_name=GROUP,
+    deps=[vector_index],
+    kinds={"sqlite"},
+)
+def index_snapshot(
+    context: dg.AssetExecutionContext, vector_store: VectorStoreResource
+) -> dg.MaterializeResult:
+    """A restorable copy of the tenant's index; snapshots past the retention are pruned."""
+    tenant = context.partition_key
+    store = vector_store.store
+    snapshot = store.backup(tenant, vector_store.snapshots_path)
+    pruned = store.prune_snapshots(
+        tenant, vector_store.snapshots_path, vector_store.snapshot_retention_days
+    )
+    return dg.MaterializeResult(
+        metadata={
+            "snapshot_id": snapshot.snapshot_id,
+            "location": dg.MetadataValue.path(snapshot.location),
+            "chunk_count": snapshot.chunk_count,
+            "pruned": dg.MetadataValue.json(pruned),
+            "restore_command": dg.MetadataValue.md(
+                f"`agent-platform index restore --tenant {tenant} "
+                f"--snapshot {snapshot.snapshot_id}`"
+            ),
+        }
+    )

@@ -1,0 +1,50 @@
+"""Registers new tenants and requests a run when a tenant's documents change.
+
+The cursor holds a digest of every supported file's content hash per tenant (not mtimes), so a
+touched but unchanged file triggers nothing and an edited one always does.
+"""
+
+import hashlib
+import json
+
+import dagster as dg
+
+from agent_platform.knowledge.documents import fingerprint_directory
+from assets.jobs import knowledge_job
+from assets.partitions import tenants_partitions
+from resources.knowledge import KnowledgeWorkspaceResource
+
+
+def _digest(hashes: dict[str, str]) -> str:
+    return hashlib.sha256(json.dumps(hashes, sort_keys=True).encode()).hexdigest()
+
+
+@dg.sensor(job=knowledge_job, minimum_interval_seconds=60, default_status=dg.DefaultSensorStatus.RUNNING)
+def knowledge_sources_sensor(
+    context: dg.SensorEvaluationContext, knowledge: KnowledgeWorkspaceResource
+) -> dg.SensorResult:
+    """New tenant directory → new partition; changed document content → a run for that tenant."""
+    previous: dict[str, str] = json.loads(context.cursor) if context.cursor else {}
+    known = set(context.instance.get_dynamic_partitions(tenants_partitions.name))
+    cursor: dict[str, str] = {}
+    new_tenants: list[str] = []
+    run_requests: list[dg.RunRequest] = []
+    for tenant, source_dir in knowledge.discover_tenants().items():
+        if not source_dir.is_dir():
+            context.log.warning(f"tenant {tenant}: source directory {source_dir} is missing")
+            continue
+        digest = _digest(fingerprint_directory(source_dir))
+        cursor[tenant] = digest
+        if tenant not in known:
+            new_tenants.append(tenant)
+        if previous.get(tenant) != digest:
+            run_requests.append(
+                dg.RunRequest(partition_key=tenant, run_key=f"{tenant}-{digest[:16]}")
+            )
+    return dg.SensorResult(
+        run_requests=run_requests,
+        dynamic_partitions_requests=(
+            [tenants_partitions.build_add_request(new_tenants)] if new_tenants else []
+        ),
+        cursor=json.dumps(cursor, sort_keys=True),
+    )
