@@ -52,9 +52,7 @@ def index_count_matches_chunks(
 ) -> dg.AssetCheckResult:
     """The index holds exactly the chunks of the chunk table."""
     tenant = context.partition_key
-    return _result(
-        quality.check_index_count(vector_store.store, tenant, knowledge.tables(tenant))
-    )
+    return _result(quality.check_index_count(vector_store.store, tenant, knowledge.tables(tenant)))
 
 
 @dg.asset_check(asset=vector_index, blocking=True, partitions_def=tenants_partitions)
@@ -68,4 +66,9 @@ def ann_recall_at_10(
     return _result(quality.check_ann_recall(vector_store.store, tenant, knowledge.tables(tenant)))
 
 
-knowledge_checks = [chunk_schema, embeddings_well_formed, index_count_matches_chunks, ann_recall_at_10]
+knowledge_checks = [
+    chunk_schema,
+    embeddings_well_formed,
+    index_count_matches_chunks,
+    ann_recall_at_10,
+]

@@ -3,7 +3,7 @@
 from pathlib import Path
 
 import dagster as dg
-from pydantic import PrivateAttr
+from pydantic import Field, PrivateAttr
 
 from agent_platform.knowledge.embedder import Embedder
 from agent_platform.knowledge.embedding_cache import EmbeddingCache
@@ -15,7 +15,7 @@ class EmbedderResource(dg.ConfigurableResource):
 
     primary_model: str = "all-MiniLM-L6-v2"
     fallback_model: str = "all-MiniLM-L6-v2"
-    model_dirs: dict[str, str] = {}
+    model_dirs: dict[str, str] = Field(default_factory=dict)
     batch_size: int = 64
     cache_path: str
 

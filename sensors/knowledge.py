@@ -19,7 +19,9 @@ def _digest(hashes: dict[str, str]) -> str:
     return hashlib.sha256(json.dumps(hashes, sort_keys=True).encode()).hexdigest()
 
 
-@dg.sensor(job=knowledge_job, minimum_interval_seconds=60, default_status=dg.DefaultSensorStatus.RUNNING)
+@dg.sensor(
+    job=knowledge_job, minimum_interval_seconds=60, default_status=dg.DefaultSensorStatus.RUNNING
+)
 def knowledge_sources_sensor(
     context: dg.SensorEvaluationContext, knowledge: KnowledgeWorkspaceResource
 ) -> dg.SensorResult:

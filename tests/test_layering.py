@@ -40,3 +40,21 @@ def test_composition_root_builds_one_definitions() -> None:
     assert {"source_documents", "document_chunks", "embeddings", "vector_index"} <= keys
     for job in ("knowledge_job", "index_backup_job", "reindex_job"):
         assert defs.resolve_job_def(job).name == job
+
+
+def test_workspace_yaml_loads_in_dagster(platform_home) -> None:
+    """What `dagster dev` / the UI loads: the workspace validates as a code location."""
+    import os
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    dagster = Path(sys.executable).with_name("dagster")
+    result = subprocess.run(
+        [str(dagster), "definitions", "validate", "-w", str(root / "workspace.yaml")],
+        capture_output=True,
+        text=True,
+        env={**os.environ},
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "All code locations passed validation" in result.stderr + result.stdout

@@ -38,7 +38,7 @@ def test_production_switch_from_one_toml_file(
         'mlflow_tracking_uri = "postgresql://agent:s3cret@db:5432/mlflow"\n'
         'mlflow_artifact_root = "s3://agent-artifacts/mlflow"\n'
         'weaviate_url = "http://weaviate:8080"\n'
-        '[embedding]\nbatch_size = 128\n'
+        "[embedding]\nbatch_size = 128\n"
     )
     monkeypatch.setenv("AGENT_PLATFORM_CONFIG_FILE", str(config))
     from agent_platform.cli.main import app
@@ -55,7 +55,7 @@ def test_production_switch_from_one_toml_file(
 
 def test_missing_settings_file_is_named(platform_home: Path, monkeypatch) -> None:
     monkeypatch.setenv("AGENT_PLATFORM_CONFIG_FILE", "/nonexistent/agent.toml")
-    with pytest.raises(FileNotFoundError, match="/nonexistent/agent.toml"):
+    with pytest.raises(FileNotFoundError, match=r"/nonexistent/agent\.toml"):
         Settings()
 
 

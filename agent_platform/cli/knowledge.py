@@ -50,7 +50,9 @@ def ingest_summary(metadata: dict[str, dict]) -> dict:
 
 
 def ingest(
-    directory: Annotated[Path, typer.Argument(help="Directory of .md, .txt, .html and .pdf files.")],
+    directory: Annotated[
+        Path, typer.Argument(help="Directory of .md, .txt, .html and .pdf files.")
+    ],
     tenant: TenantOption,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
@@ -165,7 +167,9 @@ def backup(tenant: TenantOption) -> None:
             console.print(f"[red]error:[/red] {failure}")
         raise typer.Exit(1)
     meta = outcome.metadata.get("index_snapshot", {})
-    typer.echo(json.dumps({k: meta.get(k) for k in ("snapshot_id", "location", "chunk_count", "pruned")}))
+    typer.echo(
+        json.dumps({k: meta.get(k) for k in ("snapshot_id", "location", "chunk_count", "pruned")})
+    )
 
 
 @index_app.command("snapshots")
@@ -185,7 +189,9 @@ def snapshots(tenant: TenantOption) -> None:
 @index_app.command("restore")
 def restore(
     tenant: TenantOption,
-    snapshot: Annotated[str, typer.Option("--snapshot", help="Snapshot id (see `index snapshots`).")],
+    snapshot: Annotated[
+        str, typer.Option("--snapshot", help="Snapshot id (see `index snapshots`).")
+    ],
 ) -> None:
     """Bring a tenant's index back from a snapshot (checksums are verified first)."""
     from agent_platform.knowledge.service import KnowledgeBase
@@ -216,4 +222,3 @@ def verify(tenant: TenantOption) -> None:
     finally:
         kb.close()
     typer.echo(json.dumps({"tenant": tenant, "ok": True}))
-

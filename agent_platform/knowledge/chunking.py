@@ -34,7 +34,7 @@ def make_chunk_id(document_id: str, text: str, occurrence: int) -> str:
 class TokenChunker:
     """Splits text on paragraph, line, then word boundaries into chunks of at most N tokens."""
 
-    def __init__(self, tokenizer, chunk_tokens: int, overlap_tokens: int) -> None:  # noqa: ANN001
+    def __init__(self, tokenizer, chunk_tokens: int, overlap_tokens: int) -> None:
         if overlap_tokens >= chunk_tokens:
             raise ValueError(
                 f"overlap ({overlap_tokens} tokens) must be smaller than the chunk size "

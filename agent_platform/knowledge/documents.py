@@ -144,9 +144,7 @@ def load_document(path: Path, source_dir: Path, max_bytes: int) -> SourceDocumen
     )
 
 
-def scan_documents(
-    source_dir: Path, max_bytes: int
-) -> Iterator[SourceDocument | SkippedFile]:
+def scan_documents(source_dir: Path, max_bytes: int) -> Iterator[SourceDocument | SkippedFile]:
     """Load every file under `source_dir`, yielding documents and skips in path order."""
     if not source_dir.is_dir():
         raise NotADirectoryError(f"source directory {str(source_dir)!r} does not exist")

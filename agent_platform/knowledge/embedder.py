@@ -46,11 +46,12 @@ def resolve_model_dir(model_name: str, model_dirs: dict[str, Path]) -> Path:
     if candidate is None:
         raise ModelUnavailableError(
             f"no local weights for embedding model {model_name!r}: set "
-            f"AGENT_PLATFORM_EMBEDDING__MODEL_DIRS='{{\"{model_name}\": \"/path/to/model\"}}'"
+            f'AGENT_PLATFORM_EMBEDDING__MODEL_DIRS=\'{{"{model_name}": "/path/to/model"}}\''
         )
-    if not (Path(candidate) / "modules.json").is_file() and not (
-        Path(candidate) / "config.json"
-    ).is_file():
+    if (
+        not (Path(candidate) / "modules.json").is_file()
+        and not (Path(candidate) / "config.json").is_file()
+    ):
         raise ModelUnavailableError(
             f"embedding model {model_name!r}: {candidate} does not hold model weights"
         )
@@ -121,7 +122,7 @@ class Embedder:
         return int(self._ensure_model().max_seq_length)
 
     @property
-    def tokenizer(self):  # noqa: ANN201 - a transformers tokenizer
+    def tokenizer(self):
         return self._ensure_model().tokenizer
 
     def encode(self, texts: Sequence[str], progress: ProgressCallback | None = None) -> np.ndarray:

@@ -78,9 +78,7 @@ def load_documents(source_dir: Path, tables: TenantTables, max_bytes: int) -> Do
             if isinstance(item, SkippedFile):
                 if item.path in previous:
                     kept.append(item.path)
-                    skipped.append(
-                        SkippedFile(item.path, f"{item.reason}; previous version kept")
-                    )
+                    skipped.append(SkippedFile(item.path, f"{item.reason}; previous version kept"))
                 else:
                     skipped.append(item)
                 continue

@@ -125,7 +125,9 @@ def check_ann_recall(
     offset = 0
     for batch in tables.iter_batches("embeddings", ["vector"], batch_size=8192):
         vectors = vectors_to_numpy(batch.column("vector"))
-        queries.extend(vectors[i - offset] for i in sorted(wanted) if offset <= i < offset + len(vectors))
+        queries.extend(
+            vectors[i - offset] for i in sorted(wanted) if offset <= i < offset + len(vectors)
+        )
         offset += len(vectors)
     hits = possible = 0
     for query in queries:
@@ -133,7 +135,8 @@ def check_ann_recall(
         noisy /= np.linalg.norm(noisy)
         exact = {h.chunk_id for h in store.exact_search(tenant, noisy, k=k)}
         ann = store.search(
-            tenant, query_text="recall probe", query_vector=noisy, k=k, mode=SearchMode.VECTOR)
+            tenant, query_text="recall probe", query_vector=noisy, k=k, mode=SearchMode.VECTOR
+        )
         hits += len(exact.intersection(h.chunk_id for h in ann))
         possible += len(exact)
     recall = hits / possible if possible else 1.0

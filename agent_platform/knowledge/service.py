@@ -59,7 +59,9 @@ class KnowledgeBase:
     def chunker(self) -> TokenChunker:
         limit = min(self.settings.embedding.chunk_tokens, self.embedder.max_seq_length - 2)
         return TokenChunker(
-            self.embedder.tokenizer, limit, min(self.settings.embedding.chunk_overlap_tokens, limit - 1)
+            self.embedder.tokenizer,
+            limit,
+            min(self.settings.embedding.chunk_overlap_tokens, limit - 1),
         )
 
     def search(

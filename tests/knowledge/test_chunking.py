@@ -1,5 +1,7 @@
 """Token-aware chunking: limits, overlap, stable ids and the chunk table schema."""
 
+import itertools
+
 import pandas as pd
 import pandera.errors
 import pytest
@@ -24,7 +26,7 @@ def test_chunks_respect_the_token_limit_and_overlap(chunker: TokenChunker) -> No
     assert all(1 <= c.n_tokens <= 64 for c in chunks)
     assert [c.position for c in chunks] == list(range(len(chunks)))
     # Overlap: consecutive chunks share some words.
-    shared = [set(a.text.split()) & set(b.text.split()) for a, b in zip(chunks, chunks[1:])]
+    shared = [set(a.text.split()) & set(b.text.split()) for a, b in itertools.pairwise(chunks)]
     assert any(shared)
 
 

@@ -1,4 +1,4 @@
-"""Loading source files: every supported format, and every kind of bad file skipped with a reason."""
+"""Loading source files: every supported format; every bad file skipped with a reason."""
 
 from pathlib import Path
 

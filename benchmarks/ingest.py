@@ -1,0 +1,182 @@
+"""Ingest benchmark: full materialization vs raw model.encode, incremental runs, peak memory.
+
+    .venv/bin/python benchmarks/ingest.py [--chunks 20000] [--memory-sizes 10000,100000]
+
+1. Throughput: the whole `knowledge_job` (load, chunk, embed, index, checks) on a fresh home vs
+   raw `SentenceTransformer.encode` of the same chunk texts in the same run. Goal: ≥ 0.85 of raw.
+2. Incremental: re-materialize after 1% of documents change. Goal: ≤ 10% of the full run's time.
+3. Memory: peak RSS of a full run at each size, each in its own process. To measure the pipeline's
+   memory rather than the model's speed, the embedding cache is pre-filled with random unit
+   vectors for these runs (the model still loads; no chunk reaches it). Goal: flat beyond the index.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+from benchmarks.corpus import change_documents, write_corpus
+
+
+def _settings(home: Path):
+    os.environ["AGENT_PLATFORM_HOME"] = str(home)
+    os.environ["DAGSTER_HOME"] = str(home / "dagster")
+    from agent_platform.settings import get_settings
+
+    return get_settings()
+
+
+def _ingest(settings, tenant: str, source: Path) -> tuple[float, dict]:
+    from agent_platform.cli.execution import run_tenant_job
+    from agent_platform.tenants import TenantRegistry
+
+    TenantRegistry(settings.tenant_registry_path).register(tenant, source)
+    start = time.perf_counter()
+    outcome = run_tenant_job(settings, "knowledge_job", tenant)
+    elapsed = time.perf_counter() - start
+    if not outcome.success:
+        raise SystemExit(f"materialization failed: {outcome.failures}")
+    return elapsed, outcome.metadata
+
+
+def throughput(chunks: int, work: Path) -> dict:
+    from agent_platform.knowledge.embedder import Embedder
+    from agent_platform.knowledge.tables import TenantTables
+
+    source = work / "corpus"
+    paths = write_corpus(source, chunks)
+    settings = _settings(work / "home")
+    full_s, meta = _ingest(settings, "bench", source)
+    n_chunks = meta["document_chunks"]["chunks_total"]
+
+    tables = TenantTables(settings.knowledge_dir, "bench")
+    texts = [t for b in tables.iter_batches("chunks", ["text"]) for t in b.column(0).to_pylist()]
+    tokens = [
+        n for b in tables.iter_batches("chunks", ["n_tokens"]) for n in b.column(0).to_pylist()
+    ]
+    embedder = Embedder(settings.embedding)
+    model = embedder._ensure_model()  # the raw SentenceTransformer, no cache, no pipeline
+    start = time.perf_counter()
+    model.encode(texts, batch_size=settings.embedding.batch_size, normalize_embeddings=True)
+    raw_s = time.perf_counter() - start
+
+    changed = change_documents(paths, 0.01)
+    incremental_s, meta2 = _ingest(settings, "bench", source)
+    return {
+        "chunks": n_chunks,
+        "mean_tokens_per_chunk": round(sum(tokens) / len(tokens), 1),
+        "full_s": round(full_s, 1),
+        "raw_encode_s": round(raw_s, 1),
+        "full_chunks_per_s": round(n_chunks / full_s, 1),
+        "raw_chunks_per_s": round(n_chunks / raw_s, 1),
+        "ratio_full_vs_raw": round(raw_s / full_s, 3),
+        "documents_changed": changed,
+        "incremental_s": round(incremental_s, 1),
+        "incremental_chunks_embedded": meta2["embeddings"]["chunks_embedded"],
+        "incremental_vs_full": round(incremental_s / full_s, 3),
+    }
+
+
+def memory_child(chunks: int, work: Path) -> None:
+    """Runs in its own process: prefill the cache, materialize, print peak RSS."""
+    import numpy as np
+
+    from agent_platform.knowledge.embedding_cache import EmbeddingCache, text_hash
+    from agent_platform.knowledge.tables import TenantTables
+
+    source = work / "corpus"
+    write_corpus(source, chunks, seed=7)
+    settings = _settings(work / "home")
+    # First pass without embeddings: materialize documents and chunks only, to learn the texts.
+    from agent_platform.knowledge import pipeline
+    from agent_platform.knowledge.service import KnowledgeBase
+
+    kb = KnowledgeBase(settings)
+    tables = TenantTables(settings.knowledge_dir, "mem")
+    pipeline.load_documents(source, tables, settings.embedding.max_document_bytes)
+    pipeline.chunk_documents(tables, kb.chunker)
+    cache = EmbeddingCache(settings.embedding_cache_path)
+    rng = np.random.default_rng(0)
+    for batch in tables.iter_batches("chunks", ["text"], batch_size=8192):
+        vectors = rng.normal(size=(batch.num_rows, 384)).astype(np.float32)
+        vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+        cache.put_many(
+            kb.embedder.model_name,
+            zip([text_hash(t) for t in batch.column(0).to_pylist()], vectors, strict=True),
+        )
+    cache.close()
+    kb.close()
+    import shutil
+
+    shutil.rmtree(settings.knowledge_dir)  # the measured run starts from scratch but the cache
+    baseline_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    elapsed, meta = _ingest(settings, "mem", source)
+    peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    index_bytes = sum(p.stat().st_size for p in settings.index_dir.rglob("*") if p.is_file())
+    print(
+        json.dumps(
+            {
+                "chunks": meta["document_chunks"]["chunks_total"],
+                "seconds": round(elapsed, 1),
+                "rss_before_run_mib": round(baseline_kb / 1024),
+                "peak_rss_mib": round(peak_kb / 1024),
+                "index_on_disk_mib": round(index_bytes / 2**20, 1),
+                "raw_vectors_mib": round(
+                    meta["document_chunks"]["chunks_total"] * 384 * 4 / 2**20, 1
+                ),
+            }
+        )
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+    )
+    parser.add_argument("--chunks", type=int, default=20_000)
+    parser.add_argument("--memory-sizes", default="10000,100000")
+    parser.add_argument("--skip-throughput", action="store_true")
+    parser.add_argument("--memory-child", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--work", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.memory_child:
+        memory_child(args.memory_child, args.work)
+        return
+
+    rows: list[tuple[str, str]] = []
+    if not args.skip_throughput:
+        with tempfile.TemporaryDirectory() as work:
+            result = throughput(args.chunks, Path(work))
+        rows += [(k, str(v)) for k, v in result.items()]
+    for size in [int(s) for s in args.memory_sizes.split(",") if s]:
+        with tempfile.TemporaryDirectory() as work:
+            out = (
+                subprocess.run(
+                    [sys.executable, __file__, "--memory-child", str(size), "--work", work],
+                    capture_output=True,
+                    text=True,
+                    check=True,
+                )
+                .stdout.strip()
+                .splitlines()[-1]
+            )
+        for key, value in json.loads(out).items():
+            rows.append((f"memory[{size}] {key}", str(value)))
+    width = max(len(k) for k, _ in rows)
+    print(f"{'measure'.ljust(width)}  value")
+    for key, value in rows:
+        print(f"{key.ljust(width)}  {value}")
+
+
+if __name__ == "__main__":
+    main()
