@@ -6,10 +6,14 @@ it. Backends are chosen here, once, from `Settings` (local vs production).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from pathlib import Path
+
 import dagster as dg
 
+from agent_platform.prompts import default_prompt_dirs
 from agent_platform.settings import Settings, get_settings
-from assets.jobs import index_backup_job, knowledge_job, reindex_job
+from assets.jobs import index_backup_job, knowledge_job, prompts_job, reindex_job
 from assets.knowledge import (
     document_chunks,
     embeddings,
@@ -18,14 +22,17 @@ from assets.knowledge import (
     vector_index,
 )
 from assets.knowledge_checks import knowledge_checks
+from assets.prompts import build_prompt_assets, prompt_names
 from resources.embedder import EmbedderResource
 from resources.knowledge import KnowledgeWorkspaceResource
+from resources.prompts import PromptsResource
 from resources.vector_store import (
     EmbeddedVectorStoreResource,
     VectorStoreResource,
     WeaviateVectorStoreResource,
 )
 from sensors.knowledge import knowledge_sources_sensor
+from sensors.prompts import build_prompt_sensor
 from sensors.schedules import daily_index_backup, weekly_reindex
 
 
@@ -46,7 +53,9 @@ def build_vector_store_resource(settings: Settings) -> VectorStoreResource:
     return EmbeddedVectorStoreResource(index_dir=str(settings.index_dir), **common)
 
 
-def build_resources(settings: Settings) -> dict[str, object]:
+def build_resources(
+    settings: Settings, prompt_dirs: Sequence[Path] | None = None
+) -> dict[str, object]:
     """Every resource, configured for the active profile."""
     embedding = settings.embedding
     return {
@@ -66,17 +75,35 @@ def build_resources(settings: Settings) -> dict[str, object]:
             chunk_overlap_tokens=embedding.chunk_overlap_tokens,
         ),
         "vector_store": build_vector_store_resource(settings),
+        "prompts": PromptsResource.from_settings(settings, prompt_dirs=prompt_dirs),
     }
 
 
-def build_definitions(settings: Settings) -> dg.Definitions:
+def build_definitions(
+    settings: Settings, prompt_dirs: Sequence[Path] | None = None
+) -> dg.Definitions:
+    """All assets, checks, jobs, schedules, sensors and resources of the code location.
+
+    `prompt_dirs` defaults to the project's `prompts/` plus `AGENT_PLATFORM_PROMPTS_DIR`; one
+    asset pair is built per prompt found there.
+    """
+    prompt_dirs = list(prompt_dirs) if prompt_dirs is not None else default_prompt_dirs()
+    prompt_assets, prompt_asset_checks = build_prompt_assets(prompt_dirs)
+    prompt_files_sensor = build_prompt_sensor(prompt_names(prompt_assets))
     return dg.Definitions(
-        assets=[source_documents, document_chunks, embeddings, vector_index, index_snapshot],
-        asset_checks=knowledge_checks,
-        jobs=[knowledge_job, index_backup_job, reindex_job],
+        assets=[
+            source_documents,
+            document_chunks,
+            embeddings,
+            vector_index,
+            index_snapshot,
+            *prompt_assets,
+        ],
+        asset_checks=[*knowledge_checks, *prompt_asset_checks],
+        jobs=[knowledge_job, index_backup_job, reindex_job, prompts_job],
         schedules=[daily_index_backup, weekly_reindex],
-        sensors=[knowledge_sources_sensor],
-        resources=build_resources(settings),
+        sensors=[knowledge_sources_sensor, prompt_files_sensor],
+        resources=build_resources(settings, prompt_dirs),
     )
 
 

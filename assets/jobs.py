@@ -26,3 +26,9 @@ reindex_job = dg.define_asset_job(
     config=dg.RunConfig(ops={"vector_index": {"config": {"rebuild": True}}}),
     description="Rebuild one tenant's index from stored vectors, swapped in atomically.",
 )
+
+prompts_job = dg.define_asset_job(
+    "prompts_job",
+    selection=dg.AssetSelection.groups("prompts"),
+    description="Validate, test and register every prompt template in MLflow.",
+)

@@ -14,6 +14,8 @@ RUNTIME_MODULES = [
     "agent_platform.vectorstore.embedded",
     "agent_platform.langchain_adapters",
     "agent_platform.cli.knowledge",
+    "agent_platform.prompts",
+    "agent_platform.cli.prompts",
 ]
 
 

@@ -7,6 +7,7 @@ the instance under DAGSTER_HOME (so runs appear in the UI) and reads the materia
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from agent_platform.dagster_home import ensure_dagster_home
@@ -26,17 +27,31 @@ class JobOutcome:
 def run_tenant_job(
     settings: Settings, job_name: str, tenant: str, run_config: dict | None = None
 ) -> JobOutcome:
+    """Run a tenant-partitioned job, adding the tenant partition first if it is new."""
+    return run_job(settings, job_name, partition_key=tenant, run_config=run_config)
+
+
+def run_job(
+    settings: Settings,
+    job_name: str,
+    *,
+    partition_key: str | None = None,
+    run_config: dict | None = None,
+    prompt_dirs: list[Path] | None = None,
+) -> JobOutcome:
     import dagster as dg
 
     from agent_platform.definitions import build_definitions
 
     ensure_dagster_home(settings)
     instance = dg.DagsterInstance.get()
-    if not instance.has_dynamic_partition(TENANTS_PARTITIONS, tenant):
-        instance.add_dynamic_partitions(TENANTS_PARTITIONS, [tenant])
-    job = build_definitions(settings).resolve_job_def(job_name)
+    if partition_key is not None and not instance.has_dynamic_partition(
+        TENANTS_PARTITIONS, partition_key
+    ):
+        instance.add_dynamic_partitions(TENANTS_PARTITIONS, [partition_key])
+    job = build_definitions(settings, prompt_dirs).resolve_job_def(job_name)
     result = job.execute_in_process(
-        partition_key=tenant, instance=instance, run_config=run_config, raise_on_error=False
+        partition_key=partition_key, instance=instance, run_config=run_config, raise_on_error=False
     )
     outcome = JobOutcome(success=result.success, run_id=result.run_id)
     for event in result.get_asset_materialization_events():

@@ -10,6 +10,7 @@ import typer
 from rich.console import Console
 
 from agent_platform.cli import knowledge
+from agent_platform.cli.prompts import prompts_app
 from agent_platform.dagster_home import ensure_dagster_home
 from agent_platform.settings import get_settings
 
@@ -21,6 +22,7 @@ app = typer.Typer(
 config_app = typer.Typer(help="Show the resolved configuration.")
 app.add_typer(config_app, name="config")
 app.add_typer(knowledge.index_app, name="index")
+app.add_typer(prompts_app, name="prompts")
 app.command("ingest")(knowledge.ingest)
 app.command("search")(knowledge.search)
 

@@ -1,0 +1,69 @@
+"""Prompt tests: render each declared test case and check its expectations."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from agent_platform.prompts.contract import effective_variables, prepare_inputs
+from agent_platform.prompts.errors import PromptError
+from agent_platform.prompts.repository import PromptRepository
+from agent_platform.prompts.sandbox import make_environment, render
+from agent_platform.prompts.spec import Expectation
+from agent_platform.prompts.tokens import TokenCounter
+
+
+@dataclass(frozen=True)
+class TestOutcome:
+    """One test case's result: the rendered text, its token count and any failed assertion."""
+
+    __test__ = False  # not a pytest class
+
+    prompt: str
+    case: str
+    rendered: str
+    tokens: int
+    failures: list[str] = field(default_factory=list)
+
+    @property
+    def passed(self) -> bool:
+        return not self.failures
+
+
+def check_expectation(text: str, tokens: int, expect: Expectation) -> list[str]:
+    """Failed assertions of `expect` on a rendered text, each saying what was wrong."""
+    failures = [f"does not contain {needle!r}" for needle in expect.contains if needle not in text]
+    failures += [f"contains {needle!r}" for needle in expect.not_contains if needle in text]
+    failures += [
+        f"does not match regex {pattern!r}"
+        for pattern in expect.regex
+        if not re.search(pattern, text, re.MULTILINE)
+    ]
+    if expect.max_tokens is not None and tokens > expect.max_tokens:
+        failures.append(f"has {tokens} tokens, more than max_tokens {expect.max_tokens}")
+    return failures
+
+
+def run_prompt_tests(
+    repo: PromptRepository, name: str, tokenizer_dirs: Mapping[str, Path | str] | None = None
+) -> list[TestOutcome]:
+    """Run every test case of prompt `name`; a render error is a failed test, not an exception."""
+    prompt = repo.get(name)
+    if prompt.spec is None:
+        return [TestOutcome(name, "<header>", "", 0, [str(p) for p in prompt.problems])]
+    counter = TokenCounter.for_model(prompt.spec.model.name, tokenizer_dirs)
+    env = make_environment(repo.sources)
+    outcomes: list[TestOutcome] = []
+    for case in prompt.spec.tests:
+        try:
+            declared = effective_variables(repo.chain(name))
+            text = render(env, name, prepare_inputs(name, declared, case.inputs))
+        except (PromptError, ValueError) as exc:
+            outcomes.append(TestOutcome(name, case.name, "", 0, [f"does not render: {exc}"]))
+            continue
+        tokens = counter.count(text)
+        failures = check_expectation(text, tokens, case.expect)
+        outcomes.append(TestOutcome(name, case.name, text, tokens, failures))
+    return outcomes

@@ -1,0 +1,77 @@
+"""Watches the prompt directories and requests a run when a template's content changes.
+
+The cursor maps each prompt to its file's content hash, so an edited template (and every prompt
+that extends it) is materialized, checked and registered; a touched but unchanged file is not.
+"""
+
+import hashlib
+import json
+from collections.abc import Iterable
+
+import dagster as dg
+
+from agent_platform.prompts import PromptRepository, file_hashes
+from assets.prompts import (
+    GROUP,
+    TESTS_CHECK,
+    VALID_CHECK,
+    prompt_assets,
+    prompt_names,
+    template_key,
+    version_key,
+)
+from resources.prompts import PromptsResource
+
+
+def build_prompt_sensor(
+    names: Iterable[str], *, name: str = "prompt_files_sensor", minimum_interval_seconds: int = 30
+) -> dg.SensorDefinition:
+    """A sensor over the prompts that have assets (`names`); others need a code reload."""
+    known = set(names)
+
+    @dg.sensor(
+        name=name,
+        target=dg.AssetSelection.groups(GROUP),
+        minimum_interval_seconds=minimum_interval_seconds,
+        default_status=dg.DefaultSensorStatus.RUNNING,
+    )
+    def _sensor(
+        context: dg.SensorEvaluationContext, prompts: PromptsResource
+    ) -> dg.SensorResult | dg.SkipReason:
+        """Changed prompt file → one run for that prompt and the prompts that extend it."""
+        dirs = prompts.prompt_dirs
+        hashes = file_hashes(dirs)
+        previous: dict[str, str] = json.loads(context.cursor) if context.cursor else {}
+        changed = {n for n, digest in hashes.items() if previous.get(n) != digest}
+        cursor = json.dumps(hashes, sort_keys=True)
+        if not changed:
+            return dg.SensorResult(skip_reason="no prompt file changed", cursor=cursor)
+        repo = PromptRepository.from_dirs(dirs)
+        affected = set(changed)
+        for changed_name in changed:
+            affected.update(repo.descendants(changed_name) if changed_name in repo else [])
+        unknown = sorted(affected - known)
+        if unknown:
+            context.log.warning(f"prompts without assets (reload the code location): {unknown}")
+        targets = sorted(affected & known)
+        if not targets:
+            return dg.SensorResult(
+                skip_reason=f"changed prompts have no assets: {unknown}", cursor=cursor
+            )
+        run_key = hashlib.sha256(cursor.encode()).hexdigest()[:20]
+        request = dg.RunRequest(
+            run_key=f"prompts-{run_key}",
+            asset_selection=[k for n in targets for k in (template_key(n), version_key(n))],
+            asset_check_keys=[
+                dg.AssetCheckKey(template_key(n), check)
+                for n in targets
+                for check in (VALID_CHECK, TESTS_CHECK)
+            ],
+            tags={"agent_platform/prompts": ",".join(targets)[:200]},
+        )
+        return dg.SensorResult(run_requests=[request], cursor=cursor)
+
+    return _sensor
+
+
+prompt_files_sensor = build_prompt_sensor(prompt_names(prompt_assets))

@@ -1,0 +1,73 @@
+"""Prompt test fixtures: one migrated MLflow database per session, copied into each test's home.
+
+Creating an MLflow SQLite store runs its migrations (seconds on a busy 2-core machine); copying a
+migrated, empty database is milliseconds, and every test still gets its own store.
+"""
+
+from __future__ import annotations
+
+import shutil
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from agent_platform.prompts import MlflowPromptStore
+from agent_platform.prompts.repository import BUILTIN_PROMPTS_DIR
+
+
+@pytest.fixture(scope="session")
+def migrated_mlflow_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("mlflow-template") / "mlflow.db"
+    MlflowPromptStore(f"sqlite:///{path}").names()  # creates and migrates the schema
+    return path
+
+
+@pytest.fixture
+def prompt_settings(settings, migrated_mlflow_db: Path):
+    """`settings` whose MLflow store (the default SQLite under home) already has its schema."""
+    target = settings.home_dir / "mlflow" / "mlflow.db"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(migrated_mlflow_db, target)
+    return settings
+
+
+@pytest.fixture
+def store(prompt_settings) -> MlflowPromptStore:
+    return MlflowPromptStore(prompt_settings.resolved_mlflow_tracking_uri)
+
+
+@pytest.fixture
+def prompt_dir(tmp_path: Path) -> Path:
+    """A writable copy of the project's shipped prompts."""
+    target = tmp_path / "prompts"
+    shutil.copytree(BUILTIN_PROMPTS_DIR, target)
+    return target
+
+
+def _write_prompt(directory: Path, name: str, header: str, body: str) -> Path:
+    """Write `<directory>/<name>.jinja` from a YAML header (without `name:`) and a body."""
+    header = textwrap.dedent(header).strip("\n")
+    text = f"{{#- ---\nname: {name}\n{header}\n--- -#}}\n{textwrap.dedent(body).lstrip()}"
+    path = directory / f"{name}.jinja"
+    directory.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def _edit(path: Path, old: str, new: str) -> None:
+    text = path.read_text(encoding="utf-8")
+    assert old in text, f"{old!r} not in {path}"
+    path.write_text(text.replace(old, new, 1), encoding="utf-8")
+
+
+@pytest.fixture
+def write_prompt():
+    """`write_prompt(dir, name, header_yaml, body)`: write a prompt file, return its path."""
+    return _write_prompt
+
+
+@pytest.fixture
+def edit():
+    """`edit(path, old, new)`: replace text in a file once (asserting it was there)."""
+    return _edit

@@ -1,0 +1,111 @@
+"""`agent-platform prompts …` through Typer's runner, against a real store under the test home."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from agent_platform.cli.prompts import prompts_app
+
+runner = CliRunner()
+
+
+def _run(*args: str) -> tuple[int, str, str]:
+    result = runner.invoke(prompts_app, [str(a) for a in args])
+    return result.exit_code, result.stdout, result.stderr
+
+
+def test_validate_reports_path_line_message_and_exit_status(tmp_path: Path, write_prompt) -> None:
+    code, out, err = _run("validate")
+    assert code == 0 and out == "" and "3 prompt(s) valid" in err
+
+    good = write_prompt(
+        tmp_path,
+        "mine",
+        "extends: base_system\nvariables: {}\ntests: [{name: t}]\n",
+        '{% extends "base_system" %}\n{% block role %}Mine.{% endblock %}\n',
+    )
+    code, out, _ = _run("validate", tmp_path)
+    assert code == 0, out  # user prompts may extend the shipped ones
+    bad = write_prompt(
+        tmp_path, "evil", "tests: [{name: t}]\n", "{{ ''.__class__.__mro__ }}\n{{ x }}\n"
+    )
+    code, out, err = _run("validate", tmp_path)
+    assert code == 1
+    assert out.splitlines() == [
+        f"{bad}:5: sandbox: access to private attribute '__mro__' is not allowed",
+        f"{bad}:5: sandbox: access to private attribute '__class__' is not allowed",
+        f"{bad}:6: variable 'x' is used but not declared",
+    ]
+    assert str(good) not in out and "3 problem(s)" in err
+
+
+def test_test_command_lists_each_case(tmp_path: Path, write_prompt) -> None:
+    code, out, _ = _run("test")
+    assert code == 0
+    assert "PASS grounded_qa_system: numbers and cites sources" in out
+    write_prompt(tmp_path, "failing", "tests: [{name: t, expect: {contains: [Bye]}}]\n", "Hello\n")
+    code, out, _ = _run("test", tmp_path)
+    assert code == 1 and out.strip() == "FAIL failing: t: does not contain 'Bye'"
+
+
+def test_publish_list_diff_approve_promote_rollback(
+    prompt_dir: Path, prompt_settings, edit
+) -> None:
+    code, out, err = _run("publish", prompt_dir)
+    assert code == 0, err
+    assert "grounded_qa_system v1 (1.0.0): new (major)" in out
+    edit(prompt_dir / "grounded_qa_system.jinja", "short, direct answer", "short answer")
+    code, out, _ = _run("publish", prompt_dir)
+    assert (
+        "grounded_qa_system v2 (1.1.0): new (minor)" in out
+        and "base_system v1 (1.0.0): unchanged" in out
+    )
+
+    code, out, _ = _run("list", "--json")
+    listing = {item["name"]: item for item in json.loads(out)}
+    assert set(listing) == {"base_system", "grounded_qa_system", "grounded_qa_user"}
+    qa = listing["grounded_qa_system"]
+    assert [v["semver"] for v in qa["versions"]] == ["1.0.0", "1.1.0"]
+    assert qa["aliases"] == {"candidate": 2} and qa["versions"][1]["aliases"] == ["candidate"]
+
+    code, out, _ = _run("diff", "grounded_qa_system", "1", "1.1.0")
+    assert code == 0
+    assert out.splitlines()[0] == (
+        "# grounded_qa_system v1 (1.0.0) -> grounded_qa_system v2 (1.1.0): "
+        "minor; prompt text changed"
+    )
+    assert "-Write a short, direct answer" in out and "+Write a short answer" in out
+
+    code, _, err = _run("promote", "grounded_qa_system", "2", "--by", "carol")
+    assert code == 1 and "missing approval from role(s) prompt-owner, safety" in err
+    code, _, err = _run("approve", "grounded_qa_system", "2", "--role", "ops", "--by", "x")
+    assert code == 1 and "does not require role 'ops'" in err
+    for version in ("1", "2"):
+        for role in ("prompt-owner", "safety"):
+            code, out, err = _run(
+                "approve", "grounded_qa_system", version, "--role", role, "--by", "alice"
+            )
+            assert code == 0, err
+    assert _run("promote", "grounded_qa_system", "1", "--by", "carol")[1].strip() == (
+        "grounded_qa_system v1 (1.0.0) is now production"
+    )
+    assert _run("promote", "grounded_qa_system", "2", "--by", "carol")[0] == 0
+    code, out, _ = _run("rollback", "grounded_qa_system", "--by", "oncall")
+    assert (
+        code == 0 and out.strip() == "rolled back: grounded_qa_system v1 (1.0.0) is now production"
+    )
+    code, _, err = _run("rollback", "grounded_qa_system")
+    assert code == 1 and "no earlier production version" in err
+
+    code, out, _ = _run("history", "grounded_qa_system")
+    actions = [line.split()[1:3] for line in out.splitlines()]
+    assert actions[-3:] == [["promote", "v1"], ["promote", "v2"], ["rollback", "v1"]]
+    assert "by oncall" in out.splitlines()[-1] and "(was v2)" in out.splitlines()[-1]
+    code, out, _ = _run("changelog", "grounded_qa_system")
+    assert "## 1.1.0 (v2, minor) [candidate]" in out and "## 1.0.0 (v1, major) [production]" in out
+
+    code, _, err = _run("diff", "grounded_qa_system", "1", "9")
+    assert code == 1 and err.strip() == "error: prompt 'grounded_qa_system' has no version 9"
