@@ -25,7 +25,6 @@ from agent_platform.prompts import (
     PromptRepository,
     ReviewLog,
     default_prompt_dirs,
-    publish_prompt,
     render_changelog,
     run_prompt_tests,
     validate_prompt,
@@ -130,7 +129,8 @@ def publish(dirs: DirsArg = None) -> None:
     prompt_dirs = None
     if dirs:
         builtin = [BUILTIN_PROMPTS_DIR] if BUILTIN_PROMPTS_DIR.is_dir() else []
-        prompt_dirs = [*dirs, *(d for d in builtin if all(d.resolve() != p.resolve() for p in dirs))]
+        ours = {d.resolve() for d in dirs}
+        prompt_dirs = [*dirs, *(d for d in builtin if d.resolve() not in ours)]
     outcome = run_job(get_settings(), "prompts_job", prompt_dirs=prompt_dirs)
     for key, meta in sorted(outcome.metadata.items()):
         if key.startswith("prompts/versions/"):

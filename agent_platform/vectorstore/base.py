@@ -64,7 +64,7 @@ class VectorStoreError(RuntimeError):
 
 
 class IndexCorruptedError(VectorStoreError):
-    """The stored index failed an integrity check. The message names the command that restores it."""
+    """The stored index failed an integrity check; the message names the command restoring it."""
 
 
 class SnapshotNotFoundError(VectorStoreError):
