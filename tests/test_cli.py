@@ -8,7 +8,7 @@ from typer.testing import CliRunner
 
 from agent_platform.cli.main import app
 
-runner = CliRunner()
+runner = CliRunner(env={"COLUMNS": "400", "TERMINAL_WIDTH": "400"})
 
 
 @pytest.fixture

@@ -69,6 +69,13 @@ def run_job(
     for event in result.all_events:
         if event.is_step_failure and event.step_failure_data.error:
             outcome.failures.append(
-                f"step {event.step_key} failed: {event.step_failure_data.error.message.strip()}"
+                f"step {event.step_key} failed: {_root_cause(event.step_failure_data.error)}"
             )
     return outcome
+
+
+def _root_cause(error: Any) -> str:
+    """The innermost error message: Dagster wraps the user's exception in its own."""
+    while getattr(error, "cause", None) is not None:
+        error = error.cause
+    return error.message.strip()

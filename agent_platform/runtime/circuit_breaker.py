@@ -1,0 +1,216 @@
+"""A circuit breaker per model, so a failing or slow provider stops receiving traffic quickly.
+
+Closed: calls flow, and every outcome enters a sliding window. When the window (default 60 s)
+holds at least `min_requests` calls and either the error rate exceeds `max_error_rate` or the p95
+latency exceeds `max_p95_latency_ms`, the circuit opens. Open: calls are refused until
+`cooldown_s` has passed, then it is half-open. Half-open: at most `half_open_max_probes` calls go
+through; `half_open_successes_to_close` successes close it (with a fresh window), any failure opens
+it again for another cool-down. The clock is injectable so tests need not sleep.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import StrEnum
+
+from agent_platform.runtime.config import BreakerSettings
+
+Clock = Callable[[], float]
+StateListener = Callable[[str, "BreakerState", "BreakerState"], None]
+
+
+class BreakerState(StrEnum):
+    CLOSED = "closed"
+    OPEN = "open"
+    HALF_OPEN = "half_open"
+
+    @property
+    def gauge_value(self) -> int:
+        """0 closed, 1 half-open, 2 open: the value exported as a metric."""
+        return {"closed": 0, "half_open": 1, "open": 2}[self.value]
+
+
+@dataclass(frozen=True)
+class WindowStats:
+    requests: int
+    errors: int
+    error_rate: float
+    p95_latency_ms: float
+
+
+class CircuitBreaker:
+    """The breaker of one model. Call `allow()` before a call and `record_*` after it."""
+
+    def __init__(
+        self,
+        name: str,
+        config: BreakerSettings | None = None,
+        *,
+        clock: Clock = time.monotonic,
+        on_state_change: StateListener | None = None,
+    ) -> None:
+        self.name = name
+        self.config = config or BreakerSettings()
+        self._clock = clock
+        self._listener = on_state_change
+        self._lock = threading.Lock()
+        self._state = BreakerState.CLOSED
+        self._window: deque[tuple[float, bool, float]] = deque()  # (time, ok, latency_ms)
+        self._opened_at = 0.0
+        self._probes_in_flight = 0
+        self._probe_successes = 0
+        self.last_open_reason: str | None = None
+
+    @property
+    def state(self) -> BreakerState:
+        with self._lock:
+            self._maybe_half_open()
+            return self._state
+
+    def retry_after_s(self) -> float:
+        """Seconds until an open circuit lets a probe through (0 when not open)."""
+        with self._lock:
+            self._maybe_half_open()
+            if self._state is not BreakerState.OPEN:
+                return 0.0
+            return max(0.0, self._opened_at + self.config.cooldown_s - self._clock())
+
+    def allow(self) -> bool:
+        """Whether a call may go through now; in half-open it takes one probe slot."""
+        with self._lock:
+            self._maybe_half_open()
+            if self._state is BreakerState.CLOSED:
+                return True
+            if self._state is BreakerState.OPEN:
+                return False
+            if self._probes_in_flight >= self.config.half_open_max_probes:
+                return False
+            self._probes_in_flight += 1
+            return True
+
+    def record_success(self, latency_s: float) -> None:
+        with self._lock:
+            if self._state is BreakerState.HALF_OPEN:
+                self._probes_in_flight = max(0, self._probes_in_flight - 1)
+                self._probe_successes += 1
+                if self._probe_successes >= self.config.half_open_successes_to_close:
+                    self._window.clear()
+                    self._transition(BreakerState.CLOSED)
+                return
+            self._add(True, latency_s)
+
+    def record_failure(self, latency_s: float) -> None:
+        with self._lock:
+            if self._state is BreakerState.HALF_OPEN:
+                self._probes_in_flight = max(0, self._probes_in_flight - 1)
+                self.last_open_reason = "probe failed while half-open"
+                self._open()
+                return
+            self._add(False, latency_s)
+
+    def window_stats(self) -> WindowStats:
+        with self._lock:
+            self._prune()
+            return self._stats()
+
+    def reset(self) -> None:
+        """Close the circuit and forget the window (an operator action)."""
+        with self._lock:
+            self._window.clear()
+            self._transition(BreakerState.CLOSED)
+
+    # Internals; the caller holds the lock.
+    def _add(self, ok: bool, latency_s: float) -> None:
+        self._window.append((self._clock(), ok, latency_s * 1000.0))
+        self._prune()
+        if self._state is not BreakerState.CLOSED:
+            return
+        stats = self._stats()
+        if stats.requests < self.config.min_requests:
+            return
+        if stats.error_rate > self.config.max_error_rate:
+            self.last_open_reason = (
+                f"error rate {stats.error_rate:.1%} > {self.config.max_error_rate:.1%} "
+                f"over {stats.requests} requests"
+            )
+            self._open()
+        elif stats.p95_latency_ms > self.config.max_p95_latency_ms:
+            self.last_open_reason = (
+                f"p95 latency {stats.p95_latency_ms:.0f} ms > {self.config.max_p95_latency_ms:.0f}"
+                f" ms over {stats.requests} requests"
+            )
+            self._open()
+
+    def _prune(self) -> None:
+        horizon = self._clock() - self.config.window_s
+        while self._window and self._window[0][0] <= horizon:
+            self._window.popleft()
+
+    def _stats(self) -> WindowStats:
+        n = len(self._window)
+        if not n:
+            return WindowStats(0, 0, 0.0, 0.0)
+        errors = sum(1 for _, ok, _ in self._window if not ok)
+        latencies = sorted(lat for _, _, lat in self._window)
+        p95 = latencies[min(n - 1, math.ceil(0.95 * n) - 1)]
+        return WindowStats(n, errors, errors / n, p95)
+
+    def _open(self) -> None:
+        self._opened_at = self._clock()
+        self._transition(BreakerState.OPEN)
+
+    def _maybe_half_open(self) -> None:
+        if (
+            self._state is BreakerState.OPEN
+            and self._clock() - self._opened_at >= self.config.cooldown_s
+        ):
+            self._transition(BreakerState.HALF_OPEN)
+
+    def _transition(self, new: BreakerState) -> None:
+        old = self._state
+        self._state = new
+        self._probes_in_flight = 0
+        self._probe_successes = 0
+        if old is not new and self._listener is not None:
+            self._listener(self.name, old, new)
+
+
+class CircuitBreakerRegistry:
+    """One breaker per model, created on first use, with optional per-model settings."""
+
+    def __init__(
+        self,
+        default: BreakerSettings | None = None,
+        *,
+        overrides: dict[str, BreakerSettings] | None = None,
+        clock: Clock = time.monotonic,
+        on_state_change: StateListener | None = None,
+    ) -> None:
+        self.default = default or BreakerSettings()
+        self._overrides = dict(overrides or {})
+        self._clock = clock
+        self._listener = on_state_change
+        self._breakers: dict[str, CircuitBreaker] = {}
+        self._lock = threading.Lock()
+
+    def get(self, model: str) -> CircuitBreaker:
+        with self._lock:
+            if model not in self._breakers:
+                self._breakers[model] = CircuitBreaker(
+                    model,
+                    self._overrides.get(model, self.default),
+                    clock=self._clock,
+                    on_state_change=self._listener,
+                )
+            return self._breakers[model]
+
+    def states(self) -> dict[str, BreakerState]:
+        """Current state by model (for metrics and health endpoints)."""
+        with self._lock:
+            breakers = list(self._breakers.values())
+        return {b.name: b.state for b in breakers}

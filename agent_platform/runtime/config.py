@@ -1,0 +1,193 @@
+"""Configuration of the serving runtime: catalogue, routing, limits, memory, context, telemetry.
+
+Kept apart from `agent_platform.settings.Settings` (which only knows deployment backends) so the
+runtime can be tuned without touching it. Sources, highest first: keyword arguments, environment
+variables with prefix `AGENT_PLATFORM_RUNTIME_` (nested with `__`, e.g.
+`AGENT_PLATFORM_RUNTIME_RATE_LIMITS__USER_REQUESTS_PER_MINUTE=50`), then the `[runtime]` table of
+the TOML file named by `AGENT_PLATFORM_CONFIG_FILE`.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic.fields import FieldInfo
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from agent_platform.runtime.catalogue import ModelSpec, default_models
+
+RoutingStrategy = Literal["ordered", "cost", "latency", "quality", "intelligent"]
+StorageBackend = Literal["local", "redis"]
+DatabaseBackend = Literal["sqlite", "postgres"]
+ExporterKind = Literal["none", "console", "jsonfile", "otlp"]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class RetrySettings(_Section):
+    """Retries of one model before falling back to the next (tenacity exponential backoff)."""
+
+    attempts: int = Field(default=3, ge=1, le=20)
+    initial_delay_s: float = Field(default=1.0, ge=0)
+    multiplier: float = Field(default=2.0, ge=1)
+    max_delay_s: float = Field(default=10.0, ge=0)
+    timeout_s: float = Field(default=30.0, gt=0, description="Wall-clock limit of one model call.")
+
+
+class BreakerSettings(_Section):
+    """When a model's circuit opens, and how it recovers."""
+
+    window_s: float = Field(default=60.0, gt=0)
+    min_requests: int = Field(default=100, ge=1)
+    max_error_rate: float = Field(default=0.05, ge=0, le=1)
+    max_p95_latency_ms: float = Field(default=500.0, gt=0)
+    cooldown_s: float = Field(default=30.0, ge=0)
+    half_open_max_probes: int = Field(default=3, ge=1)
+    half_open_successes_to_close: int = Field(default=1, ge=1)
+
+    @model_validator(mode="after")
+    def _probes_can_close(self) -> BreakerSettings:
+        if self.half_open_successes_to_close > self.half_open_max_probes:
+            raise ValueError(
+                f"half_open_successes_to_close ({self.half_open_successes_to_close}) must not "
+                f"exceed half_open_max_probes ({self.half_open_max_probes})"
+            )
+        return self
+
+
+class RateLimitSettings(_Section):
+    """Requests and tokens per minute, globally, per user and per model."""
+
+    backend: StorageBackend | None = Field(
+        default=None, description="None: redis when redis_url is set, else local."
+    )
+    global_requests_per_minute: int = Field(default=10_000, ge=1)
+    global_tokens_per_minute: int = Field(default=1_000_000, ge=1)
+    user_requests_per_minute: int = Field(default=100, ge=1)
+    user_tokens_per_minute: int = Field(default=10_000, ge=1)
+    model_requests_per_minute: int = Field(default=1_000, ge=1)
+    model_tokens_per_minute: int = Field(default=100_000, ge=1)
+
+
+class MemorySettings(_Section):
+    """Lifetimes and sizes of the memory layers."""
+
+    short_term_backend: StorageBackend | None = Field(
+        default=None, description="None: redis when redis_url is set, else local (SQLite)."
+    )
+    working_backend: DatabaseBackend | None = Field(
+        default=None, description="None: postgres when postgres_url is set, else sqlite."
+    )
+    short_term_ttl_s: float = Field(default=3600.0, gt=0)
+    short_term_max_items: int = Field(default=50, ge=1)
+    working_retention_s: float = Field(default=24 * 3600.0, gt=0)
+    postgres_schema: str = Field(default="agent_runtime", pattern=r"^[a-z_][a-z0-9_]{0,62}$")
+    redis_key_prefix: str = Field(default="agent-platform:stm")
+
+
+class ContextSettings(_Section):
+    """How a prompt is packed into a model's window."""
+
+    max_tokens: int = Field(default=16_000, ge=256)
+    reserve_output_tokens: int = Field(default=512, ge=0)
+    min_relevance: float = Field(default=0.7, ge=0, le=1)
+    max_chunk_share: float = Field(default=0.6, gt=0, le=1)
+
+
+class TelemetrySettings(_Section):
+    """Where traces go. Metrics are always kept in a dedicated Prometheus registry."""
+
+    exporter: ExporterKind = "jsonfile"
+    service_name: str = "agent-platform"
+    otlp_endpoint: str | None = None
+    json_path: Path | None = Field(default=None, description="None: <home>/telemetry/traces.jsonl")
+
+    @model_validator(mode="after")
+    def _otlp_needs_endpoint(self) -> TelemetrySettings:
+        if self.exporter == "otlp" and not self.otlp_endpoint:
+            raise ValueError("telemetry.exporter 'otlp' needs telemetry.otlp_endpoint")
+        return self
+
+
+class RouteSettings(_Section):
+    """A named route: candidate models (the fallback chain) and how to order them."""
+
+    models: list[str] = Field(min_length=1)
+    strategy: RoutingStrategy = "ordered"
+
+
+def _default_routes() -> dict[str, RouteSettings]:
+    return {"default": RouteSettings(models=["extractive", "gemma-3-270m"], strategy="ordered")}
+
+
+class RuntimeSettings(BaseSettings):
+    """Every knob of the serving runtime."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="AGENT_PLATFORM_RUNTIME_", env_nested_delimiter="__", extra="ignore"
+    )
+
+    models: list[ModelSpec] = Field(default_factory=default_models)
+    routes: dict[str, RouteSettings] = Field(default_factory=_default_routes)
+    retry: RetrySettings = Field(default_factory=RetrySettings)
+    breaker: BreakerSettings = Field(default_factory=BreakerSettings)
+    rate_limits: RateLimitSettings = Field(default_factory=RateLimitSettings)
+    memory: MemorySettings = Field(default_factory=MemorySettings)
+    context: ContextSettings = Field(default_factory=ContextSettings)
+    telemetry: TelemetrySettings = Field(default_factory=TelemetrySettings)
+    model_cache_dir: Path | None = Field(
+        default=None, description="None: <home>/models (converted embedded weights)."
+    )
+
+    @model_validator(mode="after")
+    def _routes_name_known_models(self) -> RuntimeSettings:
+        names = [m.name for m in self.models]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise ValueError(f"models: duplicate model names {duplicates}")
+        for route_name, route in self.routes.items():
+            unknown = [m for m in route.models if m not in names]
+            if unknown:
+                raise ValueError(
+                    f"routes.{route_name}.models: unknown models {unknown}; catalogue has {names}"
+                )
+        return self
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings, env_settings, _RuntimeTomlTable(settings_cls))
+
+
+class _RuntimeTomlTable(PydanticBaseSettingsSource):
+    """The `[runtime]` table of AGENT_PLATFORM_CONFIG_FILE (the rest belongs to `Settings`)."""
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        return None, field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        config_file = os.environ.get("AGENT_PLATFORM_CONFIG_FILE")
+        if not config_file:
+            return {}
+        path = Path(config_file)
+        if not path.is_file():
+            raise FileNotFoundError(
+                f"AGENT_PLATFORM_CONFIG_FILE={config_file!r}: no such settings file"
+            )
+        with path.open("rb") as handle:
+            table = tomllib.load(handle).get("runtime", {})
+        if not isinstance(table, dict):
+            raise ValueError(f"{path}: [runtime] must be a table")
+        return table

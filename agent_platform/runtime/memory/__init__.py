@@ -1,0 +1,107 @@
+"""Memory layers of the runtime; `build_*` pick the backend the settings call for."""
+
+from __future__ import annotations
+
+from agent_platform.runtime.config import RuntimeSettings
+from agent_platform.runtime.memory.base import (
+    ConversationState,
+    ConversationStore,
+    LongTermMemory,
+    MemoryItem,
+    MemoryScope,
+    RecalledMemory,
+    ShortTermMemory,
+    Turn,
+    VersionInfo,
+    VersionNotFoundError,
+    WorkingMemory,
+    WorkingMemoryEntry,
+)
+from agent_platform.runtime.memory.conversation import (
+    PostgresConversationStore,
+    SQLiteConversationStore,
+)
+from agent_platform.runtime.memory.short_term import RedisShortTermMemory, SQLiteShortTermMemory
+from agent_platform.runtime.memory.working import PostgresWorkingMemory, SQLiteWorkingMemory
+from agent_platform.settings import Settings
+
+__all__ = [
+    "ConversationState",
+    "ConversationStore",
+    "LongTermMemory",
+    "MemoryItem",
+    "MemoryScope",
+    "PostgresConversationStore",
+    "PostgresWorkingMemory",
+    "RecalledMemory",
+    "RedisShortTermMemory",
+    "SQLiteConversationStore",
+    "SQLiteShortTermMemory",
+    "SQLiteWorkingMemory",
+    "ShortTermMemory",
+    "Turn",
+    "VersionInfo",
+    "VersionNotFoundError",
+    "WorkingMemory",
+    "WorkingMemoryEntry",
+    "build_conversation_store",
+    "build_short_term_memory",
+    "build_working_memory",
+]
+
+
+def _memory_dir(settings: Settings):
+    return settings.home_dir / "runtime"
+
+
+def build_short_term_memory(settings: Settings, runtime: RuntimeSettings) -> ShortTermMemory:
+    """Redis when configured (or settings.redis_url is set), else SQLite under <home>/runtime."""
+    m = runtime.memory
+    backend = m.short_term_backend or ("redis" if settings.redis_url else "local")
+    if backend == "redis":
+        if not settings.redis_url:
+            raise ValueError("memory.short_term_backend 'redis' needs AGENT_PLATFORM_REDIS_URL")
+        return RedisShortTermMemory(
+            settings.redis_url,
+            ttl_s=m.short_term_ttl_s,
+            max_items=m.short_term_max_items,
+            key_prefix=m.redis_key_prefix,
+        )
+    return SQLiteShortTermMemory(
+        _memory_dir(settings) / "short_term.sqlite",
+        ttl_s=m.short_term_ttl_s,
+        max_items=m.short_term_max_items,
+    )
+
+
+def _working_backend(settings: Settings, runtime: RuntimeSettings) -> str:
+    backend = runtime.memory.working_backend or ("postgres" if settings.postgres_url else "sqlite")
+    if backend == "postgres" and not settings.postgres_url:
+        raise ValueError("memory.working_backend 'postgres' needs AGENT_PLATFORM_POSTGRES_URL")
+    return backend
+
+
+def build_working_memory(settings: Settings, runtime: RuntimeSettings) -> WorkingMemory:
+    """PostgreSQL when configured (or settings.postgres_url is set), else SQLite."""
+    m = runtime.memory
+    if _working_backend(settings, runtime) == "postgres":
+        assert settings.postgres_url is not None
+        return PostgresWorkingMemory(
+            settings.postgres_url, schema=m.postgres_schema, retention_s=m.working_retention_s
+        )
+    return SQLiteWorkingMemory(
+        _memory_dir(settings) / "working.sqlite", retention_s=m.working_retention_s
+    )
+
+
+def build_conversation_store(settings: Settings, runtime: RuntimeSettings) -> ConversationStore:
+    """The versioned conversation state, in the same database as working memory."""
+    m = runtime.memory
+    if _working_backend(settings, runtime) == "postgres":
+        assert settings.postgres_url is not None
+        return PostgresConversationStore(
+            settings.postgres_url, schema=m.postgres_schema, retention_s=m.working_retention_s
+        )
+    return SQLiteConversationStore(
+        _memory_dir(settings) / "working.sqlite", retention_s=m.working_retention_s
+    )

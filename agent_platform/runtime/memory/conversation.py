@@ -1,0 +1,270 @@
+"""Versioned conversation state, in the working-memory database (PostgreSQL or SQLite).
+
+Every `append` writes a new version holding the full transcript (a snapshot, so any version reads
+in one row and `rollback` is a copy). Rollback never deletes: it writes a new version equal to the
+old one, marked `restored_from`, so what was undone stays auditable. Versions of a session are
+numbered 1, 2, 3… ; writers of one session are serialised (SQLite: the write lock; PostgreSQL: a
+transaction-scoped advisory lock on the session), so numbers never collide.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from agent_platform.runtime.memory._db import PostgresDatabase, SQLiteDatabase
+from agent_platform.runtime.memory.base import (
+    ConversationState,
+    MemoryScope,
+    Turn,
+    VersionInfo,
+    VersionNotFoundError,
+)
+
+Clock = Callable[[], float]
+
+
+def _check_turns(turns: Sequence[Turn]) -> list[Turn]:
+    if isinstance(turns, Turn):
+        turns = [turns]
+    turns = list(turns)
+    if not turns:
+        raise ValueError("turns: at least one turn is required")
+    for index, turn in enumerate(turns):
+        if not isinstance(turn, Turn):
+            raise ValueError(f"turns[{index}]: must be a Turn, got {type(turn).__name__}")
+    return turns
+
+
+def _state(scope: MemoryScope, row: tuple[Any, ...] | None) -> ConversationState:
+    if row is None:
+        return ConversationState(scope, 0, ())
+    version, turns, created_at, restored_from = row
+    data = json.loads(turns) if isinstance(turns, str | bytes) else turns  # JSONB is decoded
+    return ConversationState(
+        scope,
+        int(version),
+        tuple(Turn.from_dict(t) for t in data),
+        float(created_at),
+        None if restored_from is None else int(restored_from),
+    )
+
+
+def _check_version(version: int) -> int:
+    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+        raise ValueError(f"version: must be an integer >= 1, got {version!r}")
+    return version
+
+
+class SQLiteConversationStore:
+    def __init__(
+        self, path: Path | str, *, retention_s: float = 86_400.0, clock: Clock = time.time
+    ) -> None:
+        if retention_s <= 0:
+            raise ValueError(f"retention_s: must be > 0, got {retention_s}")
+        self.retention_s = retention_s
+        self._clock = clock
+        self.db = SQLiteDatabase(path)
+        self.db.query(
+            """CREATE TABLE IF NOT EXISTS conversation_versions (
+                tenant TEXT NOT NULL, user_id TEXT NOT NULL, session_id TEXT NOT NULL,
+                version INTEGER NOT NULL, turns TEXT NOT NULL, created_at REAL NOT NULL,
+                restored_from INTEGER,
+                PRIMARY KEY (tenant, user_id, session_id, version))"""
+        )
+
+    _COLUMNS = "version, turns, created_at, restored_from"
+    _WHERE = "tenant = ? AND user_id = ? AND session_id = ?"
+
+    def _write(
+        self,
+        scope: MemoryScope,
+        build: Callable[[ConversationState], tuple[list[Turn], int | None]],
+    ) -> ConversationState:
+        key = (scope.tenant, scope.user, scope.session)
+        with self.db.transaction() as conn:
+            row = conn.execute(
+                f"SELECT {self._COLUMNS} FROM conversation_versions WHERE {self._WHERE} "
+                "ORDER BY version DESC LIMIT 1",
+                key,
+            ).fetchone()
+            current = _state(scope, row)
+            turns, restored_from = build(current)
+            now = self._clock()
+            conn.execute(
+                "INSERT INTO conversation_versions VALUES (?,?,?,?,?,?,?)",
+                (
+                    *key,
+                    current.version + 1,
+                    json.dumps([t.to_dict() for t in turns]),
+                    now,
+                    restored_from,
+                ),
+            )
+        return ConversationState(scope, current.version + 1, tuple(turns), now, restored_from)
+
+    def append(self, scope: MemoryScope, turns: Sequence[Turn]) -> ConversationState:
+        new = _check_turns(turns)
+        return self._write(scope, lambda cur: ([*cur.turns, *new], None))
+
+    def current(self, scope: MemoryScope) -> ConversationState:
+        rows = self.db.query(
+            f"SELECT {self._COLUMNS} FROM conversation_versions WHERE {self._WHERE} "
+            "ORDER BY version DESC LIMIT 1",
+            (scope.tenant, scope.user, scope.session),
+        )
+        return _state(scope, rows[0] if rows else None)
+
+    def get_version(self, scope: MemoryScope, version: int) -> ConversationState:
+        _check_version(version)
+        rows = self.db.query(
+            f"SELECT {self._COLUMNS} FROM conversation_versions WHERE {self._WHERE} "
+            "AND version = ?",
+            (scope.tenant, scope.user, scope.session, version),
+        )
+        if not rows:
+            raise VersionNotFoundError(scope, version)
+        return _state(scope, rows[0])
+
+    def versions(self, scope: MemoryScope) -> list[VersionInfo]:
+        rows = self.db.query(
+            f"SELECT {self._COLUMNS} FROM conversation_versions WHERE {self._WHERE} "
+            "ORDER BY version",
+            (scope.tenant, scope.user, scope.session),
+        )
+        return [VersionInfo(r[0], r[2], len(json.loads(r[1])), r[3]) for r in rows]
+
+    def rollback(self, scope: MemoryScope, version: int) -> ConversationState:
+        target = self.get_version(scope, version)
+        return self._write(scope, lambda cur: (list(target.turns), version))
+
+    def purge_expired(self) -> int:
+        horizon = self._clock() - self.retention_s
+        with self.db.transaction() as conn:
+            return conn.execute(
+                """DELETE FROM conversation_versions WHERE (tenant, user_id, session_id) IN (
+                    SELECT tenant, user_id, session_id FROM conversation_versions
+                    GROUP BY tenant, user_id, session_id HAVING MAX(created_at) <= ?)""",
+                (horizon,),
+            ).rowcount
+
+    def close(self) -> None:
+        self.db.close()
+
+
+class PostgresConversationStore:
+    def __init__(
+        self,
+        url: str,
+        *,
+        schema: str = "agent_runtime",
+        retention_s: float = 86_400.0,
+        clock: Clock = time.time,
+    ) -> None:
+        if retention_s <= 0:
+            raise ValueError(f"retention_s: must be > 0, got {retention_s}")
+        self.retention_s = retention_s
+        self._clock = clock
+        self.db = PostgresDatabase(url, schema)
+        with self.db.transaction() as conn:
+            conn.execute(
+                self.db.sql(
+                    """CREATE TABLE IF NOT EXISTS {schema}.conversation_versions (
+                        tenant TEXT NOT NULL, user_id TEXT NOT NULL, session_id TEXT NOT NULL,
+                        version INTEGER NOT NULL, turns JSONB NOT NULL,
+                        created_at DOUBLE PRECISION NOT NULL, restored_from INTEGER,
+                        PRIMARY KEY (tenant, user_id, session_id, version))"""
+                )
+            )
+
+    _SELECT = (
+        "SELECT version, turns, created_at, restored_from FROM {schema}.conversation_versions "
+        "WHERE tenant = %s AND user_id = %s AND session_id = %s"
+    )
+
+    def _write(
+        self,
+        scope: MemoryScope,
+        build: Callable[[ConversationState], tuple[list[Turn], int | None]],
+    ) -> ConversationState:
+        key = (scope.tenant, scope.user, scope.session)
+        with self.db.transaction() as conn:
+            conn.execute(
+                "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))",
+                (f"{self.db.schema}:{scope.key}",),
+            )
+            row = conn.execute(
+                self.db.sql(self._SELECT + " ORDER BY version DESC LIMIT 1"), key
+            ).fetchone()
+            current = _state(scope, row)
+            turns, restored_from = build(current)
+            now = self._clock()
+            conn.execute(
+                self.db.sql(
+                    "INSERT INTO {schema}.conversation_versions "
+                    "VALUES (%s,%s,%s,%s,%s::jsonb,%s,%s)"
+                ),
+                (
+                    *key,
+                    current.version + 1,
+                    json.dumps([t.to_dict() for t in turns]),
+                    now,
+                    restored_from,
+                ),
+            )
+        return ConversationState(scope, current.version + 1, tuple(turns), now, restored_from)
+
+    def append(self, scope: MemoryScope, turns: Sequence[Turn]) -> ConversationState:
+        new = _check_turns(turns)
+        return self._write(scope, lambda cur: ([*cur.turns, *new], None))
+
+    def current(self, scope: MemoryScope) -> ConversationState:
+        rows = self.db.query(
+            self.db.sql(self._SELECT + " ORDER BY version DESC LIMIT 1"),
+            (scope.tenant, scope.user, scope.session),
+        )
+        return _state(scope, rows[0] if rows else None)
+
+    def get_version(self, scope: MemoryScope, version: int) -> ConversationState:
+        _check_version(version)
+        rows = self.db.query(
+            self.db.sql(self._SELECT + " AND version = %s"),
+            (scope.tenant, scope.user, scope.session, version),
+        )
+        if not rows:
+            raise VersionNotFoundError(scope, version)
+        return _state(scope, rows[0])
+
+    def versions(self, scope: MemoryScope) -> list[VersionInfo]:
+        rows = self.db.query(
+            self.db.sql(
+                "SELECT version, created_at, jsonb_array_length(turns), restored_from "
+                "FROM {schema}.conversation_versions "
+                "WHERE tenant = %s AND user_id = %s AND session_id = %s ORDER BY version"
+            ),
+            (scope.tenant, scope.user, scope.session),
+        )
+        return [VersionInfo(int(r[0]), float(r[1]), int(r[2]), r[3]) for r in rows]
+
+    def rollback(self, scope: MemoryScope, version: int) -> ConversationState:
+        target = self.get_version(scope, version)
+        return self._write(scope, lambda cur: (list(target.turns), version))
+
+    def purge_expired(self) -> int:
+        horizon = self._clock() - self.retention_s
+        with self.db.transaction() as conn:
+            return conn.execute(
+                self.db.sql(
+                    """DELETE FROM {schema}.conversation_versions
+                       WHERE (tenant, user_id, session_id) IN (
+                        SELECT tenant, user_id, session_id FROM {schema}.conversation_versions
+                        GROUP BY tenant, user_id, session_id HAVING MAX(created_at) <= %s)"""
+                ),
+                (horizon,),
+            ).rowcount
+
+    def close(self) -> None:
+        self.db.close()

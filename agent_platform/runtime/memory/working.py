@@ -1,0 +1,236 @@
+"""Working memory backends: PostgreSQL (production) and SQLite (local).
+
+Entries are (tenant, user, session, key) → JSON value, kept `retention_s` (24 h) after their last
+update. Expired entries are invisible at once and deleted by `purge_expired` (and on writes).
+Times are epoch seconds from an injectable clock, so retention is testable without waiting a day.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from agent_platform.runtime.memory._db import PostgresDatabase, SQLiteDatabase
+from agent_platform.runtime.memory.base import (
+    JSONValue,
+    MemoryScope,
+    WorkingMemoryEntry,
+    validate_key,
+)
+
+Clock = Callable[[], float]
+
+
+def _check_retention(retention_s: float) -> float:
+    if retention_s <= 0:
+        raise ValueError(f"retention_s: must be > 0, got {retention_s}")
+    return retention_s
+
+
+def _dumps(value: JSONValue) -> str:
+    try:
+        return json.dumps(value)
+    except TypeError as exc:
+        raise ValueError(f"value: must be JSON-serialisable ({exc})") from exc
+
+
+def _filters(user: str | None, session: str | None) -> tuple[str, tuple[Any, ...]]:
+    clauses, params = "", ()
+    if user is not None:
+        clauses += " AND user_id = {p}"
+        params += (user,)
+    if session is not None:
+        clauses += " AND session_id = {p}"
+        params += (session,)
+    return clauses, params
+
+
+def _entry(row: tuple[Any, ...], *, encoded: bool) -> WorkingMemoryEntry:
+    """A row as an entry; `encoded` when the value column holds JSON text (SQLite)."""
+    tenant, user, session, key, value, updated_at, expires_at = row
+    return WorkingMemoryEntry(
+        MemoryScope(tenant, user, session),
+        key,
+        json.loads(value) if encoded else value,
+        float(updated_at),
+        float(expires_at),
+    )
+
+
+class SQLiteWorkingMemory:
+    def __init__(
+        self, path: Path | str, *, retention_s: float = 86_400.0, clock: Clock = time.time
+    ) -> None:
+        self.retention_s = _check_retention(retention_s)
+        self._clock = clock
+        self.db = SQLiteDatabase(path)
+        for statement in (
+            """CREATE TABLE IF NOT EXISTS working_memory (
+                tenant TEXT NOT NULL, user_id TEXT NOT NULL, session_id TEXT NOT NULL,
+                key TEXT NOT NULL, value TEXT NOT NULL,
+                updated_at REAL NOT NULL, expires_at REAL NOT NULL,
+                PRIMARY KEY (tenant, user_id, session_id, key))""",
+            "CREATE INDEX IF NOT EXISTS working_memory_expiry ON working_memory (expires_at)",
+        ):
+            self.db.query(statement)
+
+    def put(self, scope: MemoryScope, key: str, value: JSONValue) -> None:
+        validate_key(key)
+        now = self._clock()
+        with self.db.transaction() as conn:
+            conn.execute(
+                """INSERT INTO working_memory VALUES (?,?,?,?,?,?,?)
+                   ON CONFLICT (tenant, user_id, session_id, key) DO UPDATE SET
+                   value = excluded.value, updated_at = excluded.updated_at,
+                   expires_at = excluded.expires_at""",
+                (
+                    scope.tenant,
+                    scope.user,
+                    scope.session,
+                    key,
+                    _dumps(value),
+                    now,
+                    now + self.retention_s,
+                ),
+            )
+
+    def get(self, scope: MemoryScope, key: str) -> JSONValue | None:
+        rows = self.db.query(
+            """SELECT value FROM working_memory WHERE tenant = ? AND user_id = ?
+               AND session_id = ? AND key = ? AND expires_at > ?""",
+            (scope.tenant, scope.user, scope.session, key, self._clock()),
+        )
+        return json.loads(rows[0][0]) if rows else None
+
+    def entries(
+        self, tenant: str, user: str | None = None, session: str | None = None
+    ) -> list[WorkingMemoryEntry]:
+        clauses, params = _filters(user, session)
+        rows = self.db.query(
+            "SELECT tenant, user_id, session_id, key, value, updated_at, expires_at "
+            "FROM working_memory WHERE tenant = ? AND expires_at > ?"
+            + clauses.format(p="?")
+            + " ORDER BY updated_at, key",
+            (tenant, self._clock(), *params),
+        )
+        return [_entry(r, encoded=True) for r in rows]
+
+    def delete(self, scope: MemoryScope, key: str) -> bool:
+        with self.db.transaction() as conn:
+            cursor = conn.execute(
+                """DELETE FROM working_memory WHERE tenant = ? AND user_id = ?
+                   AND session_id = ? AND key = ?""",
+                (scope.tenant, scope.user, scope.session, key),
+            )
+            return cursor.rowcount > 0
+
+    def purge_expired(self) -> int:
+        with self.db.transaction() as conn:
+            return conn.execute(
+                "DELETE FROM working_memory WHERE expires_at <= ?", (self._clock(),)
+            ).rowcount
+
+    def close(self) -> None:
+        self.db.close()
+
+
+class PostgresWorkingMemory:
+    def __init__(
+        self,
+        url: str,
+        *,
+        schema: str = "agent_runtime",
+        retention_s: float = 86_400.0,
+        clock: Clock = time.time,
+    ) -> None:
+        self.retention_s = _check_retention(retention_s)
+        self._clock = clock
+        self.db = PostgresDatabase(url, schema)
+        with self.db.transaction() as conn:
+            conn.execute(
+                self.db.sql(
+                    """CREATE TABLE IF NOT EXISTS {schema}.working_memory (
+                        tenant TEXT NOT NULL, user_id TEXT NOT NULL, session_id TEXT NOT NULL,
+                        key TEXT NOT NULL, value JSONB NOT NULL,
+                        updated_at DOUBLE PRECISION NOT NULL,
+                        expires_at DOUBLE PRECISION NOT NULL,
+                        PRIMARY KEY (tenant, user_id, session_id, key))"""
+                )
+            )
+            conn.execute(
+                self.db.sql(
+                    "CREATE INDEX IF NOT EXISTS working_memory_expiry "
+                    "ON {schema}.working_memory (expires_at)"
+                )
+            )
+
+    def put(self, scope: MemoryScope, key: str, value: JSONValue) -> None:
+        validate_key(key)
+        now = self._clock()
+        with self.db.transaction() as conn:
+            conn.execute(
+                self.db.sql(
+                    """INSERT INTO {schema}.working_memory VALUES (%s,%s,%s,%s,%s::jsonb,%s,%s)
+                       ON CONFLICT (tenant, user_id, session_id, key) DO UPDATE SET
+                       value = excluded.value, updated_at = excluded.updated_at,
+                       expires_at = excluded.expires_at"""
+                ),
+                (
+                    scope.tenant,
+                    scope.user,
+                    scope.session,
+                    key,
+                    _dumps(value),
+                    now,
+                    now + self.retention_s,
+                ),
+            )
+
+    def get(self, scope: MemoryScope, key: str) -> JSONValue | None:
+        rows = self.db.query(
+            self.db.sql(
+                """SELECT value FROM {schema}.working_memory WHERE tenant = %s AND user_id = %s
+                   AND session_id = %s AND key = %s AND expires_at > %s"""
+            ),
+            (scope.tenant, scope.user, scope.session, key, self._clock()),
+        )
+        return rows[0][0] if rows else None
+
+    def entries(
+        self, tenant: str, user: str | None = None, session: str | None = None
+    ) -> list[WorkingMemoryEntry]:
+        clauses, params = _filters(user, session)
+        rows = self.db.query(
+            self.db.sql(
+                "SELECT tenant, user_id, session_id, key, value, updated_at, expires_at "
+                "FROM {schema}.working_memory WHERE tenant = %s AND expires_at > %s"
+                + clauses.replace("{p}", "%s")
+                + " ORDER BY updated_at, key"
+            ),
+            (tenant, self._clock(), *params),
+        )
+        return [_entry(r, encoded=False) for r in rows]
+
+    def delete(self, scope: MemoryScope, key: str) -> bool:
+        with self.db.transaction() as conn:
+            cursor = conn.execute(
+                self.db.sql(
+                    """DELETE FROM {schema}.working_memory WHERE tenant = %s AND user_id = %s
+                       AND session_id = %s AND key = %s"""
+                ),
+                (scope.tenant, scope.user, scope.session, key),
+            )
+            return cursor.rowcount > 0
+
+    def purge_expired(self) -> int:
+        with self.db.transaction() as conn:
+            return conn.execute(
+                self.db.sql("DELETE FROM {schema}.working_memory WHERE expires_at <= %s"),
+                (self._clock(),),
+            ).rowcount
+
+    def close(self) -> None:
+        self.db.close()

@@ -1,0 +1,97 @@
+"""Rate limits: local (in-process) and Redis (shared by separate limiter instances)."""
+
+from __future__ import annotations
+
+import pytest
+
+from agent_platform.runtime.config import RateLimitSettings
+from agent_platform.runtime.rate_limit import RateLimiter, RateLimitExceeded
+from agent_platform.runtime.telemetry import RuntimeMetrics
+
+SMALL = RateLimitSettings(
+    user_requests_per_minute=3,
+    user_tokens_per_minute=100,
+    model_requests_per_minute=5,
+    global_requests_per_minute=50,
+)
+
+
+def test_defaults_match_the_spec() -> None:
+    c = RateLimitSettings()
+    assert (c.global_requests_per_minute, c.global_tokens_per_minute) == (10_000, 1_000_000)
+    assert (c.user_requests_per_minute, c.user_tokens_per_minute) == (100, 10_000)
+    assert (c.model_requests_per_minute, c.model_tokens_per_minute) == (1_000, 100_000)
+
+
+def test_local_user_request_limit_refuses_with_retry_after() -> None:
+    metrics = RuntimeMetrics()
+    limiter = RateLimiter.local(SMALL, on_refusal=lambda e: metrics.rate_limited(e.scope))
+    for _ in range(3):
+        limiter.acquire(user="alice", model="m", tokens=10)
+    with pytest.raises(RateLimitExceeded) as info:
+        limiter.acquire(user="alice", model="m", tokens=10)
+    error = info.value
+    assert error.scope == "user" and error.limit == "3 requests/minute" and error.key == "alice"
+    assert 0 < error.retry_after_s <= 60
+    assert "retry after" in str(error)
+    limiter.acquire(user="bob", model="m", tokens=10)  # other users are unaffected
+    assert metrics.value("agent_platform_rate_limit_refusals_total", {"scope": "user"}) == 1
+    assert limiter.remaining(user="bob", model="m")["model.requests"] == 1
+
+
+def test_token_limits_and_model_limits() -> None:
+    limiter = RateLimiter.local(SMALL)
+    limiter.acquire(user="alice", model="m", tokens=90)
+    with pytest.raises(RateLimitExceeded, match="user limit 100 tokens/minute"):
+        limiter.acquire(user="alice", model="m", tokens=20)
+    for user in ("u1", "u2", "u3", "u4"):
+        limiter.acquire(user=user, model="m")
+    with pytest.raises(RateLimitExceeded) as info:
+        limiter.acquire(user="u5", model="m")
+    assert info.value.scope == "model" and info.value.key == "m"
+    with pytest.raises(RateLimitExceeded) as too_big:
+        limiter.acquire(user="u6", model="other", tokens=101)
+    assert too_big.value.retry_after_s == float("inf")  # can never fit
+
+
+def test_a_refused_call_consumes_nothing() -> None:
+    limiter = RateLimiter.local(SMALL)
+    limiter.acquire(user="alice", model="m", tokens=95)
+    with pytest.raises(RateLimitExceeded):
+        limiter.acquire(user="alice", model="m", tokens=50)
+    assert limiter.remaining(user="alice", model="m")["model.requests"] == 4
+
+
+def test_bad_arguments_name_the_field() -> None:
+    limiter = RateLimiter.local()
+    with pytest.raises(ValueError, match="user: must be a non-empty id"):
+        limiter.acquire(user="", model="m")
+    with pytest.raises(ValueError, match="tokens: must be >= 0"):
+        limiter.acquire(user="u", model="m", tokens=-1)
+    with pytest.raises(ValueError, match="user_requests_per_minute"):
+        RateLimitSettings(user_requests_per_minute=0)
+
+
+@pytest.mark.redis
+def test_redis_limit_is_shared_by_two_limiters(redis_url: str, redis_prefix: str) -> None:
+    first = RateLimiter.redis(redis_url, SMALL, key_prefix=redis_prefix)
+    second = RateLimiter.redis(redis_url, SMALL, key_prefix=redis_prefix)
+    first.acquire(user="alice", model="m", tokens=10)
+    second.acquire(user="alice", model="m", tokens=10)
+    first.acquire(user="alice", model="m", tokens=10)
+    with pytest.raises(RateLimitExceeded) as info:
+        second.acquire(user="alice", model="m", tokens=10)
+    assert info.value.scope == "user" and 0 < info.value.retry_after_s <= 60
+    assert first.remaining(user="alice", model="m")["user.tokens"] == 70
+    # Another prefix is another limit space.
+    other = RateLimiter.redis(redis_url, SMALL, key_prefix=f"{redis_prefix}-other")
+    other.acquire(user="alice", model="m", tokens=10)
+
+
+def test_output_tokens_are_charged_after_the_call() -> None:
+    limiter = RateLimiter.local(SMALL)
+    limiter.acquire(user="alice", model="m", tokens=10)
+    assert limiter.charge_tokens(user="alice", model="m", tokens=80)
+    with pytest.raises(RateLimitExceeded, match="user limit 100 tokens/minute"):
+        limiter.acquire(user="alice", model="m", tokens=20)
+    assert not limiter.charge_tokens(user="alice", model="m", tokens=50)  # no room left
