@@ -1,0 +1,62 @@
+"""The request and response of one agent run, as the Python API and the CLI return them."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+MAX_INPUT_CHARS = 8_000
+
+
+class AgentRequest(BaseModel):
+    """Validated input of `AgentRuntime.run`; a bad field raises a ValidationError naming it."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", str_strip_whitespace=True)
+
+    tenant: str = Field(min_length=1, max_length=63, pattern=r"^[a-z0-9][a-z0-9_-]{0,62}$")
+    user: str = Field(min_length=1, max_length=128)
+    input: str = Field(min_length=1, max_length=MAX_INPUT_CHARS)
+    session_id: str | None = Field(default=None, min_length=1, max_length=128)
+
+
+class Citation(BaseModel):
+    source: str
+    chunk_id: str
+    score: float
+
+
+class PromptUsed(BaseModel):
+    name: str
+    version: int
+    semver: str | None = None
+    variant: str | None = None
+
+
+class Usage(BaseModel):
+    input_tokens: int = 0
+    output_tokens: int = 0
+
+
+class RetrievedChunk(BaseModel):
+    """A chunk that retrieval returned (kept for evaluation: recall@k, MRR, groundedness)."""
+
+    source: str
+    chunk_id: str
+    score: float
+    text: str
+    used: bool = Field(description="Above the relevance threshold and given to the model.")
+
+
+class AgentResponse(BaseModel):
+    answer: str
+    citations: list[Citation]
+    model: str
+    prompt: PromptUsed
+    usage: Usage
+    cost: float
+    latency_ms: dict[str, float] = Field(description="By phase, plus 'total'.")
+    trace_id: str
+    session_id: str
+    state_version: int
+    refused: bool = Field(description="True when the agent said the sources do not answer.")
+    retrieved: list[RetrievedChunk] = Field(default_factory=list)
+    agent: str = Field(description="The AgentConfig name that served the request.")
