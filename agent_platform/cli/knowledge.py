@@ -172,6 +172,32 @@ def backup(tenant: TenantOption) -> None:
     )
 
 
+@index_app.command("rebuild")
+def rebuild(tenant: TenantOption) -> None:
+    """Rebuild a tenant's index from stored vectors now (the weekly reindex job)."""
+    tenant = _tenant(tenant)
+    outcome = run_tenant_job(
+        get_settings(),
+        "reindex_job",
+        tenant,
+        run_config={"ops": {"vector_index": {"config": {"rebuild": True}}}},
+    )
+    for failure in outcome.failures:
+        console.print(f"[red]error:[/red] {failure}")
+    if not outcome.success:
+        raise typer.Exit(1)
+    meta = outcome.metadata.get("vector_index", {})
+    typer.echo(
+        json.dumps(
+            {
+                "tenant": tenant,
+                "rebuilt": meta.get("rebuilt"),
+                "chunks_total": meta.get("chunks_total"),
+            }
+        )
+    )
+
+
 @index_app.command("snapshots")
 def snapshots(tenant: TenantOption) -> None:
     """List a tenant's snapshots, newest last."""

@@ -1,0 +1,253 @@
+"""One tenant of the embedded store on disk, and its in-memory state.
+
+Layout: `<root>/<tenant>/CURRENT` names the live data directory `data-<id>/`, which holds
+`records.sqlite`, `ann-<seq>.bin` and `manifest.json` (the ANN file's checksum, live count and the
+write `seq` it reflects). Swapping a whole data directory (restore) is one os.replace of CURRENT;
+swapping an ANN file (save, rebuild) is one os.replace of manifest.json. Anything that does not
+match its manifest is reported as corruption, before hnswlib ever reads it.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from agent_platform.vectorstore.embedded_ann import AnnIndex, AnnParams
+from agent_platform.vectorstore.embedded_sqlite import RecordDB
+from agent_platform.vectorstore.snapshots import file_digest, utc_now, write_json_atomic
+
+CURRENT, MANIFEST, RECORDS = "CURRENT", "manifest.json", "records.sqlite"
+FORMAT = 1
+
+
+class TenantDamaged(Exception):  # noqa: N818 - internal signal, turned into IndexCorruptedError
+    """Raised while opening; `ann_only` means the records database is fine (rebuild repairs)."""
+
+    def __init__(self, problem: str, ann_only: bool = False) -> None:
+        super().__init__(problem)
+        self.ann_only = ann_only
+
+
+class RWLock:
+    """Many readers or one writer; waiting writers block new readers (no writer starvation)."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._readers = 0
+        self._writer = False
+        self._waiting = 0
+
+    @contextmanager
+    def read(self) -> Iterator[None]:
+        with self._cond:
+            while self._writer or self._waiting:
+                self._cond.wait()
+            self._readers += 1
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._readers -= 1
+                self._cond.notify_all()
+
+    @contextmanager
+    def write(self) -> Iterator[None]:
+        with self._cond:
+            self._waiting += 1
+            while self._writer or self._readers:
+                self._cond.wait()
+            self._waiting -= 1
+            self._writer = True
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._writer = False
+                self._cond.notify_all()
+
+
+def new_data_dir(tenant_dir: Path) -> Path:
+    path = tenant_dir / f"data-{utc_now().strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:8]}"
+    path.mkdir(parents=True)
+    return path
+
+
+def point_current(tenant_dir: Path, data_dir: Path) -> None:
+    """Atomically make `data_dir` the tenant's live data (os.replace of the CURRENT file)."""
+    tmp = tenant_dir / f".{CURRENT}.tmp"
+    tmp.write_text(data_dir.name, encoding="utf-8")
+    tmp.replace(tenant_dir / CURRENT)  # os.replace: atomic
+
+
+def empty_manifest(params: AnnParams) -> dict[str, Any]:
+    return {
+        "format": FORMAT,
+        "dim": None,
+        "ann_file": None,
+        "ann_sha256": None,
+        "ann_bytes": None,
+        "ann_live": 0,
+        "synced_seq": 0,
+        "params": params.as_dict(),
+        "updated_at": utc_now().isoformat(),
+    }
+
+
+class TenantState:
+    """Open SQLite + loaded ANN for one tenant. Callers hold `write_lock` to mutate."""
+
+    def __init__(self, name: str, tenant_dir: Path, params: AnnParams, load_ann: bool) -> None:
+        self.name, self.tenant_dir, self.params = name, tenant_dir, params
+        self.write_lock = threading.RLock()
+        self.rw = RWLock()
+        self.closed = False
+        self.unsaved = 0
+        current = tenant_dir / CURRENT
+        if not current.is_file():
+            raise TenantDamaged(f"{current} is missing")
+        self.data_dir = tenant_dir / current.read_text(encoding="utf-8").strip()
+        self.manifest = self.read_manifest()
+        db_path = self.data_dir / RECORDS
+        if not db_path.is_file():
+            raise TenantDamaged(f"records database {db_path} is missing")
+        self.db = RecordDB(db_path)
+        self.ann: AnnIndex | None = None
+        self.ann_seq = 0
+        if load_ann:
+            try:
+                self._load_ann()
+            except BaseException:
+                self.db.close()
+                raise
+
+    @classmethod
+    def create(cls, name: str, tenant_dir: Path, params: AnnParams) -> TenantState:
+        data_dir = new_data_dir(tenant_dir)
+        RecordDB(data_dir / RECORDS).close()
+        write_json_atomic(data_dir / MANIFEST, empty_manifest(params))
+        point_current(tenant_dir, data_dir)
+        return cls(name, tenant_dir, params, load_ann=True)
+
+    def read_manifest(self) -> dict[str, Any]:
+        path = self.data_dir / MANIFEST
+        try:
+            manifest = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise TenantDamaged(f"index manifest {path} is unreadable ({exc})") from exc
+        if manifest.get("format") != FORMAT:
+            raise TenantDamaged(
+                f"index manifest {path} has unknown format {manifest.get('format')}"
+            )
+        return manifest
+
+    def ann_file_problems(self, manifest: dict[str, Any]) -> list[str]:
+        """Missing / truncated / modified ANN file, checked against the manifest."""
+        if not manifest.get("ann_file"):
+            return []
+        path = self.data_dir / manifest["ann_file"]
+        if not path.is_file():
+            return [f"ANN index file {path} is missing"]
+        size = path.stat().st_size
+        if size != manifest["ann_bytes"]:
+            return [
+                f"ANN index file {path} has {size} bytes, manifest says {manifest['ann_bytes']}"
+            ]
+        if file_digest(path) != manifest["ann_sha256"]:
+            return [f"ANN index file {path} does not match its checksum in the manifest"]
+        return []
+
+    def _load_ann(self) -> None:
+        m = self.manifest
+        problems = self.ann_file_problems(m)
+        if problems:
+            raise TenantDamaged("; ".join(problems), ann_only=True)
+        dim = self.db.dim()
+        if m.get("ann_file"):
+            if dim != m["dim"]:
+                raise TenantDamaged(f"records hold {dim}-d vectors but the ANN index {m['dim']}-d")
+            self.ann = AnnIndex.load(
+                self.data_dir / m["ann_file"], m["dim"], self.params, live=int(m["ann_live"])
+            )
+        self.ann_seq = int(m["synced_seq"])
+        self.sync()
+        count = self.db.count()
+        live = self.ann.live if self.ann else 0
+        if live != count:
+            raise TenantDamaged(
+                f"ANN index holds {live} vectors but the records database {count}", ann_only=True
+            )
+
+    def sync(self) -> None:
+        """Replay writes newer than the ANN (`seq > ann_seq`) into it, a batch at a time."""
+        dead, batches = self.db.changes_since(self.ann_seq)
+        dim = self.db.dim()
+        if self.ann is None:
+            if dim is None:
+                return
+            self.ann = AnnIndex(dim, self.params, capacity=max(1024, self.db.count()))
+        with self.rw.write():
+            self.unsaved += self.ann.remove(dead)
+        for labels, vectors in batches:
+            with self.rw.write():
+                self.ann.add(labels, vectors)
+            self.unsaved += len(labels)
+        self.ann_seq = self.db.seq()
+
+    def save(self, ann: AnnIndex | None = None) -> None:
+        """Persist `ann` (default: the live one) as the new ANN file; manifest swap commits it."""
+        ann = ann or self.ann
+        if ann is None:
+            return
+        old = self.manifest.get("ann_file")
+        name = f"ann-{self.ann_seq:012d}-{uuid.uuid4().hex[:6]}.bin"
+        with self.rw.read():
+            sha, size = ann.save(self.data_dir / name)
+        manifest = {
+            **empty_manifest(self.params),
+            "dim": ann.dim,
+            "ann_file": name,
+            "ann_sha256": sha,
+            "ann_bytes": size,
+            "ann_live": ann.live,
+            "synced_seq": self.ann_seq,
+        }
+        write_json_atomic(self.data_dir / MANIFEST, manifest)
+        self.manifest = manifest
+        self.db.purge_tombstones(self.ann_seq)
+        self.unsaved = 0
+        if old and old != name:
+            (self.data_dir / old).unlink(missing_ok=True)
+
+    def maybe_save(self) -> None:
+        """Save when enough changed; compact instead when tombstones outnumber live vectors."""
+        if self.ann is None or self.unsaved < max(2000, self.ann.live // 4):
+            return
+        if self.ann.tombstones > max(1000, self.ann.live):
+            self.rebuild()
+        else:
+            self.save()
+
+    def rebuild(self) -> int:
+        """New ANN from stored vectors + FTS rebuild; readers keep the old one until the swap."""
+        self.db.rebuild_fts()
+        dim = self.db.dim()
+        count = self.db.count()
+        if dim is None:
+            return 0
+        fresh = AnnIndex(dim, self.params, capacity=max(1024, count))
+        for labels, vectors in self.db.vector_batches():
+            fresh.add(labels, vectors)
+        self.ann_seq = self.db.seq()
+        self.save(fresh)
+        with self.rw.write():
+            self.ann = fresh
+        return count
+
+    def close(self) -> None:
+        self.closed = True
+        self.db.close()

@@ -1,0 +1,268 @@
+"""One contract suite for every VectorStore backend (embedded always; Weaviate with WEAVIATE_URL).
+
+Search-quality assertions use real all-MiniLM-L6-v2 embeddings of a small corpus, so "the right
+chunk ranks first" means the store works end to end, not that it echoes a planted vector.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from agent_platform.vectorstore.base import (
+    SearchMode,
+    SnapshotNotFoundError,
+    VectorStore,
+    VectorStoreError,
+)
+
+T = "acme"
+
+
+@pytest.fixture
+def loaded(store, corpus_records):
+    store.upsert(T, corpus_records)
+    return store
+
+
+def ids(hits) -> list[str]:
+    return [h.chunk_id for h in hits]
+
+
+def test_protocol_and_counts(loaded, corpus_records) -> None:
+    assert isinstance(loaded, VectorStore)
+    assert loaded.count(T) == len(corpus_records)
+    assert loaded.chunk_ids(T) == {r.chunk_id for r in corpus_records}
+    assert loaded.tenants() == [T]
+    assert loaded.count("nobody") == 0 and loaded.chunk_ids("nobody") == set()
+    loaded.verify(T)
+
+
+def test_upsert_is_idempotent(loaded, corpus_records) -> None:
+    assert loaded.upsert(T, corpus_records) == len(corpus_records)
+    assert loaded.count(T) == len(corpus_records)
+
+
+def test_upsert_replaces_same_id(loaded, corpus_records, embedder) -> None:
+    new_text = "Llamas are domesticated South American camelids used as pack animals."
+    replaced = dataclasses.replace(
+        corpus_records[0], text=new_text, vector=embedder.embed_query(new_text)
+    )
+    loaded.upsert(T, [replaced])
+    assert loaded.count(T) == len(corpus_records)
+    q = embedder.embed_query("animals that carry loads in the Andes")
+    top = loaded.search(T, query_text="llama", query_vector=q, k=1, mode=SearchMode.VECTOR)
+    assert ids(top) == [replaced.chunk_id] and top[0].text == new_text
+    assert (
+        loaded.search(
+            T, query_text="Forgot password", query_vector=None, k=5, mode=SearchMode.KEYWORD
+        )
+        == []
+    )
+
+
+def test_delete(loaded, corpus_records, embedder) -> None:
+    assert loaded.delete(T, ["bio-3", "geo-1", "does-not-exist"]) == 2
+    assert loaded.count(T) == len(corpus_records) - 2
+    assert "bio-3" not in loaded.chunk_ids(T)
+    hits = loaded.search(
+        T,
+        query_text="zebrafish heart",
+        query_vector=embedder.embed_query("zebrafish heart regeneration"),
+        k=10,
+    )
+    assert "bio-3" not in ids(hits)
+    assert loaded.delete(T, []) == 0 and loaded.delete("nobody", ["x"]) == 0
+
+
+def test_tenant_isolation(loaded, corpus_records, embedder) -> None:
+    loaded.upsert("globex", corpus_records[:3])
+    assert loaded.count("globex") == 3 and loaded.tenants() == [T, "globex"]
+    q = embedder.embed_query("zebrafish heart regeneration")
+    hits = loaded.search("globex", query_text="zebrafish", query_vector=q, k=10)
+    assert set(ids(hits)) <= {r.chunk_id for r in corpus_records[:3]}
+    loaded.drop_tenant("globex")
+    assert loaded.tenants() == [T] and loaded.count(T) == len(corpus_records)
+
+
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [
+        ("How do I change my login credentials?", "faq-1"),
+        ("Which part of a cell generates energy?", "bio-1"),
+        ("When did people first walk on the moon?", "hist-3"),
+        ("How long does delivery to France take?", "faq-6"),
+    ],
+)
+def test_vector_search_finds_paraphrase(loaded, embedder, query, expected) -> None:
+    hits = loaded.search(
+        T, query_text=query, query_vector=embedder.embed_query(query), k=3, mode=SearchMode.VECTOR
+    )
+    assert hits[0].chunk_id == expected
+
+
+def test_keyword_search_rare_term(loaded) -> None:
+    hits = loaded.search(T, query_text="QX-7731", query_vector=None, k=3, mode=SearchMode.KEYWORD)
+    assert hits[0].chunk_id == "ops-3"
+    assert loaded.search(T, query_text="xylophone", query_vector=None, k=3, mode="keyword") == []
+
+
+def test_hybrid_combines_both(loaded, embedder) -> None:
+    query = "what does error QX-7731 mean"
+    hits = loaded.search(T, query_text=query, query_vector=embedder.embed_query(query), k=5)
+    assert hits[0].chunk_id == "ops-3"
+
+
+@pytest.mark.parametrize("mode", list(SearchMode))
+def test_scores_in_unit_range_and_sorted(loaded, embedder, mode) -> None:
+    query = "coffee and bread recipes"
+    hits = loaded.search(
+        T, query_text=query, query_vector=embedder.embed_query(query), k=8, mode=mode
+    )
+    assert hits
+    scores = [h.score for h in hits]
+    assert all(0.0 <= s <= 1.0 for s in scores)
+    assert scores == sorted(scores, reverse=True)
+
+
+def test_filters_return_k_matches(loaded, embedder) -> None:
+    q = embedder.embed_query("mountains and rivers")
+    hits = loaded.search(
+        T, query_text="x", query_vector=q, k=4, mode=SearchMode.VECTOR, filters={"topic": "ops"}
+    )
+    assert len(hits) == 4 and all(h.metadata["topic"] == "ops" for h in hits)
+    hits = loaded.search(
+        T, query_text="recipes", query_vector=q, k=10, filters={"source": "recipes.md"}
+    )
+    assert len(hits) == 4 and {h.source for h in hits} == {"recipes.md"}
+    hits = loaded.search(
+        T,
+        query_text="the",
+        query_vector=q,
+        k=30,
+        mode=SearchMode.VECTOR,
+        filters={"document_id": "faq", "public": True},
+    )
+    assert len(hits) == 6 and {h.document_id for h in hits} == {"faq"}
+    assert (
+        loaded.search(
+            T,
+            query_text="x",
+            query_vector=q,
+            k=3,
+            mode=SearchMode.VECTOR,
+            filters={"topic": "nope"},
+        )
+        == []
+    )
+
+
+def test_min_score(loaded, embedder) -> None:
+    q = embedder.embed_query("Which part of a cell generates energy?")
+    hits = loaded.search(
+        T, query_text="cell", query_vector=q, k=20, mode=SearchMode.VECTOR, min_score=0.7
+    )
+    assert hits and all(h.score >= 0.7 for h in hits) and len(hits) < 20
+    assert (
+        loaded.search(
+            T, query_text="cell", query_vector=-q, k=5, mode=SearchMode.VECTOR, min_score=0.9
+        )
+        == []
+    )
+
+
+def test_exact_and_ann_agree(loaded, embedder) -> None:
+    for query in ("password reset", "history of Europe", "cooking rice", "cloud operations"):
+        q = embedder.embed_query(query)
+        ann = loaded.search(T, query_text=query, query_vector=q, k=5, mode=SearchMode.VECTOR)
+        exact = loaded.exact_search(T, q, k=5)
+        assert ids(ann) == ids(exact)
+        assert [h.score for h in ann] == pytest.approx([h.score for h in exact], abs=1e-4)
+
+
+def test_iter_records_streams_batches(loaded, corpus_records) -> None:
+    batches = list(loaded.iter_records(T, batch_size=5))
+    assert all(len(b) <= 5 for b in batches)
+    got = {r.chunk_id: r for b in batches for r in b}
+    assert set(got) == {r.chunk_id for r in corpus_records}
+    first = corpus_records[0]
+    np.testing.assert_allclose(got[first.chunk_id].vector, first.vector, atol=1e-5)
+    assert dict(got[first.chunk_id].metadata) == dict(first.metadata)
+
+
+def test_backup_restore_round_trip(loaded, corpus_records, snapshots_dir) -> None:
+    info = loaded.backup(T, snapshots_dir)
+    assert info.chunk_count == len(corpus_records) and info.tenant == T
+    assert len(info.snapshot_id) >= 16 and info.snapshot_id[8] == "T"
+    loaded.delete(T, ["faq-1", "faq-2"])
+    loaded.upsert(T, [dataclasses.replace(corpus_records[3], chunk_id="new-1")])
+    restored = loaded.restore(T, snapshots_dir, info.snapshot_id)
+    assert restored.snapshot_id == info.snapshot_id
+    assert loaded.chunk_ids(T) == {r.chunk_id for r in corpus_records}
+    assert [s.snapshot_id for s in loaded.list_snapshots(T, snapshots_dir)] == [info.snapshot_id]
+    hits = loaded.search(T, query_text="Forgot password", query_vector=None, k=1, mode="keyword")
+    assert ids(hits) == ["faq-1"]
+    loaded.verify(T)
+
+
+def test_bad_snapshot_is_refused(loaded, corpus_records, snapshots_dir) -> None:
+    info = loaded.backup(T, snapshots_dir)
+    manifest = json.loads((Path(info.location) / "manifest.json").read_text())
+    victim = Path(info.location) / sorted(manifest["files"])[0]
+    with victim.open("r+b") as fh:
+        fh.seek(100)
+        fh.write(b"\x00garbage\x00" * 10)
+    loaded.delete(T, ["faq-1"])
+    with pytest.raises(VectorStoreError, match="failed verification"):
+        loaded.restore(T, snapshots_dir, info.snapshot_id)
+    assert loaded.count(T) == len(corpus_records) - 1
+    with pytest.raises(SnapshotNotFoundError, match="no snapshot"):
+        loaded.restore(T, snapshots_dir, "20000101T000000Z")
+
+
+def test_prune_snapshots_by_retention(loaded, snapshots_dir) -> None:
+    snaps = [loaded.backup(T, snapshots_dir) for _ in range(3)]
+    for info, age_days in zip(snaps, (40, 35, 1), strict=True):
+        path = Path(info.location) / "manifest.json"
+        manifest = json.loads(path.read_text())
+        manifest["created_at"] = (datetime.now(UTC) - timedelta(days=age_days)).isoformat()
+        path.write_text(json.dumps(manifest))
+    removed = loaded.prune_snapshots(T, snapshots_dir, retention_days=30)
+    assert sorted(removed) == sorted(s.snapshot_id for s in snaps[:2])
+    assert [s.snapshot_id for s in loaded.list_snapshots(T, snapshots_dir)] == [
+        snaps[2].snapshot_id
+    ]
+    # The newest snapshot is kept even when it is older than the retention.
+    assert loaded.prune_snapshots(T, snapshots_dir, retention_days=0) == []
+
+
+def test_bad_input_is_rejected_and_nothing_is_lost(loaded, corpus_records, embedder) -> None:
+    good = dataclasses.replace(corpus_records[0], chunk_id="good-new")
+    wrong_dim = dataclasses.replace(corpus_records[1], chunk_id="bad-dim", vector=np.ones(10))
+    with pytest.raises(ValueError, match=r"bad-dim.*dimension 10.*384"):
+        loaded.upsert(T, [good, wrong_dim])
+    nan = dataclasses.replace(corpus_records[1], vector=np.full(384, np.nan, dtype=np.float32))
+    with pytest.raises(ValueError, match=r"faq-2.*NaN"):
+        loaded.upsert(T, [nan])
+    assert loaded.count(T) == len(corpus_records) and "good-new" not in loaded.chunk_ids(T)
+    q = embedder.embed_query("password")
+    with pytest.raises(ValueError, match="query_text is empty"):
+        loaded.search(T, query_text="  ", query_vector=q, k=3)
+    with pytest.raises(ValueError, match="k must be a positive integer"):
+        loaded.search(T, query_text="password", query_vector=q, k=0)
+    with pytest.raises(ValueError, match=r"query_vector.*dimension 3"):
+        loaded.search(T, query_text="password", query_vector=np.ones(3), k=3, mode="vector")
+    with pytest.raises(ValueError, match="min_score"):
+        loaded.search(T, query_text="password", query_vector=q, k=3, min_score=2.0)
+    with pytest.raises(ValueError, match="tenant"):
+        loaded.upsert("../etc", corpus_records[:1])
+    with pytest.raises(ValueError, match="metadata key"):
+        loaded.upsert(T, [dataclasses.replace(corpus_records[0], metadata={"a b": 1})])
+    assert loaded.count(T) == len(corpus_records)
+    hits = loaded.search(T, query_text="password", query_vector=q, k=1, mode="vector")
+    assert ids(hits) == ["faq-1"]
