@@ -6,6 +6,7 @@ the instance under DAGSTER_HOME (so runs appear in the UI) and reads the materia
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -50,8 +51,11 @@ def run_job(
     ):
         instance.add_dynamic_partitions(TENANTS_PARTITIONS, [partition_key])
     job = build_definitions(settings, prompt_dirs).resolve_job_def(job_name)
+    # The terminal shows a summary and progress bars; the full event log is in the Dagster UI.
+    log_level = os.environ.get("AGENT_PLATFORM_CLI_LOG_LEVEL", "WARNING")
+    config = {**(run_config or {}), "loggers": {"console": {"config": {"log_level": log_level}}}}
     result = job.execute_in_process(
-        partition_key=partition_key, instance=instance, run_config=run_config, raise_on_error=False
+        partition_key=partition_key, instance=instance, run_config=config, raise_on_error=False
     )
     outcome = JobOutcome(success=result.success, run_id=result.run_id)
     for event in result.get_asset_materialization_events():

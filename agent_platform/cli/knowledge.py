@@ -152,7 +152,8 @@ def _print_hits(query: str, hits: list[SearchHit]) -> None:
     table.add_column("source")
     table.add_column("text")
     for rank, hit in enumerate(hits, start=1):
-        snippet = hit.text if len(hit.text) < 240 else hit.text[:237] + "..."
+        text = " ".join(hit.text.split())
+        snippet = text if len(text) < 240 else text[:237] + "..."
         table.add_row(str(rank), f"{hit.score:.3f}", hit.source, snippet)
     Console().print(table)
 

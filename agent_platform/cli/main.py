@@ -57,32 +57,49 @@ def sample_docs_dir() -> Path:
     return Path(__file__).resolve().parents[2] / "docs"
 
 
+def _fail_on(outcome) -> None:
+    for failure in outcome.failures:
+        console.print(f"[red]error:[/red] {failure}")
+    if not outcome.success:
+        raise typer.Exit(1)
+
+
 @app.command("demo")
 def demo(
     source: Annotated[Path | None, typer.Option(help="Documents for the sample tenant.")] = None,
 ) -> None:
     """Materialize the whole asset graph for the sample tenant and show the result."""
-    from agent_platform.cli.execution import run_tenant_job
+    from agent_platform.cli.execution import run_job, run_tenant_job
 
     settings = get_settings()
     source = source or sample_docs_dir()
     console.rule("[bold]1. Knowledge: documents → chunks → embeddings → index")
     knowledge.ingest(directory=source, tenant=SAMPLE_TENANT, as_json=False)
-    console.rule("[bold]2. Search the sample tenant (hybrid: vector + BM25, fused by RRF)")
+    console.rule("[bold]2. Prompts: validate, test and register in MLflow")
+    prompts = run_job(settings, "prompts_job")
+    for key, meta in sorted(prompts.metadata.items()):
+        if key.startswith("prompts/versions/"):
+            console.print(
+                f"{key.removeprefix('prompts/versions/')}: v{meta['mlflow_version']} "
+                f"({meta['semver']}), aliases {meta['aliases']}"
+            )
+    _fail_on(prompts)
+    console.rule("[bold]3. Search the sample tenant (hybrid: vector + BM25, fused by RRF)")
     for query in DEMO_QUERIES:
         knowledge.search(tenant=SAMPLE_TENANT, query=query, k=3)
-    console.rule("[bold]3. Snapshot the index (the daily backup job)")
+    console.rule("[bold]4. Snapshot the index (the daily backup job)")
     outcome = run_tenant_job(settings, "index_backup_job", SAMPLE_TENANT)
     snapshot = outcome.metadata.get("index_snapshot", {})
     console.print(f"snapshot {snapshot.get('snapshot_id')} at {snapshot.get('location')}")
-    if not outcome.success:
-        raise typer.Exit(1)
+    _fail_on(outcome)
     console.rule("[bold]Where to look")
     console.print(
         f"State lives in {settings.home_dir}.\n"
         "Open the Dagster UI over the same state with [bold]make ui[/bold] "
         "(dagster dev -w workspace.yaml) and browse to http://127.0.0.1:3000: "
-        f"Assets → knowledge, partition '{SAMPLE_TENANT}'."
+        f"Assets → knowledge (partition '{SAMPLE_TENANT}') and prompts.\n"
+        f"MLflow UI: mlflow ui --backend-store-uri {settings.resolved_mlflow_tracking_uri} "
+        "→ Prompts."
     )
 
 

@@ -62,7 +62,11 @@ def load_sentence_transformer(model_dir: Path) -> SentenceTransformer:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     from sentence_transformers import SentenceTransformer
+    from transformers.utils import logging as transformers_logging
 
+    transformers_logging.disable_progress_bar()  # weights load from disk; no bar needed
+    # The chunker measures whole documents with this tokenizer; their length is not an error.
+    transformers_logging.set_verbosity_error()
     return SentenceTransformer(str(model_dir), device="cpu", local_files_only=True)
 
 
