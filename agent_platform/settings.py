@@ -25,6 +25,19 @@ Profile = Literal["local", "production"]
 VectorBackend = Literal["embedded", "weaviate"]
 
 
+def settings_file() -> Path | None:
+    """The TOML file named by AGENT_PLATFORM_CONFIG_FILE, if any; a missing file is an error."""
+    config_file = os.environ.get("AGENT_PLATFORM_CONFIG_FILE")
+    if not config_file:
+        return None
+    path = Path(config_file)
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"AGENT_PLATFORM_CONFIG_FILE={config_file!r}: no such settings file"
+        )
+    return path
+
+
 class EmbeddingSettings(BaseSettings):
     """Which sentence-transformers models embed text, and how."""
 
@@ -94,13 +107,8 @@ class Settings(BaseSettings):
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
-        config_file = os.environ.get("AGENT_PLATFORM_CONFIG_FILE")
-        if config_file:
-            path = Path(config_file)
-            if not path.is_file():
-                raise FileNotFoundError(
-                    f"AGENT_PLATFORM_CONFIG_FILE={config_file!r}: no such settings file"
-                )
+        path = settings_file()
+        if path is not None:
             sources.append(TomlConfigSettingsSource(settings_cls, toml_file=path))
         return tuple(sources)
 

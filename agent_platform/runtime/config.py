@@ -9,7 +9,6 @@ the TOML file named by `AGENT_PLATFORM_CONFIG_FILE`.
 
 from __future__ import annotations
 
-import os
 import tomllib
 from pathlib import Path
 from typing import Any, Literal
@@ -19,6 +18,7 @@ from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from agent_platform.runtime.catalogue import ModelSpec, default_models
+from agent_platform.settings import settings_file
 
 RoutingStrategy = Literal["ordered", "cost", "latency", "quality", "intelligent"]
 StorageBackend = Literal["local", "redis"]
@@ -178,14 +178,9 @@ class _RuntimeTomlTable(PydanticBaseSettingsSource):
         return None, field_name, False
 
     def __call__(self) -> dict[str, Any]:
-        config_file = os.environ.get("AGENT_PLATFORM_CONFIG_FILE")
-        if not config_file:
+        path = settings_file()
+        if path is None:
             return {}
-        path = Path(config_file)
-        if not path.is_file():
-            raise FileNotFoundError(
-                f"AGENT_PLATFORM_CONFIG_FILE={config_file!r}: no such settings file"
-            )
         with path.open("rb") as handle:
             table = tomllib.load(handle).get("runtime", {})
         if not isinstance(table, dict):
