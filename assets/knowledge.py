@@ -6,6 +6,7 @@ Each asset streams a Parquet table (or the index) and reports the numbers a pers
 import dagster as dg
 
 from agent_platform.knowledge import pipeline
+from agent_platform.knowledge.chunking import chunker_for
 from agent_platform.progress import progress_reporter
 from assets.partitions import tenants_partitions
 from resources.embedder import EmbedderResource
@@ -63,18 +64,14 @@ def document_chunks(
     embedder: EmbedderResource,
 ) -> dg.MaterializeResult:
     """Token-aware chunks with overlap, measured in the embedding model's tokens."""
-    from agent_platform.knowledge.chunking import TokenChunker
-
-    model = embedder.embedder
-    limit = min(knowledge.chunk_tokens, model.max_seq_length - 2)
-    chunker = TokenChunker(model.tokenizer, limit, min(knowledge.chunk_overlap_tokens, limit - 1))
+    chunker = chunker_for(embedder.embedder, knowledge.chunk_tokens, knowledge.chunk_overlap_tokens)
     summary = pipeline.chunk_documents(knowledge.tables(context.partition_key), chunker)
     return dg.MaterializeResult(
         metadata={
             "chunks_total": summary.chunks_total,
             "documents_chunked": summary.documents_chunked,
             "documents_reused": summary.documents_reused,
-            "chunk_tokens": limit,
+            "chunk_tokens": chunker.chunk_tokens,
             "dagster/row_count": summary.chunks_total,
         }
     )

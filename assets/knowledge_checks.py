@@ -5,6 +5,7 @@ import warnings
 import dagster as dg
 
 from agent_platform.knowledge import quality
+from agent_platform.knowledge.chunking import max_chunk_tokens
 from assets.knowledge import document_chunks, embeddings, vector_index
 from assets.partitions import tenants_partitions
 from resources.embedder import EmbedderResource
@@ -29,7 +30,7 @@ def chunk_schema(
     embedder: EmbedderResource,
 ) -> dg.AssetCheckResult:
     """Chunks satisfy the pandera schema, have unique ids and fit the model's sequence length."""
-    max_tokens = embedder.embedder.max_seq_length - 2
+    max_tokens = max_chunk_tokens(embedder.embedder)
     return _result(quality.check_chunk_schema(knowledge.tables(context.partition_key), max_tokens))
 
 

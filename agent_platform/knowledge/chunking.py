@@ -74,6 +74,16 @@ class TokenChunker:
         return chunks
 
 
+def chunker_for(embedder, chunk_tokens: int, overlap_tokens: int) -> TokenChunker:
+    """A chunker whose chunks fit the embedder's sequence length (less its two special tokens)."""
+    limit = min(chunk_tokens, max_chunk_tokens(embedder))
+    return TokenChunker(embedder.tokenizer, limit, min(overlap_tokens, limit - 1))
+
+
+def max_chunk_tokens(embedder) -> int:
+    return embedder.max_seq_length - 2
+
+
 class ChunkTableSchema(pa.DataFrameModel):
     """The contract of the `document_chunks` table, checked on every materialization."""
 

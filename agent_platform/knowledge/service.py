@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from functools import cached_property
 
-from agent_platform.knowledge.chunking import TokenChunker
+from agent_platform.knowledge.chunking import TokenChunker, chunker_for
 from agent_platform.knowledge.embedder import Embedder
 from agent_platform.knowledge.embedding_cache import EmbeddingCache
 from agent_platform.knowledge.tables import TenantTables
@@ -57,12 +57,8 @@ class KnowledgeBase:
 
     @cached_property
     def chunker(self) -> TokenChunker:
-        limit = min(self.settings.embedding.chunk_tokens, self.embedder.max_seq_length - 2)
-        return TokenChunker(
-            self.embedder.tokenizer,
-            limit,
-            min(self.settings.embedding.chunk_overlap_tokens, limit - 1),
-        )
+        embedding = self.settings.embedding
+        return chunker_for(self.embedder, embedding.chunk_tokens, embedding.chunk_overlap_tokens)
 
     def search(
         self,
