@@ -13,6 +13,16 @@ import dagster as dg
 
 from agent_platform.prompts import default_prompt_dirs
 from agent_platform.settings import Settings, get_settings
+from assets.evaluation import (
+    champion_promotion,
+    champion_quality,
+    evaluated_model_versions,
+    evaluation_dataset,
+    evaluation_dataset_valid,
+    evaluation_job,
+    gate_checks,
+    quality_gate_job,
+)
 from assets.jobs import index_backup_job, knowledge_job, prompts_job, reindex_job
 from assets.knowledge import (
     document_chunks,
@@ -23,14 +33,22 @@ from assets.knowledge import (
 )
 from assets.knowledge_checks import knowledge_checks
 from assets.prompts import build_prompt_assets, prompt_names
+from assets.readiness import readiness_job, readiness_report
 from resources.embedder import EmbedderResource
 from resources.knowledge import KnowledgeWorkspaceResource
+from resources.model_registry import (
+    EvaluationResource,
+    LocalModelRegistryResource,
+    MlflowServerModelRegistryResource,
+    ModelRegistryResource,
+)
 from resources.prompts import PromptsResource
 from resources.vector_store import (
     EmbeddedVectorStoreResource,
     VectorStoreResource,
     WeaviateVectorStoreResource,
 )
+from sensors.evaluation import daily_quality_gate, evaluation_request_sensor
 from sensors.knowledge import knowledge_sources_sensor
 from sensors.prompts import build_prompt_sensor
 from sensors.schedules import daily_index_backup, weekly_reindex
@@ -51,6 +69,16 @@ def build_vector_store_resource(settings: Settings) -> VectorStoreResource:
             **common,
         )
     return EmbeddedVectorStoreResource(index_dir=str(settings.index_dir), **common)
+
+
+def build_model_registry_resource(settings: Settings) -> ModelRegistryResource:
+    if settings.profile == "production":
+        return MlflowServerModelRegistryResource(
+            home=str(settings.home_dir),
+            server_uri=settings.resolved_mlflow_tracking_uri,
+            artifacts_uri=settings.resolved_mlflow_artifact_root,
+        )
+    return LocalModelRegistryResource(home=str(settings.home_dir))
 
 
 def build_resources(
@@ -76,6 +104,8 @@ def build_resources(
         ),
         "vector_store": build_vector_store_resource(settings),
         "prompts": PromptsResource.from_settings(settings, prompt_dirs=prompt_dirs),
+        "evaluation": EvaluationResource(),
+        "model_registry": build_model_registry_resource(settings),
     }
 
 
@@ -98,11 +128,29 @@ def build_definitions(
             vector_index,
             index_snapshot,
             *prompt_assets,
+            evaluation_dataset,
+            evaluated_model_versions,
+            champion_promotion,
+            champion_quality,
+            readiness_report,
         ],
-        asset_checks=[*knowledge_checks, *prompt_asset_checks],
-        jobs=[knowledge_job, index_backup_job, reindex_job, prompts_job],
-        schedules=[daily_index_backup, weekly_reindex],
-        sensors=[knowledge_sources_sensor, prompt_files_sensor],
+        asset_checks=[
+            *knowledge_checks,
+            *prompt_asset_checks,
+            evaluation_dataset_valid,
+            *gate_checks,
+        ],
+        jobs=[
+            knowledge_job,
+            index_backup_job,
+            reindex_job,
+            prompts_job,
+            evaluation_job,
+            quality_gate_job,
+            readiness_job,
+        ],
+        schedules=[daily_index_backup, weekly_reindex, daily_quality_gate],
+        sensors=[knowledge_sources_sensor, prompt_files_sensor, evaluation_request_sensor],
         resources=build_resources(settings, prompt_dirs),
     )
 

@@ -10,7 +10,9 @@ import typer
 from rich.console import Console
 
 from agent_platform.cli import knowledge
+from agent_platform.cli.models import models_app
 from agent_platform.cli.prompts import prompts_app
+from agent_platform.cli.readiness import readiness_app
 from agent_platform.dagster_home import ensure_dagster_home
 from agent_platform.settings import get_settings
 
@@ -23,6 +25,8 @@ config_app = typer.Typer(help="Show the resolved configuration.")
 app.add_typer(config_app, name="config")
 app.add_typer(knowledge.index_app, name="index")
 app.add_typer(prompts_app, name="prompts")
+app.add_typer(models_app, name="models")
+app.add_typer(readiness_app, name="readiness")
 app.command("ingest")(knowledge.ingest)
 app.command("search")(knowledge.search)
 
@@ -70,6 +74,7 @@ def demo(
 ) -> None:
     """Materialize the whole asset graph for the sample tenant and show the result."""
     from agent_platform.cli.execution import run_job, run_tenant_job
+    from agent_platform.cli.models import demo_evaluation_steps
 
     settings = get_settings()
     source = source or sample_docs_dir()
@@ -92,6 +97,7 @@ def demo(
     snapshot = outcome.metadata.get("index_snapshot", {})
     console.print(f"snapshot {snapshot.get('snapshot_id')} at {snapshot.get('location')}")
     _fail_on(outcome)
+    demo_evaluation_steps(console)
     console.rule("[bold]Where to look")
     console.print(
         f"State lives in {settings.home_dir}.\n"

@@ -1,0 +1,318 @@
+"""One evaluation round: register each candidate, run it through the real runtime, score it, log
+everything to MLflow, apply the gates, pick the challenger and compare it with the champion.
+
+The Dagster assets and the CLI call this; they add no logic of their own.
+"""
+
+from __future__ import annotations
+
+import math
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from agent_platform.evaluation.candidates import Candidate, EvaluationPlan, load_plan
+from agent_platform.evaluation.compare import Comparison, paired_bootstrap
+from agent_platform.evaluation.dataset import EvaluationDataset, Example, load_dataset
+from agent_platform.evaluation.gates import GateResult, all_passed, evaluate_gates
+from agent_platform.evaluation.runner import AgentRunner, EvaluationResult, evaluate
+from agent_platform.model_registry import AgentModelRegistry, AgentVersion, build_lineage
+from agent_platform.runtime.agent_config import AgentConfig
+from agent_platform.settings import Settings
+
+EXAMPLES_ARTIFACT = "eval/examples.json"
+RuntimeFactory = Callable[[Settings, AgentConfig], Any]
+Log = Callable[[str], None]
+
+
+def default_runtime_factory(settings: Settings, config: AgentConfig) -> Any:
+    """The real runtime; evaluation traffic is exempt from per-user rate limits (it is one user
+    asking hundreds of questions a minute, which is not what the limits are for)."""
+    from agent_platform.runtime.agent import AgentRuntime
+    from agent_platform.runtime.config import RuntimeSettings
+
+    runtime = RuntimeSettings()
+    unlimited = 1_000_000_000
+    limits = runtime.rate_limits.model_copy(
+        update={
+            "user_requests_per_minute": unlimited,
+            "user_tokens_per_minute": unlimited,
+            "global_requests_per_minute": unlimited,
+            "global_tokens_per_minute": unlimited,
+            "model_requests_per_minute": unlimited,
+            "model_tokens_per_minute": unlimited,
+        }
+    )
+    runtime = runtime.model_copy(update={"rate_limits": limits})
+    return AgentRuntime.from_settings(settings, agent=config, runtime_settings=runtime)
+
+
+@dataclass
+class CandidateEvaluation:
+    candidate: str
+    version: AgentVersion
+    created: bool
+    result: EvaluationResult
+    gates: list[GateResult]
+    run_id: str
+
+    @property
+    def passed(self) -> bool:
+        return all_passed(self.gates)
+
+    @property
+    def metrics(self) -> dict[str, float]:
+        return self.result.metrics
+
+
+@dataclass
+class EvaluationRound:
+    dataset: EvaluationDataset
+    evaluations: list[CandidateEvaluation]
+    challenger: CandidateEvaluation | None = None
+    champion: CandidateEvaluation | None = None
+    comparisons: list[Comparison] = field(default_factory=list)
+
+    def should_promote(self) -> tuple[bool, str]:
+        """Promote a challenger that passes every gate and beats (or replaces) the champion."""
+        challenger = self.challenger
+        if challenger is None:
+            return False, "no candidate was evaluated"
+        if not challenger.passed:
+            failed = "; ".join(g.message for g in challenger.gates if not g.passed)
+            return False, f"v{challenger.version.version} failed its gates: {failed}"
+        if self.champion is None:
+            return True, "no champion yet"
+        if self.champion.version.version == challenger.version.version:
+            return False, f"v{challenger.version.version} is already the champion"
+        if not self.champion.passed:
+            return True, f"champion v{self.champion.version.version} no longer passes its gates"
+        accuracy = next((c for c in self.comparisons if c.metric == "correct"), None)
+        if accuracy is not None and accuracy.verdict == "better":
+            return True, accuracy.summary()
+        return False, accuracy.summary() if accuracy else "no comparison"
+
+
+class EvaluationService:
+    """Evaluates candidates of an `EvaluationPlan` against the MLflow registry."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        plan: EvaluationPlan | None = None,
+        registry: AgentModelRegistry | None = None,
+        runtime_factory: RuntimeFactory = default_runtime_factory,
+        log: Log = lambda message: None,
+    ) -> None:
+        self.settings = settings
+        self.plan = plan or load_plan()
+        self.registry = registry or AgentModelRegistry.from_settings(settings)
+        self.runtime_factory = runtime_factory
+        self.log = log
+
+    def dataset(self) -> EvaluationDataset:
+        return load_dataset(self.plan.dataset_path).require_valid()
+
+    def evaluate_config(
+        self,
+        key: str,
+        config: AgentConfig,
+        examples: list[Example],
+        *,
+        dataset_version: str,
+        repeats: int,
+        dagster_run_id: str = "",
+    ) -> CandidateEvaluation:
+        """Register (or reuse) the version, evaluate it, log the run and record the verdict."""
+        lineage = build_lineage(
+            self.settings,
+            config,
+            tenant=self.plan.tenant,
+            candidate=key,
+            dataset_version=dataset_version,
+            dagster_run_id=dagster_run_id,
+        )
+        version, created = self.registry.register(config, lineage)
+        self.log(
+            f"{key}: {'registered' if created else 'reusing'} {config.name} v{version.version}"
+        )
+        runtime: AgentRunner = self.runtime_factory(self.settings, config)
+        try:
+            result = evaluate(
+                runtime,
+                examples,
+                agent=config.name,
+                tenant=self.plan.tenant,
+                k=config.retrieval.k,
+                repeats=repeats,
+                progress=lambda done, total: (
+                    self.log(f"{key}: {done}/{total} examples") if done % 10 == 0 else None
+                ),
+            )
+        finally:
+            close = getattr(runtime, "close", None)
+            if close:
+                close()
+        gates = evaluate_gates(result.metrics, self.plan.gates)
+        run_id = self._log_run(key, version, result, gates, lineage, repeats)
+        version = self.registry.record_evaluation(
+            config.name,
+            version.version,
+            run_id=run_id,
+            metrics={k: v for k, v in result.metrics.items() if not math.isnan(v)},
+            gates_passed=all_passed(gates),
+            dataset_version=dataset_version,
+        )
+        return CandidateEvaluation(key, version, created, result, gates, run_id)
+
+    def _log_run(
+        self,
+        key: str,
+        version: AgentVersion,
+        result: EvaluationResult,
+        gates: list[GateResult],
+        lineage: dict[str, str],
+        repeats: int,
+    ) -> str:
+        client = self.registry.client
+        run = client.create_run(
+            self.registry.experiment_id(version.name),
+            run_name=f"evaluate {key} v{version.version}",
+            tags={**lineage, "kind": "evaluation", "model_version": str(version.version)},
+        )
+        run_id = run.info.run_id
+        config = version.config()
+        params = {
+            "candidate": key,
+            "model_version": version.version,
+            "models": ",".join(config.models or [config.route]),
+            "retrieval_k": config.retrieval.k,
+            "retrieval_mode": config.retrieval.mode,
+            "examples": len(result.examples),
+            "repeats": repeats,
+        }
+        for name, value in params.items():
+            client.log_param(run_id, name, str(value))
+        numbers = {k: v for k, v in result.metrics.items() if not math.isnan(v)}
+        numbers |= {f"gate.{g.name}": float(g.passed) for g in gates}
+        numbers["gates_passed"] = float(all_passed(gates))
+        for name, value in numbers.items():
+            client.log_metric(run_id, name, value)
+        rows = [e.row() for e in result.examples]
+        client.log_table(run_id, pd.DataFrame(rows), EXAMPLES_ARTIFACT)
+        client.log_dict(
+            run_id,
+            {
+                "metrics": result.metrics,
+                "gates": [g.__dict__ | {"message": g.message} for g in gates],
+                "latencies_ms": result.latencies_ms,
+                "duration_s": result.duration_s,
+            },
+            "eval/summary.json",
+        )
+        client.set_terminated(run_id)
+        return run_id
+
+    def examples_of(self, run_id: str) -> pd.DataFrame:
+        """The per-example table an evaluation run logged."""
+        with tempfile.TemporaryDirectory() as tmp:
+            path = self.registry.client.download_artifacts(run_id, EXAMPLES_ARTIFACT, tmp)
+            return pd.read_json(Path(path), orient="split")
+
+    def run_round(
+        self,
+        keys: list[str] | None = None,
+        *,
+        max_examples: int | None = None,
+        dagster_run_id: str = "",
+        by: str = "evaluation",
+    ) -> EvaluationRound:
+        """Evaluate candidates, mark the best as `challenger`, compare it with the champion."""
+        dataset = self.dataset()
+        evaluations = []
+        for candidate in self.plan.select(keys):
+            limit = _limit(candidate, max_examples)
+            evaluations.append(
+                self.evaluate_config(
+                    candidate.key,
+                    candidate.config,
+                    dataset.subset(limit),
+                    dataset_version=dataset.version,
+                    repeats=candidate.repeats,
+                    dagster_run_id=dagster_run_id,
+                )
+            )
+        outcome = EvaluationRound(dataset, evaluations)
+        outcome.challenger = max(evaluations, key=_rank) if evaluations else None
+        if outcome.challenger is None:
+            return outcome
+        challenger = outcome.challenger
+        self.registry.set_challenger(
+            self.plan.agent, challenger.version.version, by=by, reason="best of evaluation round"
+        )
+        champion = self.registry.champion(self.plan.agent)
+        if champion is not None:
+            same = [e for e in evaluations if e.version.version == champion.version]
+            if same and len(same[0].result.examples) >= len(challenger.result.examples):
+                outcome.champion = same[0]
+            else:  # re-run the champion on exactly the challenger's examples
+                ids = {e.example_id for e in challenger.result.examples}
+                outcome.champion = self.evaluate_config(
+                    champion.candidate or "champion",
+                    champion.config(),
+                    [e for e in dataset.examples if e.id in ids],
+                    dataset_version=dataset.version,
+                    repeats=0,
+                    dagster_run_id=dagster_run_id,
+                )
+            for metric in ("correct", "groundedness"):
+                outcome.comparisons.append(
+                    paired_bootstrap(
+                        challenger.result.scores(metric),
+                        outcome.champion.result.scores(metric),
+                        metric=metric,
+                    )
+                )
+        return outcome
+
+    def evaluate_champion(self, *, dagster_run_id: str = "") -> CandidateEvaluation | None:
+        """Re-evaluate the serving version on the whole dataset (the daily quality gate)."""
+        champion = self.registry.champion(self.plan.agent)
+        if champion is None:
+            return None
+        dataset = self.dataset()
+        candidate = self.plan.candidates.get(champion.candidate)
+        limit = _limit(candidate, None) if candidate else None
+        evaluation = self.evaluate_config(
+            champion.candidate or "champion",
+            champion.config(),
+            dataset.subset(limit),
+            dataset_version=dataset.version,
+            repeats=candidate.repeats if candidate else 1,
+            dagster_run_id=dagster_run_id,
+        )
+        self.registry.record_quality_check(
+            champion.name, champion.version, passed=evaluation.passed, run_id=evaluation.run_id
+        )
+        return evaluation
+
+
+def _limit(candidate: Candidate | None, override: int | None) -> int | None:
+    limits = [n for n in (override, candidate.max_examples if candidate else None) if n]
+    return min(limits) if limits else None
+
+
+def _rank(evaluation: CandidateEvaluation) -> tuple[float, ...]:
+    metrics = evaluation.metrics
+    latency = metrics.get("latency_p95_ms", math.inf)
+    return (
+        float(evaluation.passed),
+        metrics.get("accuracy", 0.0),
+        metrics.get("consistency", 0.0) if not math.isnan(metrics.get("consistency", 0.0)) else 0,
+        -latency if not math.isnan(latency) else -math.inf,
+    )

@@ -1,0 +1,46 @@
+"""Read-side helpers for serving processes and the CLI: the champion's config, JSON views."""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any
+
+from mlflow.exceptions import MlflowException
+
+from agent_platform.model_registry.registry import AgentModelRegistry, AgentVersion
+from agent_platform.runtime.agent_config import AgentConfig
+
+if TYPE_CHECKING:
+    from agent_platform.settings import Settings
+
+_LINEAGE_PREFIXES = ("prompt", "index", "embedding", "dataset", "dagster", "code", "git", "tenant")
+
+
+def champion_config(settings: Settings, agent: str) -> AgentConfig | None:
+    """The serving configuration of `agent`, or None before anything was promoted."""
+    registry = AgentModelRegistry.from_settings(settings)
+    try:
+        champion = registry.champion(agent)
+    except MlflowException:
+        return None
+    return champion.config() if champion else None
+
+
+def as_json(version: AgentVersion) -> dict[str, Any]:
+    return {
+        "name": version.name,
+        "version": version.version,
+        "aliases": version.aliases,
+        "candidate": version.candidate,
+        "evaluated": version.evaluated,
+        "gates_passed": version.gates_passed,
+        "metrics": version.metrics,
+        "lineage": {
+            k: v
+            for k, v in version.tags.items()
+            if k.startswith(("prompt.", "index", "embedding", "dataset", "dagster", "code", "git"))
+        },
+        "created_at": version.created_at.isoformat(timespec="seconds"),
+        "run_id": version.run_id,
+        "config": json.loads(version.tags.get("agent_config", "{}")),
+    }

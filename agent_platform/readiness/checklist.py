@@ -1,0 +1,336 @@
+"""The production-readiness checklist of the spec, each item checked by a tool where one can.
+
+Statuses: `pass`, `fail`, `missing` (no evidence yet), `error` ("could not run: …"), and for
+manual items `signed` (a recorded sign-off) or `missing`. The champion is ready only when every
+item is `pass` or `signed`.
+"""
+
+from __future__ import annotations
+
+import math
+import xml.etree.ElementTree as ET  # parses the project's own pytest JUnit report
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from agent_platform.evaluation.gates import GateThresholds, evaluate_gates
+from agent_platform.model_registry import AgentVersion
+from agent_platform.readiness import tools
+from agent_platform.readiness.signoffs import MANUAL_ITEMS, SignoffStore
+from agent_platform.settings import Settings
+from agent_platform.vectorstore.snapshots import check_files, list_snapshots, read_manifest
+
+OK = {"pass", "signed"}
+BACKUP_MAX_AGE = timedelta(hours=26)
+QUALITY_CHECK_MAX_AGE = timedelta(hours=26)
+
+
+@dataclass(frozen=True)
+class Item:
+    section: str
+    key: str
+    title: str
+    status: str
+    detail: str
+    automatic: bool = True
+    evidence: dict[str, object] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return self.status in OK
+
+
+@dataclass
+class ChecklistInputs:
+    """What the checks look at; tests point these at their own files."""
+
+    settings: Settings
+    project_root: Path
+    tenant: str
+    champion: AgentVersion | None
+    gates: GateThresholds
+    dataset_version: str
+    run_tools: bool = True
+    junit_path: Path | None = None
+
+
+def _age(iso: str) -> timedelta:
+    return datetime.now(UTC) - datetime.fromisoformat(iso)
+
+
+def _files_item(key: str, title: str, root: Path, names: list[str], section: str) -> Item:
+    missing = [n for n in names if not (root / n).is_file() or not (root / n).stat().st_size]
+    if missing:
+        return Item(section, key, title, "fail", f"missing: {', '.join(missing)}")
+    return Item(section, key, title, "pass", f"present: {', '.join(names)}")
+
+
+def _contains(path: Path, words: list[str]) -> list[str]:
+    text = path.read_text(encoding="utf-8").lower() if path.is_file() else ""
+    return [w for w in words if w.lower() not in text]
+
+
+def _manual(key: str, store: SignoffStore) -> Item:
+    section, _ = key.split(".", 1)
+    signoff = store.get(key)
+    if signoff is None:
+        return Item(
+            section,
+            key,
+            MANUAL_ITEMS[key],
+            "missing",
+            f"no sign-off: `agent-platform readiness signoff {key} --by NAME`",
+            False,
+        )
+    note = f" ({signoff.note})" if signoff.note else ""
+    return Item(
+        section,
+        key,
+        MANUAL_ITEMS[key],
+        "signed",
+        f"signed off by {signoff.by} at {signoff.at}{note}",
+        False,
+    )
+
+
+def _tests(inputs: ChecklistInputs) -> Item:
+    path = inputs.junit_path or inputs.settings.home_dir / "reports" / "junit.xml"
+    title = "Test suite results"
+    if not path.is_file():
+        return Item(
+            "implementation",
+            "implementation.tests",
+            title,
+            "missing",
+            f"no test report: run `pytest --junitxml={path}`",
+        )
+    suites = ET.parse(path).getroot()
+    suites = [suites] if suites.tag == "testsuite" else list(suites)
+    counts = {k: sum(int(s.get(k, 0)) for s in suites) for k in ("tests", "failures", "errors")}
+    stamp = datetime.fromtimestamp(path.stat().st_mtime, tz=UTC).isoformat(timespec="seconds")
+    failed = counts["failures"] + counts["errors"]
+    status = "pass" if counts["tests"] and not failed else "fail"
+    return Item(
+        "implementation",
+        "implementation.tests",
+        title,
+        status,
+        f"{counts['tests']} tests, {failed} failed or errored (report of {stamp})",
+        True,
+        counts,
+    )
+
+
+def _backups(inputs: ChecklistInputs) -> tuple[Item, Item]:
+    snaps = list_snapshots(inputs.settings.snapshots_dir, inputs.tenant)
+    if not snaps:
+        detail = f"no index snapshot of tenant {inputs.tenant!r}"
+        return (
+            Item("operations", "operations.backups", "Backups are fresh", "missing", detail),
+            Item(
+                "operations",
+                "operations.recovery_plans",
+                "Latest backup restorable",
+                "missing",
+                detail,
+            ),
+        )
+    latest = snaps[-1]
+    created = latest.created_at
+    created = datetime.fromisoformat(created) if isinstance(created, str) else created
+    age = datetime.now(UTC) - (created if created.tzinfo else created.replace(tzinfo=UTC))
+    fresh = age <= BACKUP_MAX_AGE
+    backup = Item(
+        "operations",
+        "operations.backups",
+        "Backups are fresh",
+        "pass" if fresh else "fail",
+        f"latest snapshot {latest.snapshot_id} is {age.total_seconds() / 3600:.1f} h old "
+        f"(limit {BACKUP_MAX_AGE.total_seconds() / 3600:.0f} h)",
+    )
+    directory = Path(latest.location)
+    problems = check_files(directory, read_manifest(directory))
+    recovery = Item(
+        "operations",
+        "operations.recovery_plans",
+        "Latest backup restorable",
+        "fail" if problems else "pass",
+        "; ".join(problems)
+        or f"checksums of {latest.snapshot_id} verify; restore with "
+        f"`agent-platform index restore --tenant {inputs.tenant} --snapshot {latest.snapshot_id}`",
+    )
+    return backup, recovery
+
+
+def _quality_gates(inputs: ChecklistInputs) -> list[Item]:
+    champion = inputs.champion
+    if champion is None or not champion.evaluated:
+        what = "no champion" if champion is None else f"v{champion.version} has no evaluation"
+        return [
+            Item("quality_gates", "quality_gates.champion", "Champion evaluated", "missing", what)
+        ]
+    items = []
+    stale = champion.tags.get("eval.dataset_version") != inputs.dataset_version
+    items.append(
+        Item(
+            "quality_gates",
+            "quality_gates.dataset",
+            "Evaluated on the current dataset",
+            "fail" if stale else "pass",
+            f"evaluated on dataset {champion.tags.get('eval.dataset_version')}, "
+            f"current {inputs.dataset_version}",
+        )
+    )
+    for gate in evaluate_gates(champion.metrics, inputs.gates):
+        items.append(
+            Item(
+                "quality_gates",
+                f"quality_gates.{gate.name}",
+                f"Gate: {gate.name}",
+                "pass" if gate.passed else "fail",
+                gate.message,
+                True,
+                {
+                    "value": None if math.isnan(gate.value) else gate.value,
+                    "threshold": gate.threshold,
+                },
+            )
+        )
+    return items
+
+
+def evaluate_checklist(inputs: ChecklistInputs) -> list[Item]:
+    """Every item of the checklist, in the spec's order."""
+    root, settings, champion = inputs.project_root, inputs.settings, inputs.champion
+    signoffs = SignoffStore.under(settings.home_dir)
+    code = [root / d for d in ("agent_platform", "assets", "resources", "sensors")]
+    skipped = tools.ToolOutcome("error", "could not run: tools disabled for this report")
+    bandit = tools.run_bandit([p for p in code if p.is_dir()]) if inputs.run_tools else skipped
+    audit = tools.run_pip_audit() if inputs.run_tools else skipped
+    latency = champion.metrics.get("latency_p95_ms") if champion else None
+    perf_missing = [n for n in ("BENCHMARKS.md",) if not (root / n).is_file()]
+    perf_status = (
+        "pass"
+        if not perf_missing and latency is not None and latency <= inputs.gates.latency_p95_ms
+        else ("missing" if perf_missing or latency is None else "fail")
+    )
+    checked = champion.tags.get("quality.checked_at") if champion else None
+    rollback_gaps = _contains(root / "docs" / "evaluation.md", ["models rollback"]) + _contains(
+        root / "docs" / "operations.md", ["index restore"]
+    )
+    runbook_gaps = _contains(root / "docs" / "operations.md", ["restor", "corrupt", "reindex"])
+    exporter = _telemetry_exporter()
+    backup, recovery = _backups(inputs)
+    items: list[Item | Callable[[], Item]] = [
+        _files_item(
+            "architecture.documentation",
+            "Architecture and user documentation",
+            root,
+            [
+                "README.md",
+                "docs/overview.md",
+                "docs/configuration.md",
+                "docs/operations.md",
+                "docs/evaluation.md",
+            ],
+            "architecture",
+        ),
+        _manual("architecture.security_review", signoffs),
+        Item(
+            "architecture",
+            "architecture.performance_testing",
+            "Performance tested",
+            perf_status,
+            f"BENCHMARKS.md {'missing' if perf_missing else 'present'}; champion p95 "
+            f"{'not measured' if latency is None else f'{latency:.0f} ms'} "
+            f"(budget {inputs.gates.latency_p95_ms:g} ms)",
+        ),
+        _manual("implementation.code_review", signoffs),
+        Item(
+            "implementation",
+            "implementation.security_scanning",
+            "Security scanning (bandit)",
+            bandit.status,
+            bandit.detail,
+            True,
+            bandit.evidence,
+        ),
+        Item(
+            "implementation",
+            "implementation.dependency_audit",
+            "Dependency audit (pip-audit)",
+            audit.status,
+            audit.detail,
+            True,
+            audit.evidence,
+        ),
+        _tests(inputs),
+        _files_item(
+            "deployment.automation",
+            "Deployment automation",
+            root,
+            ["Makefile", "workspace.yaml", "pyproject.toml"],
+            "deployment",
+        ),
+        Item(
+            "deployment",
+            "deployment.rollback_procedures",
+            "Rollback procedures documented and scripted",
+            "fail" if rollback_gaps else "pass",
+            f"runbooks lack: {rollback_gaps}"
+            if rollback_gaps
+            else "`agent-platform models rollback` and `index restore` are documented",
+        ),
+        Item(
+            "deployment",
+            "deployment.monitoring",
+            "Monitoring (traces and Prometheus metrics)",
+            "pass" if exporter != "none" else "fail",
+            f"telemetry exporter: {exporter}",
+        ),
+        Item(
+            "operations",
+            "operations.metrics",
+            "Quality metrics recorded in MLflow",
+            "pass" if champion and champion.evaluated else "missing",
+            f"evaluation run {champion.tags.get('eval.run_id')}"
+            if champion and champion.evaluated
+            else "no evaluated champion",
+        ),
+        Item(
+            "operations",
+            "operations.alerts",
+            "Daily quality-gate alert ran",
+            "missing"
+            if not checked
+            else (
+                "pass"
+                if _age(checked) <= QUALITY_CHECK_MAX_AGE
+                and champion.tags.get("quality.passed") == "true"
+                else "fail"
+            ),
+            f"last daily_quality_gate check {checked}, passed={champion.tags.get('quality.passed')}"
+            if checked
+            else "the daily_quality_gate schedule has not checked the champion yet",
+        ),
+        _manual("operations.dashboards", signoffs),
+        Item(
+            "operations",
+            "operations.runbooks",
+            "Runbooks (restore, corruption, reindex)",
+            "fail" if runbook_gaps else "pass",
+            f"docs/operations.md lacks {runbook_gaps}" if runbook_gaps else "docs/operations.md",
+        ),
+        _manual("operations.incident_procedures", signoffs),
+        backup,
+        recovery,
+        *_quality_gates(inputs),
+    ]
+    return [i() if callable(i) else i for i in items]
+
+
+def _telemetry_exporter() -> str:
+    from agent_platform.runtime.config import RuntimeSettings
+
+    return RuntimeSettings().telemetry.exporter

@@ -1,0 +1,85 @@
+"""Automatic checks that shell out to a tool: bandit (security scan) and pip-audit (dependency
+vulnerabilities). A tool that is missing, times out or cannot reach its service gives
+"could not run: <reason>", never a pass."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class ToolOutcome:
+    status: str  # pass | fail | error
+    detail: str
+    evidence: dict[str, object] = field(default_factory=dict)
+
+
+def _run(args: list[str], timeout_s: float, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        args, capture_output=True, text=True, timeout=timeout_s, cwd=cwd, check=False
+    )
+
+
+def _could_not(reason: str) -> ToolOutcome:
+    return ToolOutcome("error", f"could not run: {reason}")
+
+
+def run_bandit(paths: list[Path], *, timeout_s: float = 180) -> ToolOutcome:
+    """Pass when bandit finds no high-severity issue in `paths`."""
+    try:
+        proc = _run(
+            [sys.executable, "-m", "bandit", "-r", "-f", "json", "-q", *map(str, paths)], timeout_s
+        )
+    except subprocess.TimeoutExpired:
+        return _could_not(f"bandit took longer than {timeout_s:.0f}s")
+    if proc.returncode not in (0, 1) or not proc.stdout.strip():
+        reason = (proc.stderr.strip().splitlines() or ["no output"])[-1]
+        return _could_not(f"bandit exited {proc.returncode}: {reason}")
+    results = json.loads(proc.stdout).get("results", [])
+    severities = Counter(r["issue_severity"] for r in results)
+    high = [
+        f"{r['filename']}:{r['line_number']} {r['test_id']} {r['issue_text']}"
+        for r in results
+        if r["issue_severity"] == "HIGH"
+    ]
+    detail = ", ".join(f"{n} {s.lower()}" for s, n in sorted(severities.items())) or "no issues"
+    evidence = {"by_severity": dict(severities), "high": high[:20]}
+    if high:
+        return ToolOutcome(
+            "fail", f"bandit: {len(high)} high-severity issue(s) ({detail})", evidence
+        )
+    return ToolOutcome("pass", f"bandit: no high-severity issues ({detail})", evidence)
+
+
+def run_pip_audit(*, timeout_s: float = 300) -> ToolOutcome:
+    """Pass when pip-audit finds no known vulnerability in the installed environment."""
+    args = [sys.executable, "-m", "pip_audit", "--format", "json", "--progress-spinner", "off"]
+    try:
+        proc = _run(args, timeout_s)
+    except subprocess.TimeoutExpired:
+        return _could_not(f"pip-audit took longer than {timeout_s:.0f}s (vulnerability service)")
+    try:
+        report = json.loads(proc.stdout)
+    except json.JSONDecodeError:
+        lines = [line for line in proc.stderr.strip().splitlines() if line.strip()]
+        return _could_not(
+            f"pip-audit exited {proc.returncode}: {(lines or ['no output'])[-1][:300]}"
+        )
+    deps = report.get("dependencies", report if isinstance(report, list) else [])
+    vulnerable = [
+        f"{d['name']} {d.get('version', '?')}: {', '.join(v['id'] for v in d.get('vulns', []))}"
+        for d in deps
+        if d.get("vulns")
+    ]
+    skipped = [d["name"] for d in deps if d.get("skip_reason")]
+    evidence = {"audited": len(deps), "vulnerable": vulnerable, "skipped": skipped[:50]}
+    if vulnerable:
+        return ToolOutcome("fail", f"pip-audit: {len(vulnerable)} vulnerable package(s)", evidence)
+    return ToolOutcome(
+        "pass", f"pip-audit: {len(deps)} packages, no known vulnerabilities", evidence
+    )

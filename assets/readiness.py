@@ -1,0 +1,46 @@
+"""The production-readiness report of the champion, shown in the UI and stored in MLflow."""
+
+import dagster as dg
+
+from agent_platform.readiness import build_report, write_report
+from assets.evaluation import GROUP, champion_promotion
+from resources.model_registry import EvaluationResource, ModelRegistryResource
+
+
+class ReadinessConfig(dg.Config):
+    """`run_tools=False` skips bandit and pip-audit (their items then say "could not run")."""
+
+    run_tools: bool = True
+
+
+@dg.asset(group_name=GROUP, deps=[champion_promotion], kinds={"mlflow", "html"})
+def readiness_report(
+    context: dg.AssetExecutionContext,
+    config: ReadinessConfig,
+    evaluation: EvaluationResource,
+    model_registry: ModelRegistryResource,
+) -> dg.MaterializeResult:
+    """The spec's readiness checklist for the champion: tools where they can, sign-offs else."""
+    registry = model_registry.registry()
+    settings = model_registry.settings()
+    report = build_report(settings, evaluation.plan(), registry, run_tools=config.run_tools)
+    report = write_report(report, settings, registry)
+    for item in report.blockers():
+        context.log.warning(f"not ready: {item.key}: {item.status}: {item.detail}")
+    return dg.MaterializeResult(
+        metadata={
+            "ready": report.ready,
+            "champion_version": report.champion or -1,
+            "open_items": len(report.blockers()),
+            "report": dg.MetadataValue.md(report.markdown()),
+            "html": dg.MetadataValue.path(report.paths["html"]),
+            "mlflow_run_id": report.mlflow_run_id,
+        }
+    )
+
+
+readiness_job = dg.define_asset_job(
+    "readiness_job",
+    selection=dg.AssetSelection.assets(readiness_report),
+    description="Write the champion's readiness report (Markdown, HTML, MLflow artifact).",
+)

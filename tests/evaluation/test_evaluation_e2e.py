@@ -1,0 +1,147 @@
+"""End to end on the embedded default: the sample tenant indexed from docs/, prompts registered,
+the real runtime answering, real Dagster materializations and a real MLflow store."""
+
+from pathlib import Path
+
+import dagster as dg
+
+from agent_platform.evaluation import EvaluationService, evaluate, load_dataset, load_plan
+from agent_platform.model_registry import CHALLENGER, CHAMPION, AgentModelRegistry
+from agent_platform.readiness import build_report
+from agent_platform.settings import Settings
+from assets.evaluation import (
+    champion_promotion,
+    champion_quality,
+    evaluated_model_versions,
+    evaluation_dataset,
+    evaluation_dataset_valid,
+    gate_checks,
+)
+from resources.model_registry import EvaluationResource, LocalModelRegistryResource
+from tests.evaluation.conftest import DATASET
+
+ASSETS = [evaluation_dataset, evaluated_model_versions, champion_promotion]
+CHECKS = [evaluation_dataset_valid, *gate_checks]
+GRAPH = [*ASSETS, *CHECKS]
+
+
+def small_plan(tmp_path: Path, extra: str = "", gates: str = "") -> Path:
+    """A plan over the shipped dataset: extractive, plus `extra` candidate tables."""
+    path = tmp_path / "agents.toml"
+    path.write_text(
+        f'agent = "grounded-qa"\ntenant = "sample"\ndataset = "{DATASET}"\nrepeats = 1\n'
+        f"[gates]\n{gates}\n"
+        '[candidates.extractive]\nmodels = ["extractive"]\n' + extra
+    )
+    return path
+
+
+def resources(home: Path, plan: Path, **gates: float) -> dict[str, object]:
+    return {
+        "evaluation": EvaluationResource(plan_path=str(plan), **gates),
+        "model_registry": LocalModelRegistryResource(home=str(home)),
+    }
+
+
+def test_failed_gates_block_promotion_and_everything_is_logged(home: Path, tmp_path: Path) -> None:
+    plan = small_plan(tmp_path)
+    result = dg.materialize(
+        GRAPH,
+        resources=resources(home, plan),
+        raise_on_error=False,
+    )
+    checks = {e.check_name: e for e in result.get_asset_check_evaluations()}
+    assert checks["evaluation_dataset_valid"].passed
+    meta = result.asset_materializations_for_node("evaluated_model_versions")[0].metadata
+    assert "| extractive | v1 |" in meta["candidates"].value
+    registry = AgentModelRegistry.from_settings(Settings(home=home))
+    version = registry.by_alias("grounded-qa", CHALLENGER)
+    metrics = version.metrics
+    assert metrics["examples"] == 58 and metrics["errors"] == 0
+    assert metrics["refusal_rate_unanswerable"] >= 0.8
+    assert metrics["recall_at_k"] >= 0.9 and metrics["compliance"] == 1.0
+    # the extractive agent does not reach the 0.95 accuracy gate: promotion is blocked
+    assert metrics["accuracy"] < 0.95 and not checks["accuracy_gate"].passed
+    assert not result.asset_materializations_for_node("champion_promotion")
+    assert registry.champion("grounded-qa") is None
+    for tag in (
+        "index_snapshot_id",
+        "embedding_model",
+        "dataset_version",
+        "git_commit",
+        "prompt.grounded_qa_system.version",
+        "dagster_run_id",
+    ):
+        assert version.tags[tag] not in ("", "none", "unregistered"), tag
+    assert version.tags["dagster_run_id"] == result.run_id
+    examples = EvaluationService(Settings(home=home), plan=load_plan(plan), registry=registry)
+    table = examples.examples_of(version.tags["eval.run_id"])
+    assert len(table) == 58 and {"correct", "groundedness", "latency_ms"} <= set(table.columns)
+
+
+def test_passing_challenger_is_promoted_then_compared(home: Path, tmp_path: Path) -> None:
+    worse = (
+        '[candidates.keyword-k1]\nmodels = ["extractive"]\n'
+        'retrieval = { k = 1, mode = "keyword" }\n'
+    )
+    plan = small_plan(tmp_path, extra=worse)
+    gates = {"accuracy_gate": 0.3, "consistency_gate": 0.5}
+    config = {
+        "ops": {
+            "evaluated_model_versions": {
+                "config": {"candidates": ["extractive"], "max_examples": 20}
+            }
+        }
+    }
+    first = dg.materialize(GRAPH, resources=resources(home, plan, **gates), run_config=config)
+    assert first.asset_materializations_for_node("champion_promotion")[0].metadata["promoted"].value
+    registry = AgentModelRegistry.from_settings(Settings(home=home))
+    assert registry.aliases("grounded-qa")[CHAMPION] == 1
+    config["ops"]["evaluated_model_versions"]["config"]["candidates"] = ["keyword-k1"]
+    second = dg.materialize(
+        GRAPH,
+        resources=resources(home, plan, **gates),
+        run_config=config,
+        raise_on_error=False,
+    )
+    meta = second.asset_materializations_for_node("evaluated_model_versions")[0].metadata
+    assert "correct: challenger" in meta["ab_comparison"].value
+    assert meta["promotion_recommended"].value is False
+    assert registry.aliases("grounded-qa")[CHAMPION] == 1  # not better: champion stays
+
+
+def test_daily_quality_gate_fails_loudly_when_the_champion_drops(
+    home: Path, tmp_path: Path
+) -> None:
+    plan = small_plan(tmp_path)
+    lenient = {"accuracy_gate": 0.3, "consistency_gate": 0.5}
+    config = {"ops": {"evaluated_model_versions": {"config": {"max_examples": 10}}}}
+    dg.materialize(GRAPH, resources=resources(home, plan, **lenient), run_config=config)
+    strict = resources(home, small_plan(tmp_path, extra="max_examples = 10\n"), accuracy_gate=0.99)
+    result = dg.materialize([champion_quality], resources=strict, raise_on_error=False)
+    assert not result.success
+    failure = next(e for e in result.all_events if e.is_step_failure)
+    assert "dropped below its quality gates: accuracy FAILED" in str(
+        failure.step_failure_data.error
+    )
+    registry = AgentModelRegistry.from_settings(Settings(home=home))
+    champion = registry.champion("grounded-qa")
+    assert champion.tags["quality.passed"] == "false"
+    report = build_report(Settings(home=home), load_plan(plan), registry, run_tools=False)
+    by_key = {i.key: i for i in report.items}
+    assert report.champion == champion.version and not report.ready
+    assert by_key["operations.alerts"].status == "fail"  # the daily gate failed
+    assert by_key["operations.backups"].status == "pass"
+    assert by_key["operations.recovery_plans"].status == "pass"
+    assert "data:image/png;base64," in report.html()  # trends and latency plots
+
+
+def test_runtime_errors_are_recorded_as_failures(home: Path) -> None:
+    from agent_platform.runtime.agent import AgentRuntime
+
+    examples = load_dataset(DATASET).examples[:3]
+    with AgentRuntime.from_settings(Settings(home=home)) as runtime:
+        result = evaluate(runtime, examples, agent="a", tenant="no-such-tenant", repeats=0)
+    assert [e.example_id for e in result.examples] == [e.id for e in examples]
+    assert result.metrics["errors"] == 3 and result.metrics["accuracy"] == 0
+    assert "no-such-tenant" in result.examples[0].error
