@@ -95,6 +95,10 @@ class Settings(BaseSettings):
     postgres_url: str | None = None
     redis_url: str | None = None
     snapshot_retention_days: int = Field(default=30, ge=1)
+    serving_agent: str = Field(
+        default="grounded-qa",
+        description="Registered agent whose `champion` version the runtime serves by default.",
+    )
     embedding: EmbeddingSettings = Field(default_factory=EmbeddingSettings)
 
     @classmethod

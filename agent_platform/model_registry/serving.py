@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mlflow.exceptions import MlflowException
@@ -18,6 +19,9 @@ _LINEAGE_PREFIXES = ("prompt", "index", "embedding", "dataset", "dagster", "code
 
 def champion_config(settings: Settings, agent: str) -> AgentConfig | None:
     """The serving configuration of `agent`, or None before anything was promoted."""
+    uri = settings.resolved_mlflow_tracking_uri
+    if uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).exists():
+        return None  # no local store yet: nothing was ever registered, and none is created here
     registry = AgentModelRegistry.from_settings(settings)
     try:
         champion = registry.champion(agent)

@@ -29,6 +29,11 @@ class PromptUsed(BaseModel):
     version: int
     semver: str | None = None
     variant: str | None = None
+    alias: str | None = Field(
+        default=None,
+        description="How the version was chosen: the alias (production, candidate), 'latest' "
+        "(no alias points at a version yet) or 'v<n>' (pinned in the AgentConfig).",
+    )
 
 
 class Usage(BaseModel):
@@ -50,7 +55,8 @@ class AgentResponse(BaseModel):
     answer: str
     citations: list[Citation]
     model: str
-    prompt: PromptUsed
+    prompt: PromptUsed = Field(description="The system prompt (the A/B-tested one).")
+    user_prompt: PromptUsed | None = None
     usage: Usage
     cost: float
     latency_ms: dict[str, float] = Field(description="By phase, plus 'total'.")

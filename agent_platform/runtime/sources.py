@@ -1,21 +1,35 @@
 """The convention by which retrieved chunks reach a model, and by which answers cite them.
 
-A context block lists numbered sources, one per paragraph::
+Answers cite a source as `[n]`, numbered from 1 in the order the sources were given. Two
+renderings of the numbered sources are understood (`parse_sources` reads both):
 
-    [1] (source: docs/handbook.md) The refund window is 30 days. Items must be unused.
-    [2] (source: faq.html) Shipping takes 3 to 5 business days.
+* Source blocks, what the agent runtime sends: the registered `grounded_qa_system` prompt renders
+  each chunk as an XML-like block whose `title` is the chunk's source path::
 
-Answers cite a source as `[n]`. `format_sources` writes the block (the context packer uses it);
-`parse_sources` reads it back (the extractive answerer uses it).
+      <source id="1" title="docs/handbook.md">
+      [1] docs/handbook.md
+      The refund window is 30 days. Items must be unused.
+      </source>
+
+* Source lines, what `pack_context` (and prompts written without the registry) send::
+
+      Sources:
+      [1] (source: docs/handbook.md) The refund window is 30 days. Items must be unused.
+
+`format_sources` writes the line form; `parse_sources` reads either back (the extractive answerer
+uses it); `strip_sources` removes both, leaving the instruction or question.
 """
 
 from __future__ import annotations
 
+import html
 import re
 from dataclasses import dataclass
 
 SOURCES_HEADER = "Sources:"
 _SOURCE_LINE = re.compile(r"^\[(\d+)\] \(source: ([^)\n]*)\) ?(.*)$")
+_SOURCE_BLOCK = re.compile(r"<source\s+id=\"(\d+)\"([^>]*)>(.*?)</source>", re.DOTALL)
+_TITLE = re.compile(r"\btitle=\"([^\"]*)\"")
 
 
 @dataclass(frozen=True)
@@ -36,10 +50,23 @@ def format_sources(items: list[tuple[str, str]]) -> str:
     return "\n".join(lines)
 
 
+def _block_source(match: re.Match[str]) -> NumberedSource:
+    number = int(match[1])
+    title_match = _TITLE.search(match[2])
+    title = html.unescape(title_match[1]).strip() if title_match else ""
+    lines = [line.strip() for line in match[3].strip().splitlines()]
+    if lines and re.match(rf"^\[{number}\]", lines[0]):  # the "[n] title" heading line
+        lines = lines[1:]
+    return NumberedSource(number, title, "\n".join(line for line in lines if line))
+
+
 def parse_sources(text: str) -> list[NumberedSource]:
-    """Every `[n] (source: ...) text` line in `text`, in order of appearance."""
-    found: list[NumberedSource] = []
-    for line in text.splitlines():
+    """Every numbered source in `text` (blocks, then lines), in order of appearance.
+
+    A block's text keeps its line breaks (headings stay on their own line); a line's cannot.
+    """
+    found = [_block_source(m) for m in _SOURCE_BLOCK.finditer(text)]
+    for line in _SOURCE_BLOCK.sub("", text).splitlines():
         match = _SOURCE_LINE.match(line.strip())
         if match:
             found.append(NumberedSource(int(match[1]), match[2].strip(), match[3].strip()))
@@ -47,10 +74,10 @@ def parse_sources(text: str) -> list[NumberedSource]:
 
 
 def strip_sources(text: str) -> str:
-    """`text` without its source lines and header (what remains is the instruction/question)."""
+    """`text` without its source blocks, source lines and header (the instruction/question)."""
     kept = [
         line
-        for line in text.splitlines()
+        for line in _SOURCE_BLOCK.sub("", text).splitlines()
         if not _SOURCE_LINE.match(line.strip()) and line.strip() != SOURCES_HEADER
     ]
     return "\n".join(kept).strip()

@@ -47,6 +47,7 @@ class FakeOpenAI:
 
     Behaviours: "ok" (answers `text`), "500", "401", "hang" (sleeps `hang_s`), "garbage" (200 with a
     non-JSON body), "empty" (200, valid JSON, empty content). The last behaviour repeats.
+    `peak_in_flight` is the most requests it was serving at once.
     """
 
     def __init__(self) -> None:
@@ -54,6 +55,8 @@ class FakeOpenAI:
         self.text = "Hosted answer."
         self.hang_s = 2.0
         self.requests = 0
+        self.in_flight = 0
+        self.peak_in_flight = 0
         self._lock = threading.Lock()
         owner = self
 
@@ -67,7 +70,15 @@ class FakeOpenAI:
                 with owner._lock:
                     index = owner.requests
                     owner.requests += 1
-                action = owner.script[min(index, len(owner.script) - 1)]
+                    owner.in_flight += 1
+                    owner.peak_in_flight = max(owner.peak_in_flight, owner.in_flight)
+                try:
+                    self._handle(body, owner.script[min(index, len(owner.script) - 1)])
+                finally:
+                    with owner._lock:
+                        owner.in_flight -= 1
+
+            def _handle(self, body: dict[str, object], action: str) -> None:
                 if action == "hang":
                     time.sleep(owner.hang_s)
                     action = "ok"
@@ -77,7 +88,7 @@ class FakeOpenAI:
                     self._raw(200, b"<html>definitely not json</html>", "text/html")
                 else:
                     content = "" if action == "empty" else owner.text
-                    self._send(200, _completion(body.get("model", "fake"), content))
+                    self._send(200, _completion(str(body.get("model", "fake")), content))
 
             def _send(self, status: int, payload: dict[str, object]) -> None:
                 self._raw(status, json.dumps(payload).encode(), "application/json")
@@ -132,3 +143,110 @@ def fake_openai(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeOpenAI]:
     server = FakeOpenAI()
     yield server
     server.close()
+
+
+# --- The agent runtime: one indexed tenant and published prompts, shared by the session --------
+
+AGENT_TENANT = "handbook"
+HANDBOOK = {
+    "refunds.md": "# Refunds\n\nCustomers can request a refund within 30 days of delivery. "
+    "Refunds are paid back to the original payment method within 5 business days. "
+    "Opened software cannot be refunded.",
+    "shipping.md": "# Shipping\n\nStandard shipping takes 3 to 5 business days. "
+    "Express shipping delivers the next business day for orders placed before 2 pm.",
+    "support.txt": "The support desk is open Monday to Friday from 8 am to 6 pm Central "
+    "European Time. Urgent incidents can be reported by phone at any time.",
+    "security.html": "<html><body><h1>Security</h1><p>Passwords are rotated every 90 days. "
+    "Two-factor authentication is mandatory for administrators.</p></body></html>",
+}
+
+
+@pytest.fixture(scope="session")
+def agent_home(tmp_path_factory: pytest.TempPathFactory):
+    """A platform home with tenant `handbook` indexed by the real Dagster knowledge job, and the
+    shipped prompts published: `grounded_qa_system` v1 approved and in production,
+    `grounded_qa_user` v1 only a candidate (so the runtime's fallback is exercised)."""
+    import os
+
+    from agent_platform.cli.execution import run_tenant_job
+    from agent_platform.prompts import (
+        MlflowPromptStore,
+        PromotionService,
+        PromptRepository,
+        ReviewLog,
+        publish_prompt,
+    )
+    from agent_platform.prompts.repository import BUILTIN_PROMPTS_DIR
+    from agent_platform.settings import Settings
+    from agent_platform.tenants import TenantRegistry
+
+    root = tmp_path_factory.mktemp("agent")
+    home, corpus = root / "home", root / "corpus"
+    (home / "dagster").mkdir(parents=True)
+    corpus.mkdir()
+    for name, text in HANDBOOK.items():
+        (corpus / name).write_text(text, encoding="utf-8")
+    settings = Settings(home=home)
+    saved = {k: os.environ.get(k) for k in ("DAGSTER_HOME", "AGENT_PLATFORM_HOME")}
+    os.environ["DAGSTER_HOME"], os.environ["AGENT_PLATFORM_HOME"] = str(home / "dagster"), str(home)
+    try:
+        TenantRegistry(settings.tenant_registry_path).register(AGENT_TENANT, corpus)
+        outcome = run_tenant_job(settings, "knowledge_job", AGENT_TENANT)
+        assert outcome.success, outcome.failures
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+    store = MlflowPromptStore(settings.resolved_mlflow_tracking_uri)
+    repo = PromptRepository.from_dirs([BUILTIN_PROMPTS_DIR])
+    for name in repo.names():
+        publish_prompt(repo, store, name)
+    service = PromotionService(store, ReviewLog.under(home))
+    for role in ("prompt-owner", "safety"):
+        service.approve("grounded_qa_system", 1, role=role, by="reviewer")
+    service.promote("grounded_qa_system", 1, by="release")
+    return home
+
+
+@pytest.fixture
+def agent_settings(agent_home):
+    from agent_platform.settings import Settings
+
+    return Settings(home=agent_home)
+
+
+@pytest.fixture
+def make_runtime(agent_settings, embedder):
+    """`make_runtime(**runtime_settings_fields, agent=…, access=…, settings=…)`: an AgentRuntime
+    over the shared home (closed after the test). Retries are fast and limits generous."""
+    from agent_platform.knowledge.service import KnowledgeBase
+    from agent_platform.runtime.agent import AgentRuntime
+    from agent_platform.runtime.config import RateLimitSettings, RetrySettings, RuntimeSettings
+
+    built = []
+
+    def make(*, agent=None, access=None, settings=None, max_calls: int = 10, **fields):
+        settings = settings or agent_settings
+        fields.setdefault(
+            "retry", RetrySettings(attempts=3, initial_delay_s=0.01, max_delay_s=0.05, timeout_s=5)
+        )
+        fields.setdefault(
+            "rate_limits",
+            RateLimitSettings(user_tokens_per_minute=1_000_000, global_tokens_per_minute=10**7),
+        )
+        runtime = AgentRuntime.from_settings(
+            settings,
+            agent,
+            RuntimeSettings(**fields),
+            knowledge=KnowledgeBase(settings, embedder=embedder),
+            access=access,
+            max_concurrent_model_calls=max_calls,
+        )
+        built.append(runtime)
+        return runtime
+
+    yield make
+    for runtime in built:
+        runtime.close()

@@ -25,7 +25,13 @@ def check_schema(schema: str) -> str:
 
 
 class SQLiteDatabase:
-    """A WAL-mode SQLite file, one connection, serialised by a lock."""
+    """A WAL-mode SQLite file, one connection, serialised by a lock.
+
+    `synchronous=NORMAL` (the setting SQLite recommends with WAL): commits do not wait for an
+    fsync, so a committed write survives a crash of the process but the last ones may be lost on
+    power failure. That is the local profile's trade-off (a request writes several memory rows);
+    production keeps these layers in PostgreSQL and Redis.
+    """
 
     def __init__(self, path: Path | str) -> None:
         self.path = Path(path)
@@ -33,6 +39,7 @@ class SQLiteDatabase:
         self.lock = threading.RLock()
         self.conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
         self.conn.execute("PRAGMA journal_mode=WAL")
+        self.conn.execute("PRAGMA synchronous=NORMAL")
         self.conn.execute("PRAGMA busy_timeout=5000")
 
     @contextmanager

@@ -116,6 +116,7 @@ class SQLiteShortTermMemory:
         self._lock = threading.Lock()
         self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")  # see memory._db.SQLiteDatabase
         self._db.execute("PRAGMA busy_timeout=5000")
         self._db.executescript(
             """

@@ -1,10 +1,11 @@
 """A deterministic answerer that quotes the retrieved context instead of generating.
 
 It is the platform's always-available model: no weights, no network, microseconds per call, and it
-never says anything the sources do not say. Given sources in the `[n] (source: …) text` convention
-(`agent_platform.runtime.sources`), it ranks the sources' sentences against the question with
-BM25, keeps those covering enough of the question's terms, and answers with them, each followed by
-its citation `[n]`. With no sentence good enough it says it does not know.
+never says anything the sources do not say. Given numbered sources (`[n] (source: …) text` lines
+or the registered prompt's `<source id="n">` blocks, see `agent_platform.runtime.sources`), it
+ranks the sources' sentences against the question with BM25, keeps those covering enough of the
+question's terms, and answers with them, each followed by its citation `[n]`. With no sentence
+good enough it says it does not know.
 """
 
 from __future__ import annotations
@@ -27,6 +28,8 @@ from agent_platform.runtime.tokens import count_message_tokens, count_tokens, me
 NO_ANSWER = "I don't know based on the provided context."
 
 _WORD = re.compile(r"[a-z0-9]+")
+_HEADING = re.compile(r"^#{1,6}\s")
+_QUESTION_MARKER = re.compile(r"^Question:[ \t]*", re.MULTILINE)
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'(\[])")
 _STOPWORD_TEXT = (
     "a an and are as at be been being but by can could did do does doing for from had has have "
@@ -128,10 +131,18 @@ class ExtractiveAnswerer(BaseChatModel):
         if not scored:
             return NO_ANSWER
         best = max(score for score, _ in scored)
-        kept = sorted(
+        ranked = sorted(
             (item for item in scored if item[0] >= self.relative_cutoff * best),
             key=lambda item: (-item[0], item[1].number, item[1].position),
-        )[: self.max_sentences]
+        )
+        kept, seen = [], set()
+        for item in ranked:  # overlapping chunks repeat sentences: quote each once
+            key = " ".join(item[1].text.lower().split())
+            if key not in seen:
+                seen.add(key)
+                kept.append(item)
+            if len(kept) == self.max_sentences:
+                break
         kept.sort(key=lambda item: (item[1].number, item[1].position))
         return " ".join(f"{s.text} [{s.number}]" for _, s in kept)
 
@@ -153,11 +164,25 @@ class ExtractiveAnswerer(BaseChatModel):
 
 
 def _question(messages: list[BaseMessage]) -> str:
+    """The last human message; when it follows the `grounded_qa_user` layout (earlier turns, then
+    a `Question:` line), only the text after the last `Question:` marker."""
     for message in reversed(messages):
         if isinstance(message, HumanMessage):
-            return strip_sources(message_text(message))
-    return strip_sources(message_text(messages[-1]))
+            return _after_marker(strip_sources(message_text(message)))
+    return _after_marker(strip_sources(message_text(messages[-1])))
+
+
+def _after_marker(text: str) -> str:
+    found = list(_QUESTION_MARKER.finditer(text))
+    return text[found[-1].end() :].strip() if found else text
 
 
 def _split_sentences(text: str) -> list[str]:
-    return [s.strip() for s in _SENTENCE_END.split(text) if s.strip()]
+    """Sentences of `text`; lines are split first and Markdown headings are not sentences."""
+    sentences: list[str] = []
+    for line in text.splitlines():
+        line = line.strip()
+        if not line or _HEADING.match(line):
+            continue
+        sentences.extend(s.strip() for s in _SENTENCE_END.split(line) if s.strip())
+    return sentences

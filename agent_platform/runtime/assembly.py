@@ -1,0 +1,72 @@
+"""Build the services of an `AgentRuntime` from settings: telemetry, limits, catalogue and router,
+knowledge, prompts, the memory layers and the gatekeeper (backends follow `Settings`)."""
+
+from __future__ import annotations
+
+from agent_platform.knowledge.service import KnowledgeBase
+from agent_platform.prompts import PromptRegistry
+from agent_platform.runtime.access import AccessPolicy, Gatekeeper
+from agent_platform.runtime.agent_config import AgentConfig
+from agent_platform.runtime.catalogue import ModelCatalogue
+from agent_platform.runtime.config import RuntimeSettings
+from agent_platform.runtime.long_term import DEFAULT_MIN_SCORE, VectorLongTermMemory
+from agent_platform.runtime.memory import (
+    build_conversation_store,
+    build_short_term_memory,
+    build_working_memory,
+)
+from agent_platform.runtime.phases import AgentServices, ModelSlots
+from agent_platform.runtime.prompting import PromptResolver
+from agent_platform.runtime.rate_limit import RateLimiter
+from agent_platform.runtime.router import Router
+from agent_platform.runtime.telemetry import Telemetry
+from agent_platform.settings import Settings
+from agent_platform.tenants import TenantRegistry
+
+
+def build_services(
+    settings: Settings,
+    agent: AgentConfig,
+    runtime: RuntimeSettings,
+    *,
+    knowledge: KnowledgeBase | None = None,
+    access: AccessPolicy | None = None,
+    max_concurrent_model_calls: int = 10,
+) -> AgentServices:
+    """Rate limits in Redis when configured (or `redis_url` is set), else in process; the access
+    policy from `<home>/runtime/access.json` unless one is given."""
+    home = settings.home_dir
+    telemetry = Telemetry.from_settings(runtime.telemetry, home)
+    limits = runtime.rate_limits
+    on_refusal = lambda exc: telemetry.metrics.rate_limited(exc.scope)  # noqa: E731
+    use_redis = (limits.backend or ("redis" if settings.redis_url else "local")) == "redis"
+    if use_redis and settings.redis_url:
+        limiter = RateLimiter.redis(settings.redis_url, limits, on_refusal=on_refusal)
+    else:
+        limiter = RateLimiter.local(limits, on_refusal=on_refusal)
+    catalogue = ModelCatalogue.from_settings(runtime, home)
+    router = Router.from_settings(runtime, catalogue, rate_limiter=limiter, telemetry=telemetry)
+    knowledge = knowledge or KnowledgeBase(settings)
+    registry = PromptRegistry.from_settings(settings)
+    services = AgentServices(
+        agent=agent,
+        runtime=runtime,
+        knowledge=knowledge,
+        router=router,
+        prompts=PromptResolver(registry),
+        conversation=build_conversation_store(settings, runtime),
+        working=build_working_memory(settings, runtime),
+        short_term=build_short_term_memory(settings, runtime),
+        long_term=VectorLongTermMemory(
+            knowledge.store, knowledge.embedder, min_score=DEFAULT_MIN_SCORE
+        ),
+        gatekeeper=Gatekeeper(
+            TenantRegistry(settings.tenant_registry_path),
+            access or AccessPolicy(path=home / "runtime" / "access.json"),
+            knowledge.store,
+            router.breakers,
+        ),
+        telemetry=telemetry,
+        model_slots=ModelSlots(max_concurrent_model_calls),
+    )
+    return services

@@ -1,0 +1,67 @@
+"""Retrieval gating, and checking that an answer is grounded: citations, refusals, limits.
+
+Relevance thresholds. `SearchHit.score` is in [0, 1] in every mode, but each mode has its own
+scale (see `agent_platform.vectorstore.validation`), so one number cannot serve all three. When an
+`AgentConfig` leaves `retrieval.min_relevance` at its default, the threshold of its mode is used:
+
+* hybrid 0.70 (the spec's minimum). The hybrid score is Reciprocal Rank Fusion normalised by its
+  maximum: 1.0 = first in both the vector and the BM25 ranking, 0.5 = first in one list and absent
+  from the other, and 61/(60+r) for rank r in both. 0.70 therefore keeps chunks that *both*
+  retrievers rank in roughly their top 25, and drops chunks only one of them found. RRF is a rank
+  agreement, not an absolute relevance: an off-topic question still gets chunks, and the answer
+  refuses (the extractive model's term coverage, the prompt's refusal rule).
+* vector 0.60, i.e. cosine 0.2 on the `(1 + cosine) / 2` scale. Measured on the project docs with
+  all-MiniLM-L6-v2: on-topic questions' top hits score 0.62-0.78, off-topic ones 0.53-0.56.
+* keyword 0.40, i.e. raw BM25 3.3 on the `bm25 / (bm25 + 5)` scale. On the same docs on-topic top
+  hits score 0.42-0.68, off-topic ones up to 0.44: keyword scores separate poorly.
+
+An explicit `min_relevance` is applied as given, on the mode's scale.
+"""
+
+from __future__ import annotations
+
+import re
+
+from agent_platform.runtime.agent_config import RetrievalConfig
+from agent_platform.runtime.tokens import count_tokens
+
+DEFAULT_MIN_RELEVANCE = {"hybrid": 0.70, "vector": 0.60, "keyword": 0.40}
+OUTPUT_TOKEN_SLACK = 2.0  # our counter over-counts sub-word tokens; allow 2x max_output_tokens
+_CITATION = re.compile(r"\[(\d{1,4})\]")
+_NON_WORD = re.compile(r"[^a-z0-9]+")
+
+
+def min_relevance(config: RetrievalConfig) -> float:
+    """The threshold for `config`: explicit `min_relevance`, else its mode's default."""
+    if "min_relevance" in config.model_fields_set:
+        return config.min_relevance
+    return DEFAULT_MIN_RELEVANCE[config.mode]
+
+
+def cited_numbers(answer: str) -> list[int]:
+    """Source numbers cited as `[n]`, unique, in order of first citation."""
+    return list(dict.fromkeys(int(n) for n in _CITATION.findall(answer)))
+
+
+def _normalise(text: str) -> str:
+    return _NON_WORD.sub(" ", _CITATION.sub(" ", text.lower())).strip()
+
+
+def is_refusal(answer: str, refusals: list[str]) -> bool:
+    """Whether the answer says the sources do not answer (contains a refusal sentence)."""
+    body = _normalise(answer)
+    return any(r and _normalise(r) in body for r in refusals)
+
+
+def output_problem(answer: str, *, sources: int, max_output_tokens: int) -> str | None:
+    """Why an answer is unusable (empty, too long, citing a source it was not given), or None."""
+    if not answer.strip():
+        return "the answer is empty"
+    limit = int(max_output_tokens * OUTPUT_TOKEN_SLACK)
+    tokens = count_tokens(answer)
+    if tokens > limit:
+        return f"the answer has {tokens} tokens; the limit is {limit}"
+    unknown = [n for n in cited_numbers(answer) if not 1 <= n <= sources]
+    if unknown:
+        return f"the answer cites {unknown}, but only {sources} source(s) were given"
+    return None

@@ -1,0 +1,116 @@
+"""Resolve and render the agent's prompts from the prompt registry, fast.
+
+Which version serves: a version pinned in the `AgentConfig`; else its alias (`production`) with
+the A/B variant of the user when a test runs on it; else, when the prompt has no version under that
+alias yet, `candidate`, else the newest version. `PromptUsed.alias` records which it was. A failed
+alias lookup is remembered for the registry's TTL, so an unpromoted prompt does not cost a store
+round trip per request.
+
+Rendering uses the registry's sandbox and contract checks; the compiled Jinja environment of each
+(name, version) is kept, since compiling the template chain dominates the cost of a render.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Mapping
+from typing import Any
+
+from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+from agent_platform.prompts import (
+    CANDIDATE,
+    PRODUCTION,
+    LoadedPrompt,
+    PromptNotFoundError,
+    PromptRegistry,
+    RenderedPrompt,
+)
+from agent_platform.prompts.contract import prepare_inputs
+from agent_platform.prompts.sandbox import make_environment, render
+from agent_platform.runtime.agent_config import PromptRef
+from agent_platform.runtime.response import PromptUsed
+
+LATEST = "latest"
+
+
+class PromptResolver:
+    """`PromptRef` → the `LoadedPrompt` a request should use, and its rendering."""
+
+    def __init__(self, registry: PromptRegistry) -> None:
+        self.registry = registry
+        self._lock = threading.Lock()
+        self._fallback: dict[tuple[str, str], tuple[float, str]] = {}
+        self._envs: dict[tuple[str, int], ImmutableSandboxedEnvironment] = {}
+
+    def resolve(
+        self, ref: PromptRef, subject_id: str | None = None
+    ) -> tuple[LoadedPrompt, str, str | None]:
+        """(prompt, alias used, A/B variant) for `ref` and the request's subject (user)."""
+        if ref.version is not None:
+            return self.registry.get(ref.name, version=ref.version), f"v{ref.version}", None
+        alias = self._serving_alias(ref.name, ref.alias)
+        if alias == ref.alias == PRODUCTION and subject_id:
+            split = self.registry.ab_split(ref.name)
+            if split is not None:
+                variant, version = split.assign(subject_id)
+                return self.registry.get(ref.name, version=version), alias, variant
+        if alias == LATEST:
+            latest = self.registry.store.latest(ref.name)
+            if latest is None:
+                raise PromptNotFoundError(f"prompt {ref.name!r} has no registered version")
+            return self.registry.get(ref.name, version=latest.version), alias, None
+        return self.registry.get(ref.name, alias=alias), alias, None
+
+    def _serving_alias(self, name: str, alias: str) -> str:
+        """`alias` if it resolves, else candidate, else latest (remembered for the TTL)."""
+        now = time.monotonic()
+        with self._lock:
+            cached = self._fallback.get((name, alias))
+        if cached is not None and cached[0] > now:
+            return cached[1]
+        chosen = alias
+        for option in (alias, CANDIDATE, LATEST):
+            if option == LATEST:
+                chosen = LATEST
+                break
+            try:
+                self.registry.get(name, alias=option)
+            except PromptNotFoundError:
+                continue
+            chosen = option
+            break
+        with self._lock:
+            self._fallback[(name, alias)] = (now + self.registry.ttl_seconds, chosen)
+        return chosen
+
+    def render(
+        self, prompt: LoadedPrompt, inputs: Mapping[str, Any], variant: str | None = None
+    ) -> RenderedPrompt:
+        """Validate `inputs` against the prompt's contract and render it in the sandbox."""
+        prepared = prepare_inputs(prompt.name, prompt.declared, inputs)
+        key = (prompt.name, prompt.version)
+        with self._lock:
+            env = self._envs.get(key)
+        if env is None:
+            env = make_environment({p.name: p.source for p in prompt.chain})
+            with self._lock:
+                self._envs[key] = env
+        text = render(env, prompt.name, prepared)
+        return RenderedPrompt(text, prompt.name, prompt.version, prompt.semver, variant)  # type: ignore[arg-type]
+
+    @staticmethod
+    def declared_default(prompt: LoadedPrompt, variable: str) -> Any:
+        spec = prompt.declared.get(variable)
+        return None if spec is None else spec.default
+
+    @staticmethod
+    def used(rendered: RenderedPrompt, alias: str) -> PromptUsed:
+        return PromptUsed(
+            name=rendered.name,
+            version=rendered.version,
+            semver=rendered.semver,
+            variant=rendered.variant,
+            alias=alias,
+        )
