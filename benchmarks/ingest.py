@@ -107,8 +107,12 @@ def memory_child(chunks: int, work: Path) -> None:
     pipeline.chunk_documents(tables, kb.chunker)
     cache = EmbeddingCache(settings.embedding_cache_path)
     rng = np.random.default_rng(0)
+    # Clustered like real sentence embeddings (i.i.d. Gaussian vectors defeat any HNSW index and
+    # would rightly fail the blocking recall check).
+    centres = rng.normal(size=(500, 384)).astype(np.float32)
     for batch in tables.iter_batches("chunks", ["text"], batch_size=8192):
-        vectors = rng.normal(size=(batch.num_rows, 384)).astype(np.float32)
+        members = centres[rng.integers(0, len(centres), batch.num_rows)]
+        vectors = members + 0.6 * rng.normal(size=members.shape).astype(np.float32)
         vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
         cache.put_many(
             kb.embedder.model_name,
