@@ -157,29 +157,25 @@ def main() -> None:
         memory_child(args.memory_child, args.work)
         return
 
-    rows: list[tuple[str, str]] = []
+    width = 36
+    print(f"{'measure'.ljust(width)}  value", flush=True)
     if not args.skip_throughput:
         with tempfile.TemporaryDirectory() as work:
             result = throughput(args.chunks, Path(work))
-        rows += [(k, str(v)) for k, v in result.items()]
+        for key, value in result.items():
+            print(f"{key.ljust(width)}  {value}", flush=True)
     for size in [int(s) for s in args.memory_sizes.split(",") if s]:
         with tempfile.TemporaryDirectory() as work:
-            out = (
-                subprocess.run(
-                    [sys.executable, __file__, "--memory-child", str(size), "--work", work],
-                    capture_output=True,
-                    text=True,
-                    check=True,
-                )
-                .stdout.strip()
-                .splitlines()[-1]
+            child = subprocess.run(
+                [sys.executable, __file__, "--memory-child", str(size), "--work", work],
+                capture_output=True,
+                text=True,
             )
-        for key, value in json.loads(out).items():
-            rows.append((f"memory[{size}] {key}", str(value)))
-    width = max(len(k) for k, _ in rows)
-    print(f"{'measure'.ljust(width)}  value")
-    for key, value in rows:
-        print(f"{key.ljust(width)}  {value}")
+        if child.returncode != 0:
+            print(f"memory[{size}] failed:\n{child.stderr[-3000:]}", file=sys.stderr, flush=True)
+            continue
+        for key, value in json.loads(child.stdout.strip().splitlines()[-1]).items():
+            print(f"{f'memory[{size}] {key}'.ljust(width)}  {value}", flush=True)
 
 
 if __name__ == "__main__":
