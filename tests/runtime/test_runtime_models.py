@@ -107,3 +107,18 @@ def test_gemma_answers_offline_with_llama_cpp() -> None:
     reply = model.invoke([HumanMessage("What is the capital of France?")])
     assert "Paris" in reply.content
     assert reply.response_metadata["engine"] == "llama_cpp"
+
+
+def test_extractive_quotes_whole_sentences_across_hard_line_breaks() -> None:
+    wrapped = (
+        '<source id="1" title="ops.md">\n# Restoring\n\nThe restore command verifies the\n'
+        "snapshot's checksums before anything is\nreplaced.\n- Snapshots are kept for thirty\n"
+        "  days.\n</source>"
+    )
+    answer = ExtractiveAnswerer().invoke(
+        [SystemMessage(wrapped), HumanMessage("What does the restore command verify?")]
+    )
+    assert answer.content.startswith(
+        "The restore command verifies the snapshot's checksums before anything is replaced. [1]"
+    )
+    assert "# Restoring" not in answer.content

@@ -29,6 +29,7 @@ NO_ANSWER = "I don't know based on the provided context."
 
 _WORD = re.compile(r"[a-z0-9]+")
 _HEADING = re.compile(r"^#{1,6}\s")
+_LIST_ITEM = re.compile(r"^(?:[-*+]|\d+[.)])\s+")
 _QUESTION_MARKER = re.compile(r"^Question:[ \t]*", re.MULTILINE)
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'(\[])")
 _STOPWORD_TEXT = (
@@ -178,11 +179,21 @@ def _after_marker(text: str) -> str:
 
 
 def _split_sentences(text: str) -> list[str]:
-    """Sentences of `text`; lines are split first and Markdown headings are not sentences."""
-    sentences: list[str] = []
-    for line in text.splitlines():
-        line = line.strip()
+    """Sentences of `text`. Hard-wrapped lines are joined back into their paragraph first (a
+    sentence may span lines); headings, list items and blank lines start a new segment, and
+    Markdown headings are not sentences."""
+    segments: list[list[str]] = [[]]
+    for raw in text.splitlines():
+        line = raw.strip()
         if not line or _HEADING.match(line):
+            segments.append([])
             continue
-        sentences.extend(s.strip() for s in _SENTENCE_END.split(line) if s.strip())
+        if _LIST_ITEM.match(line):
+            segments.append([])
+            line = _LIST_ITEM.sub("", line, count=1)
+        segments[-1].append(line)
+    sentences: list[str] = []
+    for segment in segments:
+        paragraph = " ".join(segment)
+        sentences.extend(s.strip() for s in _SENTENCE_END.split(paragraph) if s.strip())
     return sentences
