@@ -51,8 +51,9 @@ def run_job(
     ):
         instance.add_dynamic_partitions(TENANTS_PARTITIONS, [partition_key])
     job = build_definitions(settings, prompt_dirs).resolve_job_def(job_name)
-    # The terminal shows a summary and progress bars; the full event log is in the Dagster UI.
-    log_level = os.environ.get("AGENT_PLATFORM_CLI_LOG_LEVEL", "WARNING")
+    # The terminal shows a summary, progress bars and the failures (collected below); the full
+    # event log, stack traces included, is in the Dagster UI.
+    log_level = os.environ.get("AGENT_PLATFORM_CLI_LOG_LEVEL", "CRITICAL")
     config = {**(run_config or {}), "loggers": {"console": {"config": {"log_level": log_level}}}}
     result = job.execute_in_process(
         partition_key=partition_key, instance=instance, run_config=config, raise_on_error=False
@@ -63,19 +64,28 @@ def run_job(
         outcome.metadata[materialization.asset_key.to_user_string()] = {
             key: value.value for key, value in materialization.metadata.items()
         }
-    for evaluation in result.get_asset_check_evaluations():
-        if not evaluation.passed:
-            summary = evaluation.metadata.get("summary")
-            outcome.failures.append(
-                f"check {evaluation.check_name} on {evaluation.asset_key.to_user_string()} "
-                f"failed: {summary.value if summary else ''}"
-            )
+    failed_checks = [e for e in result.get_asset_check_evaluations() if not e.passed]
+    for evaluation in failed_checks:
+        outcome.failures.append(
+            f"check {evaluation.check_name} on {evaluation.asset_key.to_user_string()} "
+            f"failed: {_check_summary(evaluation.metadata)}"
+        )
     for event in result.all_events:
         if event.is_step_failure and event.step_failure_data.error:
+            if event.step_key.endswith(tuple(e.check_name for e in failed_checks)):
+                continue  # already reported above with the check's numbers
             outcome.failures.append(
                 f"step {event.step_key} failed: {_root_cause(event.step_failure_data.error)}"
             )
     return outcome
+
+
+def _check_summary(metadata: dict[str, Any]) -> str:
+    """The check's own summary, else its scalar metadata (value, threshold and the like)."""
+    if "summary" in metadata:
+        return str(metadata["summary"].value)
+    scalars = {k: v.value for k, v in metadata.items() if isinstance(v.value, int | float | str)}
+    return ", ".join(f"{k}={v}" for k, v in list(scalars.items())[:6])
 
 
 def _root_cause(error: Any) -> str:
