@@ -61,6 +61,13 @@ def test_ingest_search_backup_restore(platform_home: Path, corpus: Path, tmp_pat
     assert set(hit) == {"source", "chunk_id", "score", "text"}
     assert 0.0 <= hit["score"] <= 1.0
 
+    filtered = invoke(
+        "search", "--tenant", "docs", "--json", "--filter", "source=pricing.txt", "restore"
+    )
+    assert [h["source"] for h in json.loads(filtered.stdout)["hits"]] == ["pricing.txt"]
+    bad_filter = invoke("search", "--tenant", "docs", "--filter", "nonsense", "restore")
+    assert bad_filter.exit_code == 2 and "KEY=VALUE" in bad_filter.output
+
     backup = invoke("index", "backup", "--tenant", "docs")
     assert backup.exit_code == 0, backup.output
     snapshot_id = json.loads(backup.stdout)["snapshot_id"]

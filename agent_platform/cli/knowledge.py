@@ -121,6 +121,10 @@ def search(
     k: Annotated[int, typer.Option("--k", min=1, max=1000)] = 5,
     mode: Annotated[SearchMode, typer.Option("--mode")] = SearchMode.HYBRID,
     min_score: Annotated[float | None, typer.Option("--min-score", min=0.0, max=1.0)] = None,
+    filters: Annotated[
+        list[str] | None,
+        typer.Option("--filter", help="KEY=VALUE equality on source or metadata; repeatable."),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON line per query.")] = False,
 ) -> None:
     """Search a tenant's index (vector, keyword or hybrid)."""
@@ -130,10 +134,13 @@ def search(
     if (query is None) == (queries_file is None):
         raise typer.BadParameter("give exactly one of QUERY or --queries-file")
     queries = [query] if query is not None else _read_queries(queries_file)  # type: ignore[arg-type]
+    equality = _parse_filters(filters or [])
     kb = KnowledgeBase(get_settings())
     try:
         for text in queries:
-            hits = kb.search(tenant, text, k=k, mode=mode, min_score=min_score)
+            hits = kb.search(
+                tenant, text, k=k, mode=mode, min_score=min_score, filters=equality or None
+            )
             if as_json:
                 typer.echo(json.dumps({"query": text, "hits": [hit_json(h) for h in hits]}))
             else:
@@ -143,6 +150,16 @@ def search(
         raise typer.Exit(1) from exc
     finally:
         kb.close()
+
+
+def _parse_filters(items: list[str]) -> dict[str, str]:
+    parsed: dict[str, str] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise typer.BadParameter(f"{item!r} is not KEY=VALUE", param_hint="--filter")
+        parsed[key.strip()] = value
+    return parsed
 
 
 def _print_hits(query: str, hits: list[SearchHit]) -> None:
