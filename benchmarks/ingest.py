@@ -6,8 +6,9 @@
    raw `SentenceTransformer.encode` of the same chunk texts in the same run. Goal: ≥ 0.85 of raw.
 2. Incremental: re-materialize after 1% of documents change. Goal: ≤ 10% of the full run's time.
 3. Memory: peak RSS of a full run at each size, each in its own process. To measure the pipeline's
-   memory rather than the model's speed, the embedding cache is pre-filled with random unit
-   vectors for these runs (the model still loads; no chunk reaches it). Goal: flat beyond the index.
+   memory rather than the model's speed, a separate process first pre-fills the embedding cache
+   with clustered unit vectors (the model still loads; no chunk reaches it). Goal: flat beyond
+   the index.
 """
 
 from __future__ import annotations
@@ -87,20 +88,20 @@ def throughput(chunks: int, work: Path) -> dict:
     }
 
 
-def memory_child(chunks: int, work: Path) -> None:
-    """Runs in its own process: prefill the cache, materialize, print peak RSS."""
+def memory_prefill(chunks: int, work: Path) -> None:
+    """Own process: write the corpus, chunk it, and fill the cache with clustered vectors."""
+    import shutil
+
     import numpy as np
 
+    from agent_platform.knowledge import pipeline
     from agent_platform.knowledge.embedding_cache import EmbeddingCache, text_hash
+    from agent_platform.knowledge.service import KnowledgeBase
     from agent_platform.knowledge.tables import TenantTables
 
     source = work / "corpus"
     write_corpus(source, chunks, seed=7)
     settings = _settings(work / "home")
-    # First pass without embeddings: materialize documents and chunks only, to learn the texts.
-    from agent_platform.knowledge import pipeline
-    from agent_platform.knowledge.service import KnowledgeBase
-
     kb = KnowledgeBase(settings)
     tables = TenantTables(settings.knowledge_dir, "mem")
     pipeline.load_documents(source, tables, settings.embedding.max_document_bytes)
@@ -120,24 +121,24 @@ def memory_child(chunks: int, work: Path) -> None:
         )
     cache.close()
     kb.close()
-    import shutil
-
     shutil.rmtree(settings.knowledge_dir)  # the measured run starts from scratch but the cache
-    baseline_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    elapsed, meta = _ingest(settings, "mem", source)
+
+
+def memory_measure(work: Path) -> None:
+    """Own process: the full knowledge job; its peak RSS is this process's high-water mark."""
+    settings = _settings(work / "home")
+    elapsed, meta = _ingest(settings, "mem", work / "corpus")
     peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     index_bytes = sum(p.stat().st_size for p in settings.index_dir.rglob("*") if p.is_file())
+    chunks = meta["document_chunks"]["chunks_total"]
     print(
         json.dumps(
             {
-                "chunks": meta["document_chunks"]["chunks_total"],
+                "chunks": chunks,
                 "seconds": round(elapsed, 1),
-                "rss_before_run_mib": round(baseline_kb / 1024),
                 "peak_rss_mib": round(peak_kb / 1024),
                 "index_on_disk_mib": round(index_bytes / 2**20, 1),
-                "raw_vectors_mib": round(
-                    meta["document_chunks"]["chunks_total"] * 384 * 4 / 2**20, 1
-                ),
+                "raw_vectors_mib": round(chunks * 384 * 4 / 2**20, 1),
             }
         )
     )
@@ -150,11 +151,15 @@ def main() -> None:
     parser.add_argument("--chunks", type=int, default=20_000)
     parser.add_argument("--memory-sizes", default="10000,100000")
     parser.add_argument("--skip-throughput", action="store_true")
-    parser.add_argument("--memory-child", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--memory-prefill", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--memory-measure", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--work", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.memory_child:
-        memory_child(args.memory_child, args.work)
+    if args.memory_prefill:
+        memory_prefill(args.memory_prefill, args.work)
+        return
+    if args.memory_measure:
+        memory_measure(args.work)
         return
 
     width = 36
@@ -166,11 +171,14 @@ def main() -> None:
             print(f"{key.ljust(width)}  {value}", flush=True)
     for size in [int(s) for s in args.memory_sizes.split(",") if s]:
         with tempfile.TemporaryDirectory() as work:
-            child = subprocess.run(
-                [sys.executable, __file__, "--memory-child", str(size), "--work", work],
-                capture_output=True,
-                text=True,
-            )
+            for step in (["--memory-prefill", str(size)], ["--memory-measure"]):
+                child = subprocess.run(
+                    [sys.executable, __file__, *step, "--work", work],
+                    capture_output=True,
+                    text=True,
+                )
+                if child.returncode != 0:
+                    break
         if child.returncode != 0:
             print(f"memory[{size}] failed:\n{child.stderr[-3000:]}", file=sys.stderr, flush=True)
             continue
