@@ -7,6 +7,7 @@ except under CI=true, where a missing service is a failure.
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 from pathlib import Path
 
@@ -70,6 +71,25 @@ def settings(platform_home: Path):
     from agent_platform.settings import Settings
 
     return Settings(home=platform_home)
+
+
+@pytest.fixture(scope="session")
+def migrated_mlflow_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An MLflow SQLite store migrated once per session (the migration takes seconds)."""
+    from mlflow.tracking import MlflowClient
+
+    path = tmp_path_factory.mktemp("mlflow-template") / "mlflow.db"
+    MlflowClient(f"sqlite:///{path}").search_experiments()  # creates and migrates the schema
+    return path
+
+
+@pytest.fixture
+def mlflow_settings(settings, migrated_mlflow_db: Path):
+    """`settings` whose MLflow store (the default SQLite under home) already has its schema."""
+    target = settings.home_dir / "mlflow" / "mlflow.db"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(migrated_mlflow_db, target)
+    return settings
 
 
 @pytest.fixture(scope="session")

@@ -8,7 +8,6 @@ import shutil
 from pathlib import Path
 
 import pytest
-from mlflow import MlflowClient
 
 from agent_platform.cli.execution import run_tenant_job
 from agent_platform.prompts import MlflowPromptStore, PromptRepository, publish_prompt
@@ -27,20 +26,10 @@ PROJECT_ROOT = Path(__file__).resolve().parents[2]
 DATASET = PROJECT_ROOT / "evaluation" / "datasets" / "sample.jsonl"
 
 
-@pytest.fixture(scope="session")
-def migrated_mlflow_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("mlflow-eval-template") / "mlflow.db"
-    MlflowClient(f"sqlite:///{path}").search_experiments()  # creates and migrates the schema
-    return path
-
-
 @pytest.fixture
-def eval_settings(settings, migrated_mlflow_db: Path):
-    """`settings` whose MLflow SQLite store under home already has its schema."""
-    target = settings.home_dir / "mlflow" / "mlflow.db"
-    target.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(migrated_mlflow_db, target)
-    return settings
+def eval_settings(mlflow_settings):
+    """`settings` with a ready MLflow store (see tests/conftest.py)."""
+    return mlflow_settings
 
 
 def make_response(

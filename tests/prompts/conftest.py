@@ -16,20 +16,10 @@ from agent_platform.prompts import MlflowPromptStore
 from agent_platform.prompts.repository import BUILTIN_PROMPTS_DIR
 
 
-@pytest.fixture(scope="session")
-def migrated_mlflow_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("mlflow-template") / "mlflow.db"
-    MlflowPromptStore(f"sqlite:///{path}").names()  # creates and migrates the schema
-    return path
-
-
 @pytest.fixture
-def prompt_settings(settings, migrated_mlflow_db: Path):
-    """`settings` whose MLflow store (the default SQLite under home) already has its schema."""
-    target = settings.home_dir / "mlflow" / "mlflow.db"
-    target.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(migrated_mlflow_db, target)
-    return settings
+def prompt_settings(mlflow_settings):
+    """`settings` with a ready MLflow store (see tests/conftest.py)."""
+    return mlflow_settings
 
 
 @pytest.fixture

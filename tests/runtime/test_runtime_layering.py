@@ -16,6 +16,8 @@ MODULES = [
     "agent_platform.runtime.models.gemma",
     "agent_platform.runtime.context_window",
     "agent_platform.runtime.telemetry",
+    "agent_platform.runtime.agent",
+    "agent_platform.cli.run",
 ]
 
 
