@@ -35,6 +35,7 @@ app.command("search")(knowledge.search)
 
 console = Console()
 SAMPLE_TENANT = "sample"
+DEMO_QUESTION = "How do I restore an index snapshot?"
 DEMO_QUERIES = (
     "How do I switch from the embedded default to production?",
     "What happens to a corrupted index?",
@@ -62,6 +63,25 @@ def config_dagster_home() -> None:
 def sample_docs_dir() -> Path:
     """The project's own documentation, shipped as the sample tenant's knowledge base."""
     return Path(__file__).resolve().parents[2] / "docs"
+
+
+def _ask(settings, question: str) -> None:
+    from agent_platform.runtime import AgentRuntime
+
+    runtime = AgentRuntime.from_settings(settings)
+    try:
+        response = runtime.run(tenant=SAMPLE_TENANT, user="demo", input=question)
+    finally:
+        runtime.close()
+    console.print(f"[bold]Q:[/bold] {question}\n[bold]A:[/bold] {response.answer}")
+    for citation in response.citations:
+        console.print(
+            f"   cites {citation.source} (chunk {citation.chunk_id[:8]}, {citation.score:.2f})"
+        )
+    console.print(
+        f"model {response.model}, prompt {response.prompt.name} v{response.prompt.version}, "
+        f"{response.latency_ms.get('total', 0):.0f} ms, trace {response.trace_id}"
+    )
 
 
 def _fail_on(outcome) -> None:
@@ -100,6 +120,8 @@ def demo(
     snapshot = outcome.metadata.get("index_snapshot", {})
     console.print(f"snapshot {snapshot.get('snapshot_id')} at {snapshot.get('location')}")
     _fail_on(outcome)
+    console.rule("[bold]5. Ask the agent (the serving runtime, no Dagster involved)")
+    _ask(settings, DEMO_QUESTION)
     demo_evaluation_steps(console)
     console.rule("[bold]Where to look")
     console.print(

@@ -174,7 +174,7 @@ def demo_evaluation_steps(console: object) -> bool:
     settings = get_settings()
     say = getattr(console, "print", print)
     rule = getattr(console, "rule", say)
-    rule("[bold]5. Evaluate the agent configurations (extractive: all 58 questions; Gemma: 6)")
+    rule("[bold]6. Evaluate the agent configurations (extractive: all 58 questions; Gemma: 6)")
     evaluation = run_job(settings, "evaluation_job")
     evaluated = evaluation.metadata.get("evaluated_model_versions", {})
     say(evaluated.get("candidates", ""))
@@ -186,7 +186,7 @@ def demo_evaluation_steps(console: object) -> bool:
         say("promotion: blocked by the quality gates; champion unchanged")
     for failure in evaluation.failures:
         say(f"  {failure}")
-    rule("[bold]6. Production-readiness report")
+    rule("[bold]7. Production-readiness report")
     readiness = run_job(settings, "readiness_job")
     report = readiness.metadata.get("readiness_report", {})
     say(f"ready: {report.get('ready')}, open items: {report.get('open_items')}")
