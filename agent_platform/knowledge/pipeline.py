@@ -7,7 +7,6 @@ cached embeddings are reused, and the index receives only new chunks and deletio
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,8 +23,6 @@ from agent_platform.knowledge.tables import (
     embeddings_schema,
 )
 from agent_platform.vectorstore.base import ChunkRecord, VectorStore
-
-Logger = Callable[[str], None]
 
 
 @dataclass(frozen=True)
@@ -130,7 +127,7 @@ def _previous_rows(
 
 def chunk_documents(tables: TenantTables, chunker: TokenChunker) -> ChunksSummary:
     """Chunk new and changed documents; copy the chunks of unchanged ones from the last run."""
-    previous_hashes = _chunked_document_hashes(tables)
+    previous_hashes = tables.read_pairs("chunks", "document_id", "document_hash")
     chunked = 0
     reusable: set[str] = set()
     # Old chunks are read from the previous file while the new one is written to a temp file.
@@ -162,10 +159,6 @@ def chunk_documents(tables: TenantTables, chunker: TokenChunker) -> ChunksSummar
         documents_chunked=chunked,
         documents_reused=len(reusable),
     )
-
-
-def _chunked_document_hashes(tables: TenantTables) -> dict[str, str]:
-    return tables.read_pairs("chunks", "document_id", "document_hash")
 
 
 def embed_chunks(
