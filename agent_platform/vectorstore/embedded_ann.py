@@ -30,6 +30,8 @@ class AnnParams:
     m: int = 16
     ef_construction: int = 128
     ef_search: int = 96
+    exact_filter_max: int = 20_000
+    """A filtered query matching at most this many rows is answered exactly, not by the ANN."""
 
     def as_dict(self) -> dict[str, int]:
         return asdict(self)

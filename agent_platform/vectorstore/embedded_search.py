@@ -17,7 +17,6 @@ from agent_platform.vectorstore.embedded_tenant import TenantState
 from agent_platform.vectorstore.fusion import rrf_scores
 from agent_platform.vectorstore.validation import keyword_score, vector_score
 
-EXACT_FILTER_MAX = 20_000  # matching rows at or below this are searched exactly
 SLACK = 5  # extra ANN hits, in case a row was deleted but the ANN is mid-sync
 HYBRID_DEPTH = 50  # how deep each list goes before fusion
 
@@ -53,7 +52,7 @@ def vector_ranked(
         matching = state.db.count_matching(flt)
         if matching == 0:
             return []
-        if matching <= EXACT_FILTER_MAX:
+        if matching <= state.params.exact_filter_max:
             return exact(state, vec, k, flt)
         found = ann.search(vec, k + SLACK, allowed=state.db.matching_labels(flt))
     if found is None:

@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from agent_platform.vectorstore import embedded_search
 from agent_platform.vectorstore.base import ChunkRecord, IndexCorruptedError, SearchMode
 from agent_platform.vectorstore.embedded import EmbeddedVectorStore
+from agent_platform.vectorstore.embedded_ann import AnnParams
 from agent_platform.vectorstore.factory import open_vector_store
 
 T = "acme"
@@ -181,11 +181,11 @@ def test_incremental_upsert_is_replayed_after_reopen(paths) -> None:
     fresh.close()
 
 
-def test_filtered_ann_returns_k_from_a_large_subset(paths, monkeypatch) -> None:
-    monkeypatch.setattr(embedded_search, "EXACT_FILTER_MAX", 10)  # force the filtered-ANN path
+def test_filtered_ann_returns_k_from_a_large_subset(paths) -> None:
     index, snaps = paths
     records = random_records(2000)
-    store = EmbeddedVectorStore(index, snapshots_dir=snaps)
+    # A subset larger than exact_filter_max goes through the filtered ANN path.
+    store = EmbeddedVectorStore(index, snapshots_dir=snaps, params=AnnParams(exact_filter_max=10))
     store.upsert(T, records)
     query = records[5].vector
     hits = store.search(
