@@ -74,13 +74,24 @@ def _decode_utf8(data: bytes) -> str:
         raise UnreadableDocumentError(f"not valid UTF-8 (byte {exc.start})") from exc
 
 
+_HTML_BLOCKS = ["p", "div", "section", "article", "pre", "li", "tr", "br", "title", "table"]
+
+
 def _html_to_text(data: bytes) -> str:
     from bs4 import BeautifulSoup
 
     soup = BeautifulSoup(_decode_utf8(data), "html.parser")
     for element in soup(["script", "style", "noscript", "template"]):
         element.decompose()
-    return soup.get_text(separator="\n")
+    # Headings become Markdown headings, so chunking and answering treat them as titles rather
+    # than the first words of the next paragraph; block elements end their line, while inline
+    # elements (code, links, emphasis) stay inside their sentence.
+    for heading in soup(["h1", "h2", "h3", "h4", "h5", "h6"]):
+        title = heading.get_text(" ", strip=True)
+        heading.replace_with(f"\n\n{'#' * int(heading.name[1])} {title}\n\n")
+    for block in soup(_HTML_BLOCKS):
+        block.insert_after("\n\n" if block.name in {"p", "div", "section", "pre"} else "\n")
+    return soup.get_text()
 
 
 def _pdf_to_text(data: bytes) -> str:

@@ -75,7 +75,7 @@ def test_loads_supported_formats_and_skips_bad_files_with_reasons(source_dir: Pa
     assert set(docs) == {"guides/intro.md", "notes.txt", "page.html", "manual.pdf", "inside.md"}
     assert docs["guides/intro.md"].text == "# Intro\n\nHello\nworld"
     assert "secret" not in docs["page.html"].text
-    assert "Visible paragraph." in docs["page.html"].text
+    assert docs["page.html"].text == "# Title\n\nVisible paragraph."
     assert "Backups run every night" in docs["manual.pdf"].text
     assert docs["manual.pdf"].kind == "pdf"
     assert len(docs["notes.txt"].content_hash) == 64
