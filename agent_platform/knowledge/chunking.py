@@ -16,6 +16,7 @@ from langchain_text_splitters import RecursiveCharacterTextSplitter
 from pandera.typing import Series
 
 CHUNK_ID_PATTERN = r"^[0-9a-f]{32}$"
+CHUNKER_VERSION = "1"  # bump when the splitting rules change
 
 
 @dataclass(frozen=True)
@@ -42,6 +43,7 @@ class TokenChunker:
             )
         self._tokenizer = tokenizer
         self.chunk_tokens = chunk_tokens
+        self.overlap_tokens = overlap_tokens
         self._splitter = RecursiveCharacterTextSplitter.from_huggingface_tokenizer(
             tokenizer,
             chunk_size=chunk_tokens,
@@ -50,6 +52,16 @@ class TokenChunker:
             keep_separator="end",
             strip_whitespace=True,
         )
+
+    def chunk_key(self, text: str) -> str:
+        """What a document's chunks depend on: its extracted text and the chunking settings.
+
+        Chunks are reused while this is unchanged, so a new parser that extracts different text,
+        or a new chunk size, re-chunks the documents it affects even if their files did not change.
+        """
+        tokenizer = getattr(self._tokenizer, "name_or_path", type(self._tokenizer).__name__)
+        settings = f"{CHUNKER_VERSION}:{tokenizer}:{self.chunk_tokens}:{self.overlap_tokens}"
+        return hashlib.sha256(f"{settings}\x00{text}".encode()).hexdigest()
 
     def count_tokens(self, text: str) -> int:
         return len(self._tokenizer.encode(text, add_special_tokens=False))
@@ -90,6 +102,7 @@ class ChunkTableSchema(pa.DataFrameModel):
     chunk_id: Series[str] = pa.Field(unique=True, str_matches=CHUNK_ID_PATTERN)
     document_id: Series[str] = pa.Field(str_length={"min_value": 1})
     document_hash: Series[str] = pa.Field(str_matches=r"^[0-9a-f]{64}$")
+    chunk_key: Series[str] = pa.Field(str_matches=r"^[0-9a-f]{64}$")
     position: Series[int] = pa.Field(ge=0)
     n_tokens: Series[int] = pa.Field(ge=1)
     text: Series[str] = pa.Field(str_length={"min_value": 1})

@@ -126,15 +126,20 @@ def _previous_rows(
 
 
 def chunk_documents(tables: TenantTables, chunker: TokenChunker) -> ChunksSummary:
-    """Chunk new and changed documents; copy the chunks of unchanged ones from the last run."""
-    previous_hashes = tables.read_pairs("chunks", "document_id", "document_hash")
+    """Chunk new and changed documents; copy the chunks of unchanged ones from the last run.
+
+    "Unchanged" means the same extracted text under the same chunking settings (`chunk_key`).
+    """
+    has_keys = tables.exists("chunks") and "chunk_key" in tables.schema("chunks").names
+    previous_keys = tables.read_pairs("chunks", "document_id", "chunk_key") if has_keys else {}
     chunked = 0
     reusable: set[str] = set()
     # Old chunks are read from the previous file while the new one is written to a temp file.
     with tables.write("chunks", CHUNKS_SCHEMA) as writer:
         for batch in tables.iter_batches("documents", batch_size=256):
             for row in batch.to_pylist():
-                if previous_hashes.get(row["document_id"]) == row["content_hash"]:
+                key = chunker.chunk_key(row["text"])
+                if previous_keys.get(row["document_id"]) == key:
                     reusable.add(row["document_id"])
                     continue
                 chunked += 1
@@ -144,6 +149,7 @@ def chunk_documents(tables: TenantTables, chunker: TokenChunker) -> ChunksSummar
                             "chunk_id": chunk.chunk_id,
                             "document_id": row["document_id"],
                             "document_hash": row["content_hash"],
+                            "chunk_key": key,
                             "position": chunk.position,
                             "n_tokens": chunk.n_tokens,
                             "text": chunk.text,

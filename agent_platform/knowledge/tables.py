@@ -29,6 +29,7 @@ CHUNKS_SCHEMA = pa.schema(
         ("chunk_id", pa.string()),
         ("document_id", pa.string()),
         ("document_hash", pa.string()),
+        ("chunk_key", pa.string()),
         ("position", pa.int32()),
         ("n_tokens", pa.int32()),
         ("text", pa.large_string()),

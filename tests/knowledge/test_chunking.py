@@ -49,6 +49,7 @@ def test_schema_rejects_bad_rows() -> None:
             "chunk_id": ["0" * 32, "0" * 32, "not-hex"],
             "document_id": ["a.md", "", "b.md"],
             "document_hash": ["a" * 64] * 3,
+            "chunk_key": ["b" * 64] * 3,
             "position": [0, 1, -1],
             "n_tokens": [5, 0, 3],
             "text": ["ok", "", "text"],
@@ -58,3 +59,24 @@ def test_schema_rejects_bad_rows() -> None:
         ChunkTableSchema.validate(frame, lazy=True)
     failing_columns = set(info.value.failure_cases["column"])
     assert {"chunk_id", "document_id", "position", "n_tokens", "text"} <= failing_columns
+
+
+def test_documents_are_rechunked_when_text_or_settings_change(embedder, tmp_path) -> None:
+    from agent_platform.knowledge.pipeline import chunk_documents, load_documents
+    from agent_platform.knowledge.tables import TenantTables
+
+    source = tmp_path / "docs"
+    source.mkdir()
+    (source / "a.md").write_text(PARAGRAPH * 6)
+    (source / "b.md").write_text(PARAGRAPH * 3)
+    tables = TenantTables(tmp_path / "knowledge", "t")
+    load_documents(source, tables, max_bytes=10**6)
+    small = TokenChunker(embedder.tokenizer, chunk_tokens=64, overlap_tokens=16)
+    assert chunk_documents(tables, small).documents_chunked == 2
+    again = chunk_documents(tables, small)
+    assert (again.documents_chunked, again.documents_reused) == (0, 2)
+    # Same files, other chunk size: every document is chunked anew, none reused.
+    large = TokenChunker(embedder.tokenizer, chunk_tokens=128, overlap_tokens=16)
+    resized = chunk_documents(tables, large)
+    assert (resized.documents_chunked, resized.documents_reused) == (2, 0)
+    assert resized.chunks_total < again.chunks_total
