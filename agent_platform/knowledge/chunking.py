@@ -67,6 +67,10 @@ class TokenChunker:
         return len(self._tokenizer.encode(text, add_special_tokens=False))
 
     def split(self, document_id: str, text: str) -> list[Chunk]:
+        text = text.strip()
+        whole = self.count_tokens(text)
+        if 0 < whole <= self.chunk_tokens:  # a short document is one chunk: skip the splitter
+            return [Chunk(make_chunk_id(document_id, text, 0), 0, whole, text)]
         seen: Counter[str] = Counter()
         chunks: list[Chunk] = []
         for piece in self._splitter.split_text(text):

@@ -80,3 +80,12 @@ def test_documents_are_rechunked_when_text_or_settings_change(embedder, tmp_path
     resized = chunk_documents(tables, large)
     assert (resized.documents_chunked, resized.documents_reused) == (2, 0)
     assert resized.chunks_total < again.chunks_total
+
+
+def test_a_short_document_is_one_chunk_with_its_token_count(chunker: TokenChunker) -> None:
+    text = "  Snapshots are pruned after thirty days.\n"
+    (chunk,) = chunker.split("short.md", text)
+    assert chunk.text == text.strip()
+    assert chunk.n_tokens == chunker.count_tokens(text.strip())
+    assert chunk.chunk_id == make_chunk_id("short.md", text.strip(), 0)
+    assert chunker.split("empty.md", "   ") == []
