@@ -69,6 +69,28 @@ class EmbeddingSettings(BaseSettings):
         return self
 
 
+class PromptSettings(BaseSettings):
+    """How the runtime serves prompts and how validation counts their tokens."""
+
+    model_config = SettingsConfigDict(env_prefix="AGENT_PLATFORM_PROMPTS_", extra="ignore")
+
+    unpromoted_fallback: bool | None = Field(
+        default=None,
+        description=(
+            "Serve `candidate`, else the newest version, of a prompt that has no `production` "
+            "version yet. Unset: allowed in the `local` profile (the embedded demo answers before "
+            "anyone approves anything), refused in `production`."
+        ),
+    )
+    tokenizer_dirs: dict[str, Path] = Field(
+        default_factory=dict,
+        description=(
+            "Local tokenizer directories (holding tokenizer.json) by model hint name, so context "
+            "budgets of those models are counted exactly; others use the chars/3 estimate."
+        ),
+    )
+
+
 class Settings(BaseSettings):
     """Every knob of the platform, resolved from the environment and an optional TOML file."""
 
@@ -100,6 +122,7 @@ class Settings(BaseSettings):
         description="Registered agent whose `champion` version the runtime serves by default.",
     )
     embedding: EmbeddingSettings = Field(default_factory=EmbeddingSettings)
+    prompts: PromptSettings = Field(default_factory=PromptSettings)
 
     @classmethod
     def settings_customise_sources(
@@ -165,6 +188,17 @@ class Settings(BaseSettings):
         return (self.home_dir / "mlflow" / "artifacts").as_uri()
 
     @property
+    def prompt_fallback_allowed(self) -> bool:
+        """Whether a prompt without a `production` version may serve an unpromoted one."""
+        if self.prompts.unpromoted_fallback is not None:
+            return self.prompts.unpromoted_fallback
+        return self.profile == "local"
+
+    @property
+    def prompt_tokenizer_dirs(self) -> dict[str, Path]:
+        return {m: d.expanduser().resolve() for m, d in self.prompts.tokenizer_dirs.items()}
+
+    @property
     def index_dir(self) -> Path:
         return self.home_dir / "index"
 
@@ -208,6 +242,10 @@ class Settings(BaseSettings):
                 "batch_size": self.embedding.batch_size,
                 "chunk_tokens": self.embedding.chunk_tokens,
                 "chunk_overlap_tokens": self.embedding.chunk_overlap_tokens,
+            },
+            "prompts": {
+                "unpromoted_fallback": self.prompt_fallback_allowed,
+                "tokenizer_dirs": {m: str(d) for m, d in self.prompt_tokenizer_dirs.items()},
             },
         }
 

@@ -62,3 +62,24 @@ def test_missing_settings_file_is_named(platform_home: Path, monkeypatch) -> Non
 def test_chunk_overlap_must_be_smaller_than_chunk() -> None:
     with pytest.raises(ValidationError, match="chunk_overlap_tokens"):
         EmbeddingSettings(chunk_tokens=50, chunk_overlap_tokens=50)
+
+
+def test_prompt_fallback_follows_the_profile_unless_set(
+    platform_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert Settings().prompt_fallback_allowed  # local: the demo answers before any approval
+    services = {
+        "postgres_url": "postgresql://u@db/agents",
+        "mlflow_tracking_uri": "postgresql://u@db/mlflow",
+        "weaviate_url": "http://weaviate:8080",
+    }
+    assert not Settings(profile="production", **services).prompt_fallback_allowed
+    monkeypatch.setenv("AGENT_PLATFORM_PROMPTS__UNPROMOTED_FALLBACK", "true")
+    monkeypatch.setenv("AGENT_PLATFORM_PROMPTS__TOKENIZER_DIRS", '{"minilm": "~/tok"}')
+    production = Settings(profile="production", **services)
+    assert production.prompt_fallback_allowed
+    assert production.prompt_tokenizer_dirs == {"minilm": Path("~/tok").expanduser().resolve()}
+    assert production.describe()["prompts"] == {
+        "unpromoted_fallback": True,
+        "tokenizer_dirs": {"minilm": str(Path("~/tok").expanduser().resolve())},
+    }

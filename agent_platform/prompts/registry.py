@@ -77,9 +77,13 @@ class PromptRegistry:
         *,
         ttl_seconds: float = DEFAULT_TTL_SECONDS,
         clock: Callable[[], float] = time.monotonic,
+        unpromoted_fallback: bool = False,
     ) -> None:
+        """`unpromoted_fallback`: whether the runtime's `PromptResolver` may serve `candidate`
+        or the newest version of a prompt that has no `production` version (off: refused)."""
         self.store = store
         self.ttl_seconds = ttl_seconds
+        self.unpromoted_fallback = unpromoted_fallback
         self._clock = clock
         self._cache: dict[tuple[str, str], tuple[float, Any]] = {}
         self._lock = threading.Lock()
@@ -89,9 +93,11 @@ class PromptRegistry:
     def from_settings(
         cls, settings: Any, *, ttl_seconds: float = DEFAULT_TTL_SECONDS
     ) -> PromptRegistry:
-        """A registry over the MLflow store that `Settings` resolves."""
+        """A registry over the MLflow store that `Settings` resolves, with its fallback policy."""
         return cls(
-            MlflowPromptStore(settings.resolved_mlflow_tracking_uri), ttl_seconds=ttl_seconds
+            MlflowPromptStore(settings.resolved_mlflow_tracking_uri),
+            ttl_seconds=ttl_seconds,
+            unpromoted_fallback=settings.prompt_fallback_allowed,
         )
 
     def _cached(self, key: tuple[str, str], fetch: Callable[[], Any]) -> Any:
@@ -141,6 +147,16 @@ class PromptRegistry:
         if stored.parent is not None:  # ancestors at the versions this one was built against
             chain = [*self.get(stored.parent[0], version=stored.parent[1]).chain, *chain]
         return LoadedPrompt(name, stored.version, stored.semver, chain)
+
+    def latest_version(self, name: str) -> int:
+        """The newest registered version number of `name` (cached like prompts)."""
+        return self._cached((name, "@latest"), lambda: self._fetch_latest(name))
+
+    def _fetch_latest(self, name: str) -> int:
+        latest = self.store.latest(name)
+        if latest is None:
+            raise PromptNotFoundError(f"prompt {name!r} has no registered version")
+        return latest.version
 
     def ab_split(self, name: str) -> AbSplit | None:
         """The running A/B test of `name`, if any (cached like prompts)."""

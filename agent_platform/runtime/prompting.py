@@ -1,10 +1,13 @@
 """Resolve and render the agent's prompts from the prompt registry, fast.
 
 Which version serves: a version pinned in the `AgentConfig`; else its alias (`production`) with
-the A/B variant of the user when a test runs on it; else, when the prompt has no version under that
-alias yet, `candidate`, else the newest version. `PromptUsed.alias` records which it was. A failed
-alias lookup is remembered for the registry's TTL, so an unpromoted prompt does not cost a store
-round trip per request.
+the A/B variant of the user when a test runs on it. When the prompt has no version under that
+alias yet, what happens is the registry's `unpromoted_fallback` policy (setting
+`prompts.unpromoted_fallback`; on in the `local` profile, off in `production`): on, `candidate`
+serves, else the newest version; off, the request fails with an error naming the prompt and the
+command that promotes it, so nothing unapproved reaches production traffic. `PromptUsed.alias`
+records which it was. A failed alias lookup (and the newest version) is remembered for the
+registry's TTL, so an unpromoted prompt does not cost a store round trip per request.
 
 Rendering uses the registry's sandbox and contract checks; the compiled Jinja environment of each
 (name, version) is kept, since compiling the template chain dominates the cost of a render.
@@ -38,10 +41,16 @@ LATEST = "latest"
 class PromptResolver:
     """`PromptRef` → the `LoadedPrompt` a request should use, and its rendering."""
 
-    def __init__(self, registry: PromptRegistry) -> None:
+    def __init__(
+        self, registry: PromptRegistry, *, unpromoted_fallback: bool | None = None
+    ) -> None:
+        """`unpromoted_fallback` overrides the registry's policy (see the module docstring)."""
         self.registry = registry
+        self.unpromoted_fallback = (
+            registry.unpromoted_fallback if unpromoted_fallback is None else unpromoted_fallback
+        )
         self._lock = threading.Lock()
-        self._fallback: dict[tuple[str, str], tuple[float, str]] = {}
+        self._fallback: dict[tuple[str, str], tuple[float, str | None]] = {}
         self._envs: dict[tuple[str, int], ImmutableSandboxedEnvironment] = {}
 
     def resolve(
@@ -57,33 +66,42 @@ class PromptResolver:
                 variant, version = split.assign(subject_id)
                 return self.registry.get(ref.name, version=version), alias, variant
         if alias == LATEST:
-            latest = self.registry.store.latest(ref.name)
-            if latest is None:
-                raise PromptNotFoundError(f"prompt {ref.name!r} has no registered version")
-            return self.registry.get(ref.name, version=latest.version), alias, None
+            version = self.registry.latest_version(ref.name)
+            return self.registry.get(ref.name, version=version), alias, None
         return self.registry.get(ref.name, alias=alias), alias, None
 
     def _serving_alias(self, name: str, alias: str) -> str:
-        """`alias` if it resolves, else candidate, else latest (remembered for the TTL)."""
+        """`alias` if it resolves; else candidate, else latest, when the fallback is allowed.
+        The choice (or the refusal) is remembered for the TTL."""
         now = time.monotonic()
         with self._lock:
             cached = self._fallback.get((name, alias))
-        if cached is not None and cached[0] > now:
-            return cached[1]
-        chosen = alias
-        for option in (alias, CANDIDATE, LATEST):
-            if option == LATEST:
-                chosen = LATEST
-                break
-            try:
-                self.registry.get(name, alias=option)
-            except PromptNotFoundError:
-                continue
-            chosen = option
-            break
-        with self._lock:
-            self._fallback[(name, alias)] = (now + self.registry.ttl_seconds, chosen)
-        return chosen
+        if cached is None or cached[0] <= now:
+            options = (alias, CANDIDATE, LATEST) if self.unpromoted_fallback else (alias,)
+            chosen = next((o for o in options if o == LATEST or self._resolves(name, o)), None)
+            cached = (now + self.registry.ttl_seconds, chosen)
+            with self._lock:
+                self._fallback[(name, alias)] = cached
+        if cached[1] is None:
+            raise self._not_served(name, alias)
+        return cached[1]
+
+    def _resolves(self, name: str, alias: str) -> bool:
+        try:
+            self.registry.get(name, alias=alias)
+        except PromptNotFoundError:
+            return False
+        return True
+
+    @staticmethod
+    def _not_served(name: str, alias: str) -> PromptNotFoundError:
+        if alias != PRODUCTION:
+            return PromptNotFoundError(f"prompt {name!r} has no version with alias {alias!r}")
+        return PromptNotFoundError(
+            f"prompt {name!r} has no version with alias 'production', and serving an unpromoted "
+            "version is disabled (setting prompts.unpromoted_fallback, off in the production "
+            f"profile); approve a version, then run: agent-platform prompts promote {name} VERSION"
+        )
 
     def render(
         self, prompt: LoadedPrompt, inputs: Mapping[str, Any], variant: str | None = None

@@ -10,6 +10,7 @@ import pytest
 from mlflow.exceptions import MlflowException
 
 from agent_platform.prompts import (
+    CANDIDATE,
     MlflowPromptStore,
     PromotionRefusedError,
     PromotionService,
@@ -21,6 +22,9 @@ from agent_platform.prompts import (
     publish_prompt,
 )
 from agent_platform.prompts.ab import AbSplit
+from agent_platform.runtime.agent_config import PromptRef
+from agent_platform.runtime.prompting import PromptResolver
+from agent_platform.settings import Settings
 
 SOURCES = {"sources": [{"title": "Billing FAQ", "text": "Invoices go out monthly."}]}
 
@@ -169,6 +173,79 @@ def test_ab_challenger_needs_approvals(live: PromotionService, prompt_dir: Path,
     publish_prompt(PromptRepository.from_dirs([prompt_dir]), live.store, "grounded_qa_system")
     with pytest.raises(PromotionRefusedError, match="an A/B challenger: missing approval"):
         live.start_ab("grounded_qa_system", 3, traffic=0.1, by="pm")
+
+
+USER_REF = PromptRef(name="grounded_qa_user")  # published, never promoted (see `live`)
+SYSTEM_REF = PromptRef(name="grounded_qa_system")  # v1 in production
+
+
+def _production_settings(local: Settings, **prompts: object) -> Settings:
+    """The `production` profile over the same real MLflow store as `local`."""
+    return Settings(
+        home=local.home_dir,
+        profile="production",
+        postgres_url="postgresql://agent@db/agents",
+        mlflow_tracking_uri=local.resolved_mlflow_tracking_uri,
+        weaviate_url="http://weaviate:8080",
+        prompts=prompts,
+    )
+
+
+def test_local_profile_serves_unpromoted_prompts(live: PromotionService, prompt_settings) -> None:
+    assert prompt_settings.profile == "local" and prompt_settings.prompt_fallback_allowed
+    resolver = PromptResolver(PromptRegistry.from_settings(prompt_settings))
+    prompt, alias, _ = resolver.resolve(USER_REF)
+    assert (prompt.name, prompt.version, alias) == ("grounded_qa_user", 1, "candidate")
+    assert resolver.resolve(SYSTEM_REF)[1:] == ("production", None)
+
+    live.store.delete_alias("grounded_qa_user", CANDIDATE)
+    resolver = PromptResolver(PromptRegistry.from_settings(prompt_settings))
+    prompt, alias, _ = resolver.resolve(USER_REF)
+    assert (prompt.version, alias) == (1, "latest")
+
+
+def test_production_profile_refuses_unpromoted_prompts(
+    live: PromotionService, prompt_settings
+) -> None:
+    production = _production_settings(prompt_settings)
+    assert not production.prompt_fallback_allowed
+    resolver = PromptResolver(PromptRegistry.from_settings(production))
+    with pytest.raises(PromptNotFoundError) as refused:
+        resolver.resolve(USER_REF)
+    message = str(refused.value)
+    assert "prompt 'grounded_qa_user' has no version with alias 'production'" in message
+    assert "agent-platform prompts promote grounded_qa_user VERSION" in message
+    prompt, alias, _ = resolver.resolve(SYSTEM_REF)
+    assert (prompt.version, alias) == (1, "production")  # promoted prompts still serve
+    with pytest.raises(PromptNotFoundError, match="alias 'staging'"):
+        resolver.resolve(PromptRef(name="grounded_qa_system", alias="staging"))
+
+    live.approve("grounded_qa_user", 1, role="prompt-owner", by="reviewer")
+    live.promote("grounded_qa_user", 1, by="release")
+    resolver = PromptResolver(PromptRegistry.from_settings(production))
+    assert resolver.resolve(USER_REF)[1] == "production"
+
+    allowed = _production_settings(prompt_settings, unpromoted_fallback=True)
+    live.store.delete_alias("grounded_qa_user", "production")
+    resolver = PromptResolver(PromptRegistry.from_settings(allowed))
+    assert resolver.resolve(USER_REF)[1] == "candidate"  # an explicit opt-in is honoured
+
+
+def test_latest_fallback_is_cached_with_the_ttl(live: PromotionService) -> None:
+    live.store.delete_alias("grounded_qa_user", CANDIDATE)
+    clock = ManualClock()
+    registry = PromptRegistry(live.store, ttl_seconds=30, clock=clock, unpromoted_fallback=True)
+    resolver = PromptResolver(registry)
+    assert resolver.resolve(USER_REF)[0].version == 1
+    v1 = live.store.get("grounded_qa_user", 1)
+    live.store.register("grounded_qa_user", v1.template.replace("Question:", "Q:"), v1.tags, "v2")
+    fetches = registry.store_fetches
+    for _ in range(3):
+        prompt, alias, _ = resolver.resolve(USER_REF)
+        assert (prompt.version, alias) == (1, "latest")  # the newest version is cached
+    assert registry.store_fetches == fetches
+    clock.now += 31
+    assert resolver.resolve(USER_REF)[0].version == 2
 
 
 def test_runtime_library_does_not_import_dagster() -> None:
