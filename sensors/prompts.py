@@ -2,6 +2,8 @@
 
 The cursor maps each prompt to its file's content hash, so an edited template (and every prompt
 that extends it) is materialized, checked and registered; a touched but unchanged file is not.
+It also counts the runs requested: the run key is that count with the hashes, so a revert
+(A -> B -> A) gets a new run key instead of repeating one that Dagster would silently drop.
 """
 
 import hashlib
@@ -41,9 +43,9 @@ def build_prompt_sensor(
         """Changed prompt file → one run for that prompt and the prompts that extend it."""
         dirs = prompts.prompt_dirs
         hashes = file_hashes(dirs)
-        previous: dict[str, str] = json.loads(context.cursor) if context.cursor else {}
+        previous, runs = _read_cursor(context.cursor)
         changed = {n for n, digest in hashes.items() if previous.get(n) != digest}
-        cursor = json.dumps(hashes, sort_keys=True)
+        cursor = _cursor(hashes, runs)
         if not changed:
             return dg.SensorResult(skip_reason="no prompt file changed", cursor=cursor)
         repo = PromptRepository.from_dirs(dirs)
@@ -58,9 +60,10 @@ def build_prompt_sensor(
             return dg.SensorResult(
                 skip_reason=f"changed prompts have no assets: {unknown}", cursor=cursor
             )
-        run_key = hashlib.sha256(cursor.encode()).hexdigest()[:20]
+        runs += 1
+        digest = hashlib.sha256(json.dumps(hashes, sort_keys=True).encode()).hexdigest()[:20]
         request = dg.RunRequest(
-            run_key=f"prompts-{run_key}",
+            run_key=f"prompts-{runs}-{digest}",
             asset_selection=[k for n in targets for k in (template_key(n), version_key(n))],
             asset_check_keys=[
                 dg.AssetCheckKey(template_key(n), check)
@@ -69,9 +72,21 @@ def build_prompt_sensor(
             ],
             tags={"agent_platform/prompts": ",".join(targets)[:200]},
         )
-        return dg.SensorResult(run_requests=[request], cursor=cursor)
+        return dg.SensorResult(run_requests=[request], cursor=_cursor(hashes, runs))
 
     return _sensor
+
+
+def _read_cursor(cursor: str | None) -> tuple[dict[str, str], int]:
+    """(file hashes, runs requested so far); a cursor of the older hashes-only form counts 0."""
+    data = json.loads(cursor) if cursor else {}
+    if isinstance(data.get("files"), dict):
+        return data["files"], int(data.get("runs", 0))
+    return data, 0
+
+
+def _cursor(hashes: dict[str, str], runs: int) -> str:
+    return json.dumps({"files": hashes, "runs": runs}, sort_keys=True)
 
 
 prompt_files_sensor = build_prompt_sensor(prompt_names(prompt_assets))

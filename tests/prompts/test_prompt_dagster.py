@@ -132,7 +132,7 @@ def test_sensor_requests_changed_prompts_and_their_children(
     first = evaluate(None)
     [request] = first.run_requests
     assert len(request.asset_selection) == 6 and len(request.asset_check_keys) == 6
-    cursor = json.loads(first.cursor)
+    cursor = json.loads(first.cursor)["files"]
     assert set(cursor) == {"base_system", "grounded_qa_system", "grounded_qa_user"}
 
     unchanged = evaluate(first.cursor)
@@ -153,8 +153,34 @@ def test_sensor_requests_changed_prompts_and_their_children(
         dg.AssetCheckKey(template_key("grounded_qa_system"), VALID_CHECK)
         in request.asset_check_keys
     )
-    assert json.loads(changed.cursor)["base_system"] != cursor["base_system"]
+    assert json.loads(changed.cursor)["files"]["base_system"] != cursor["base_system"]
 
     write_prompt(prompt_dir, "brand_new", "tests: [{name: t}]\n", "New.\n")
     fresh = evaluate(changed.cursor)
     assert not fresh.run_requests and "brand_new" in fresh.skip_reason.skip_message
+
+
+def test_sensor_gives_a_revert_a_new_run_key(prompt_dir: Path, resource: PromptsResource) -> None:
+    """A -> B -> A -> B: each change is a run; a repeated run key would be dropped by Dagster."""
+    sensor = build_prompt_sensor(prompt_names(build_prompt_assets([prompt_dir])[0]))
+    instance = dg.DagsterInstance.ephemeral()
+    path = prompt_dir / "grounded_qa_user.jinja"
+    original = path.read_text(encoding="utf-8")
+    cursor, keys = None, []
+    for text in (original, original + "\nEdited.", original, original + "\nEdited."):
+        path.write_text(text, encoding="utf-8")
+        context = dg.build_sensor_context(
+            instance=instance, cursor=cursor, resources={"prompts": resource}
+        )
+        result = sensor(context)
+        [request] = result.run_requests
+        keys.append(request.run_key)
+        cursor = result.cursor
+    assert len(set(keys)) == 4, keys
+    assert json.loads(cursor)["runs"] == 4
+
+    legacy = json.dumps(json.loads(cursor)["files"])  # the cursor before runs were counted
+    context = dg.build_sensor_context(
+        instance=instance, cursor=legacy, resources={"prompts": resource}
+    )
+    assert not sensor(context).run_requests
