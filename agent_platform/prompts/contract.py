@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -44,5 +45,11 @@ def prepare_inputs(
 
 
 def contract_of(declared: Mapping[str, VariableSpec]) -> dict[str, dict[str, Any]]:
-    """The parts of the contract callers depend on (type, required): compared for semver."""
-    return {k: {"type": v.type, "required": v.required} for k, v in sorted(declared.items())}
+    """The parts of the contract compared for semver: type, required and, for an optional
+    variable, its default (as JSON text), since a new default changes the rendered text."""
+    contract: dict[str, dict[str, Any]] = {}
+    for key, spec in sorted(declared.items()):
+        contract[key] = {"type": spec.type, "required": spec.required}
+        if not spec.required:
+            contract[key]["default"] = json.dumps(spec.default, sort_keys=True, default=str)
+    return contract

@@ -2,7 +2,8 @@
 
 - major: the variable contract breaks (a required variable added, a variable removed or
   retyped, an optional variable made required);
-- minor: the prompt text changes, or an optional variable is added (or one becomes optional);
+- minor: the prompt text changes, an optional variable is added (or one becomes optional), or
+  an optional variable's default changes (it is rendered text);
 - patch: only whitespace or comments (the metadata header is a comment) changed.
 
 A prompt's text includes its ancestors', so a parent's change gives its children new versions too.
@@ -59,6 +60,9 @@ def classify_change(old: VersionFacts, new: VersionFacts) -> tuple[Bump, list[st
                 major.append(f"variable {name!r} is now required")
             if before["required"] and not after["required"]:
                 minor.append(f"variable {name!r} is now optional")
+            was, now = before.get("default"), after.get("default")  # JSON text; None: absent
+            if was is not None and now is not None and was != now:
+                minor.append(f"variable {name!r} default changed {was} -> {now}")
     if old.text_fingerprint != new.text_fingerprint:
         minor.append("prompt text changed")
     if major:

@@ -71,6 +71,12 @@ def _bump(path: Path, old: str, new: str) -> tuple[str, list[str]]:
             "variable 'mood' is now required",
         ),
         ("who: {type: str}", "who: {type: str, required: false}", "minor", "now optional"),
+        (
+            "mood: {type: str, required: false, default: calm}",
+            "mood: {type: str, required: false, default: cheerful}",
+            "minor",
+            'variable \'mood\' default changed "calm" -> "cheerful"',
+        ),
     ],
 )
 def test_bump_rules(greeting: Path, old: str, new: str, bump: str, change: str) -> None:
