@@ -6,6 +6,10 @@ latency exceeds `max_p95_latency_ms`, the circuit opens. Open: calls are refused
 `cooldown_s` has passed, then it is half-open. Half-open: at most `half_open_max_probes` calls go
 through; `half_open_successes_to_close` successes close it (with a fresh window), any failure opens
 it again for another cool-down. The clock is injectable so tests need not sleep.
+
+Every call updates the breaker, so it keeps running counts of errors and of calls slower than the
+latency threshold: deciding is O(1) per call. p95 > threshold exactly when more than
+`n - ceil(0.95 n)` calls are slower than it, so the window is sorted only to report the p95.
 """
 
 from __future__ import annotations
@@ -61,6 +65,8 @@ class CircuitBreaker:
         self._lock = threading.Lock()
         self._state = BreakerState.CLOSED
         self._window: deque[tuple[float, bool, float]] = deque()  # (time, ok, latency_ms)
+        self._errors = 0  # failures in the window
+        self._slow = 0  # calls in the window slower than max_p95_latency_ms
         self._opened_at = 0.0
         self._probes_in_flight = 0
         self._probe_successes = 0
@@ -99,7 +105,7 @@ class CircuitBreaker:
                 self._probes_in_flight = max(0, self._probes_in_flight - 1)
                 self._probe_successes += 1
                 if self._probe_successes >= self.config.half_open_successes_to_close:
-                    self._window.clear()
+                    self._clear()
                     self._transition(BreakerState.CLOSED)
                 return
             self._add(True, latency_s)
@@ -121,44 +127,51 @@ class CircuitBreaker:
     def reset(self) -> None:
         """Close the circuit and forget the window (an operator action)."""
         with self._lock:
-            self._window.clear()
+            self._clear()
             self._transition(BreakerState.CLOSED)
 
     # Internals; the caller holds the lock.
     def _add(self, ok: bool, latency_s: float) -> None:
-        self._window.append((self._clock(), ok, latency_s * 1000.0))
+        latency_ms = latency_s * 1000.0
+        self._window.append((self._clock(), ok, latency_ms))
+        self._errors += not ok
+        self._slow += latency_ms > self.config.max_p95_latency_ms
         self._prune()
-        if self._state is not BreakerState.CLOSED:
+        n = len(self._window)
+        if self._state is not BreakerState.CLOSED or n < self.config.min_requests:
             return
-        stats = self._stats()
-        if stats.requests < self.config.min_requests:
-            return
-        if stats.error_rate > self.config.max_error_rate:
+        if self._errors / n > self.config.max_error_rate:
             self.last_open_reason = (
-                f"error rate {stats.error_rate:.1%} > {self.config.max_error_rate:.1%} "
-                f"over {stats.requests} requests"
+                f"error rate {self._errors / n:.1%} > {self.config.max_error_rate:.1%} "
+                f"over {n} requests"
             )
             self._open()
-        elif stats.p95_latency_ms > self.config.max_p95_latency_ms:
+        elif self._slow > n - math.ceil(0.95 * n):  # the p95 call is slower than the threshold
             self.last_open_reason = (
-                f"p95 latency {stats.p95_latency_ms:.0f} ms > {self.config.max_p95_latency_ms:.0f}"
-                f" ms over {stats.requests} requests"
+                f"p95 latency {self._stats().p95_latency_ms:.0f} ms > "
+                f"{self.config.max_p95_latency_ms:.0f} ms over {n} requests"
             )
             self._open()
 
     def _prune(self) -> None:
         horizon = self._clock() - self.config.window_s
+        threshold = self.config.max_p95_latency_ms
         while self._window and self._window[0][0] <= horizon:
-            self._window.popleft()
+            _, ok, latency_ms = self._window.popleft()
+            self._errors -= not ok
+            self._slow -= latency_ms > threshold
+
+    def _clear(self) -> None:
+        self._window.clear()
+        self._errors = self._slow = 0
 
     def _stats(self) -> WindowStats:
         n = len(self._window)
         if not n:
             return WindowStats(0, 0, 0.0, 0.0)
-        errors = sum(1 for _, ok, _ in self._window if not ok)
         latencies = sorted(lat for _, _, lat in self._window)
         p95 = latencies[min(n - 1, math.ceil(0.95 * n) - 1)]
-        return WindowStats(n, errors, errors / n, p95)
+        return WindowStats(n, self._errors, self._errors / n, p95)
 
     def _open(self) -> None:
         self._opened_at = self._clock()
@@ -194,18 +207,31 @@ class CircuitBreakerRegistry:
         self.default = default or BreakerSettings()
         self._overrides = dict(overrides or {})
         self._clock = clock
-        self._listener = on_state_change
+        self._listeners: list[StateListener] = [on_state_change] if on_state_change else []
         self._breakers: dict[str, CircuitBreaker] = {}
         self._lock = threading.Lock()
 
+    def add_listener(self, listener: StateListener) -> None:
+        """Also tell `listener` of every state change (once, however often it is added)."""
+        with self._lock:
+            if listener not in self._listeners:
+                self._listeners.append(listener)
+
+    def _notify(self, model: str, old: BreakerState, new: BreakerState) -> None:
+        for listener in list(self._listeners):
+            listener(model, old, new)
+
     def get(self, model: str) -> CircuitBreaker:
+        breaker = self._breakers.get(model)  # the common case, without the lock
+        if breaker is not None:
+            return breaker
         with self._lock:
             if model not in self._breakers:
                 self._breakers[model] = CircuitBreaker(
                     model,
                     self._overrides.get(model, self.default),
                     clock=self._clock,
-                    on_state_change=self._listener,
+                    on_state_change=self._notify,
                 )
             return self._breakers[model]
 
