@@ -113,3 +113,18 @@ def test_settings_are_validated_by_field_name() -> None:
         BreakerSettings(max_error_rate=1.5)
     with pytest.raises(ValueError, match="half_open_successes_to_close"):
         BreakerSettings(half_open_max_probes=1, half_open_successes_to_close=2)
+
+
+def test_p95_threshold_is_exact_and_slow_calls_leave_the_window() -> None:
+    clock = Clock()
+    b, _ = breaker(clock)
+    for i in range(100):
+        b.record_success(0.9 if i < 5 else 0.05)  # 5 % slow: the p95 call is still fast
+    assert b.state is BreakerState.CLOSED and b.window_stats().p95_latency_ms == 50
+    clock.now += 61  # those slow calls leave the window: they must not count any more
+    for i in range(100):
+        b.record_success(0.9 if i >= 95 else 0.05)
+    assert b.state is BreakerState.CLOSED and b.window_stats().requests == 100
+    b.record_success(0.9)  # 6 slow among 101: the p95 call is slow
+    assert b.state is BreakerState.OPEN
+    assert "p95 latency 900 ms > 500 ms over 101 requests" in (b.last_open_reason or "")
