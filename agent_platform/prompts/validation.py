@@ -53,8 +53,7 @@ def semantic_problems(prompt: PromptFile, repo: PromptRepository) -> list[Proble
     path, spec = prompt.path, prompt.spec
     ast = env.parse(prompt.source, name=prompt.name)
     problems = [
-        problem(path, line, f"sandbox: access to private {what} is not allowed", "sandbox")
-        for line, what in private_accesses(ast)
+        problem(path, line, f"sandbox: {why}", "sandbox") for line, why in private_accesses(ast)
     ]
     if spec is None:
         return problems

