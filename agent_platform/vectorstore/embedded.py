@@ -94,24 +94,32 @@ class EmbeddedVectorStore:
             raise self._corrupted(tenant, f"records database error: {exc}") from exc
 
     def _state(self, tenant: str, create: bool, load_ann: bool = True) -> TenantState | None:
+        """The open tenant; reopened when another process swapped its index (rebuild, restore)."""
         check_tenant(tenant)
-        with self._lock:
-            state = self._tenants.get(tenant)
-            if state is not None and not state.closed:
+        stale = None
+        try:
+            with self._lock:
+                state = self._tenants.get(tenant)
+                if state is not None and not state.closed:
+                    if not state.changed_on_disk():
+                        return state
+                    stale = self._tenants.pop(tenant)
+                tenant_dir = self.root / tenant
+                with self._guard(tenant):
+                    if (tenant_dir / CURRENT).is_file() or (
+                        tenant_dir.is_dir() and any(tenant_dir.iterdir())
+                    ):
+                        state = TenantState.open(tenant, tenant_dir, self.params, load_ann)
+                    elif create:
+                        state = TenantState.create(tenant, tenant_dir, self.params)
+                    else:
+                        return None
+                if state.ann is not None or state.db.dim() is None:
+                    self._tenants[tenant] = state  # only cache fully loaded tenants
                 return state
-            tenant_dir = self.root / tenant
-            with self._guard(tenant):
-                if (tenant_dir / CURRENT).is_file() or (
-                    tenant_dir.is_dir() and any(tenant_dir.iterdir())
-                ):
-                    state = TenantState(tenant, tenant_dir, self.params, load_ann=load_ann)
-                elif create:
-                    state = TenantState.create(tenant, tenant_dir, self.params)
-                else:
-                    return None
-            if state.ann is not None or state.db.dim() is None:
-                self._tenants[tenant] = state  # only cache fully loaded tenants
-            return state
+        finally:
+            if stale is not None:  # outside the store lock: waits for its in-flight queries
+                self._close_when_idle(stale)
 
     @contextmanager
     def _reading(self, tenant: str) -> Iterator[TenantState | None]:
@@ -143,8 +151,12 @@ class EmbeddedVectorStore:
         """Close a tenant's connections once no reader or writer uses it (restore, drop)."""
         state = self._tenants.pop(tenant, None)
         if state is not None:
-            with state.write_lock, state.rw.write():
-                state.close()
+            self._close_when_idle(state)
+
+    @staticmethod
+    def _close_when_idle(state: TenantState) -> None:
+        with state.write_lock, state.rw.write():
+            state.close()
 
     # --- writes ------------------------------------------------------------------------------
     def upsert(self, tenant: str, records: Iterable[ChunkRecord]) -> int:

@@ -5,11 +5,16 @@ Layout: `<root>/<tenant>/CURRENT` names the live data directory `data-<id>/`, wh
 write `seq` it reflects). Swapping a whole data directory (restore) is one os.replace of CURRENT;
 swapping an ANN file (save, rebuild) is one os.replace of manifest.json. Anything that does not
 match its manifest is reported as corruption, before hnswlib ever reads it.
+
+Another process may swap files at any time (a Dagster run rebuilding the index the serving runtime
+searches): opening retries when CURRENT or the manifest changed under it, and an open tenant
+notices a new CURRENT or manifest by a stat check and is reopened by the store.
 """
 
 from __future__ import annotations
 
 import json
+import sqlite3
 import threading
 import uuid
 from collections.abc import Iterator
@@ -23,6 +28,9 @@ from agent_platform.vectorstore.snapshots import file_digest, utc_now, write_jso
 
 CURRENT, MANIFEST, RECORDS = "CURRENT", "manifest.json", "records.sqlite"
 FORMAT = 1
+OPEN_ATTEMPTS = 5  # a swap by another process mid-open costs one retry; five means real damage
+
+StatKey = tuple[int, int, int, int] | None
 
 
 class TenantDamaged(Exception):  # noqa: N818 - internal signal, turned into IndexCorruptedError
@@ -84,6 +92,24 @@ def point_current(tenant_dir: Path, data_dir: Path) -> None:
     tmp.replace(tenant_dir / CURRENT)  # os.replace: atomic
 
 
+def stat_key(path: Path) -> StatKey:
+    """Identity of one version of a file: os.replace gives each version a new inode and times."""
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        return None
+    return (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+
+
+def _live_pointers(tenant_dir: Path) -> tuple[bytes | None, bytes | None]:
+    """The bytes of CURRENT and of the manifest it names: together they decide the live files."""
+    try:
+        current = (tenant_dir / CURRENT).read_bytes()
+        return current, (tenant_dir / current.decode("utf-8").strip() / MANIFEST).read_bytes()
+    except (OSError, UnicodeDecodeError):
+        return None, None
+
+
 def empty_manifest(params: AnnParams) -> dict[str, Any]:
     return {
         "format": FORMAT,
@@ -107,11 +133,15 @@ class TenantState:
         self.rw = RWLock()
         self.closed = False
         self.unsaved = 0
+        self._disk_lock = threading.Lock()
         current = tenant_dir / CURRENT
+        current_key = stat_key(current)  # each key is taken before its file is read
         if not current.is_file():
             raise TenantDamaged(f"{current} is missing")
         self.data_dir = tenant_dir / current.read_text(encoding="utf-8").strip()
+        manifest_key = stat_key(self.data_dir / MANIFEST)
         self.manifest = self.read_manifest()
+        self.disk_key = (current_key, manifest_key)
         db_path = self.data_dir / RECORDS
         if not db_path.is_file():
             raise TenantDamaged(f"records database {db_path} is missing")
@@ -124,6 +154,30 @@ class TenantState:
             except BaseException:
                 self.db.close()
                 raise
+
+    @classmethod
+    def open(cls, name: str, tenant_dir: Path, params: AnnParams, load_ann: bool) -> TenantState:
+        """Open the live files, retrying when another process swapped them while we read them.
+
+        A writer replaces the manifest and then deletes the ANN file it named, so a reader that
+        read the old manifest can find that file gone (or half-way through being deleted). That is
+        not damage when CURRENT or the manifest changed meanwhile: read them again.
+        """
+        attempt = 0
+        while True:
+            before = _live_pointers(tenant_dir)
+            try:
+                return cls(name, tenant_dir, params, load_ann)
+            except (TenantDamaged, sqlite3.DatabaseError):
+                attempt += 1
+                if attempt >= OPEN_ATTEMPTS or _live_pointers(tenant_dir) == before:
+                    raise
+
+    def changed_on_disk(self) -> bool:
+        """True once another process replaced CURRENT or the manifest (two stat calls)."""
+        with self._disk_lock:
+            key = (stat_key(self.tenant_dir / CURRENT), stat_key(self.data_dir / MANIFEST))
+            return key != self.disk_key
 
     @classmethod
     def create(cls, name: str, tenant_dir: Path, params: AnnParams) -> TenantState:
@@ -152,13 +206,16 @@ class TenantState:
         path = self.data_dir / manifest["ann_file"]
         if not path.is_file():
             return [f"ANN index file {path} is missing"]
-        size = path.stat().st_size
-        if size != manifest["ann_bytes"]:
-            return [
-                f"ANN index file {path} has {size} bytes, manifest says {manifest['ann_bytes']}"
-            ]
-        if file_digest(path) != manifest["ann_sha256"]:
-            return [f"ANN index file {path} does not match its checksum in the manifest"]
+        try:
+            size = path.stat().st_size
+            if size != manifest["ann_bytes"]:
+                return [
+                    f"ANN index file {path} has {size} bytes, manifest says {manifest['ann_bytes']}"
+                ]
+            if file_digest(path) != manifest["ann_sha256"]:
+                return [f"ANN index file {path} does not match its checksum in the manifest"]
+        except OSError as exc:  # deleted or unreadable while we checked it
+            return [f"ANN index file {path} is unreadable ({exc})"]
         return []
 
     def _load_ann(self) -> None:
@@ -170,9 +227,11 @@ class TenantState:
         if m.get("ann_file"):
             if dim != m["dim"]:
                 raise TenantDamaged(f"records hold {dim}-d vectors but the ANN index {m['dim']}-d")
-            self.ann = AnnIndex.load(
-                self.data_dir / m["ann_file"], m["dim"], self.params, live=int(m["ann_live"])
-            )
+            path = self.data_dir / m["ann_file"]
+            try:
+                self.ann = AnnIndex.load(path, m["dim"], self.params, live=int(m["ann_live"]))
+            except RuntimeError as exc:  # hnswlib: the file vanished after the checksum
+                raise TenantDamaged(f"ANN index file {path}: {exc}", ann_only=True) from exc
         self.ann_seq = int(m["synced_seq"])
         self.sync()
         count = self.db.count()
@@ -216,7 +275,9 @@ class TenantState:
             "ann_live": ann.live,
             "synced_seq": self.ann_seq,
         }
-        write_json_atomic(self.data_dir / MANIFEST, manifest)
+        with self._disk_lock:  # our own swap must not look like another process's
+            write_json_atomic(self.data_dir / MANIFEST, manifest)
+            self.disk_key = (self.disk_key[0], stat_key(self.data_dir / MANIFEST))
         self.manifest = manifest
         self.db.purge_tombstones(self.ann_seq)
         self.unsaved = 0

@@ -1,5 +1,6 @@
 """End to end on the embedded default: real model, real Dagster runs, real index on disk."""
 
+import json
 import shutil
 from pathlib import Path
 
@@ -138,3 +139,43 @@ def test_invalid_tenant_is_refused_before_anything_runs(settings: Settings, tena
 
     with pytest.raises(InvalidTenantNameError):
         KnowledgeBase(settings).tables(tenant)
+
+
+def live_ann_file(settings: Settings, tenant: str) -> str:
+    """The ANN file the tenant's manifest names: a rebuild swaps in a new one."""
+    tenant_dir = settings.index_dir / tenant
+    data_dir = tenant_dir / (tenant_dir / "CURRENT").read_text().strip()
+    return json.loads((data_dir / "manifest.json").read_text())["ann_file"]
+
+
+def test_reindex_job_rebuilds_while_a_reader_keeps_searching(
+    settings: Settings, tmp_path: Path
+) -> None:
+    import dagster as dg
+
+    from agent_platform.definitions import build_definitions
+
+    ingest(settings, "weekly", write_corpus(tmp_path / "weekly", DOCS))
+    reader = KnowledgeBase(settings)  # long-lived, like the serving runtime
+    try:
+        query = "how long are snapshots kept?"
+        assert reader.search("weekly", query, k=1, mode=SearchMode.VECTOR)[0].source == "backups.md"
+        before = live_ann_file(settings, "weekly")
+        # Exactly what the weekly schedule launches: the job with its own config, no overrides.
+        job = build_definitions(settings).resolve_job_def("reindex_job")
+        result = job.execute_in_process(partition_key="weekly", instance=dg.DagsterInstance.get())
+        assert result.success
+        (event,) = result.get_asset_materialization_events()
+        metadata = event.step_materialization_data.materialization.metadata
+        meta = {key: value.value for key, value in metadata.items()}
+        assert meta["rebuilt"] is True
+        assert meta["chunks_upserted"] == 0 and meta["chunks_deleted"] == 0
+        assert live_ann_file(settings, "weekly") != before
+        hits = reader.search("weekly", query, k=1, mode=SearchMode.VECTOR)
+        assert hits[0].source == "backups.md"
+        assert reader.search("weekly", "reciprocal", k=1, mode=SearchMode.KEYWORD)[0].source == (
+            "glossary.html"
+        )
+        reader.store.verify("weekly")
+    finally:
+        reader.close()
