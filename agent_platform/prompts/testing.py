@@ -8,10 +8,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from agent_platform.prompts.contract import effective_variables, prepare_inputs
-from agent_platform.prompts.errors import PromptError
+from agent_platform.prompts.errors import Problem, PromptError, problem
 from agent_platform.prompts.repository import PromptRepository
 from agent_platform.prompts.sandbox import make_environment, render
-from agent_platform.prompts.spec import Expectation
+from agent_platform.prompts.spec import Expectation, PromptFile
 from agent_platform.prompts.tokens import TokenCounter
 
 
@@ -30,6 +30,18 @@ class TestOutcome:
     @property
     def passed(self) -> bool:
         return not self.failures
+
+
+def missing_tests(prompt: PromptFile) -> list[Problem]:
+    """The problem of a prompt that declares no test case: an untested prompt is invalid, for
+    `prompts validate`, `prompts test`, publishing and the Dagster checks alike."""
+    if prompt.spec is None or prompt.spec.tests:
+        return []
+    message = (
+        f"prompt {prompt.name!r} declares no test cases; add at least one under 'tests:' in the "
+        "metadata header"
+    )
+    return [problem(prompt.path, prompt.line_of("tests:"), message, "test")]
 
 
 def check_expectation(text: str, tokens: int, expect: Expectation) -> list[str]:
@@ -53,6 +65,9 @@ def run_prompt_tests(
     prompt = repo.get(name)
     if prompt.spec is None:
         return [TestOutcome(name, "<header>", "", 0, [str(p) for p in prompt.problems])]
+    untested = missing_tests(prompt)
+    if untested:
+        return [TestOutcome(name, "<tests>", "", 0, [str(p) for p in untested])]
     counter = TokenCounter.for_model(prompt.spec.model.name, tokenizer_dirs)
     env = make_environment(repo.sources)
     outcomes: list[TestOutcome] = []

@@ -16,6 +16,7 @@ from agent_platform.prompts.errors import Problem, PromptNotFoundError, PromptRe
 from agent_platform.prompts.repository import PromptRepository
 from agent_platform.prompts.sandbox import make_environment, private_accesses, render
 from agent_platform.prompts.spec import PromptFile
+from agent_platform.prompts.testing import missing_tests
 from agent_platform.prompts.tokens import TokenCounter
 
 
@@ -48,7 +49,8 @@ def syntax_problems(prompt: PromptFile, repo: PromptRepository) -> list[Problem]
 
 
 def semantic_problems(prompt: PromptFile, repo: PromptRepository) -> list[Problem]:
-    """Sandbox escapes, inheritance (parent, cycles, blocks) and variables used vs declared."""
+    """Sandbox escapes, missing test cases, inheritance (parent, cycles, blocks) and variables
+    used vs declared."""
     env = make_environment(repo.sources)
     path, spec = prompt.path, prompt.spec
     ast = env.parse(prompt.source, name=prompt.name)
@@ -57,6 +59,7 @@ def semantic_problems(prompt: PromptFile, repo: PromptRepository) -> list[Proble
     ]
     if spec is None:
         return problems
+    problems += missing_tests(prompt)
     target, extends_line = _extends_target(ast)
     if target == "<dynamic>":
         problems.append(problem(path, extends_line, "{% extends %} must name a prompt literally"))

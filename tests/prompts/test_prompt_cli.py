@@ -5,9 +5,16 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from agent_platform.cli.prompts import prompts_app
+from agent_platform.prompts import (
+    MlflowPromptStore,
+    PromptRepository,
+    PromptValidationError,
+    publish_prompt,
+)
 
 runner = CliRunner()
 
@@ -49,6 +56,27 @@ def test_test_command_lists_each_case(tmp_path: Path, write_prompt) -> None:
     write_prompt(tmp_path, "failing", "tests: [{name: t, expect: {contains: [Bye]}}]\n", "Hello\n")
     code, out, _ = _run("test", tmp_path)
     assert code == 1 and out.strip() == "FAIL failing: t: does not contain 'Bye'"
+
+
+def test_a_prompt_without_test_cases_is_invalid_everywhere(
+    tmp_path: Path, write_prompt, store: MlflowPromptStore
+) -> None:
+    path = write_prompt(tmp_path, "untested", "variables: {}\n", "Hello.\n")
+    expected = (
+        f"{path}:1: prompt 'untested' declares no test cases; add at least one under 'tests:' "
+        "in the metadata header"
+    )
+    code, out, _ = _run("validate", tmp_path)
+    assert code == 1 and out.splitlines() == [expected]
+    code, out, _ = _run("test", tmp_path)
+    assert code == 1 and out.strip() == f"FAIL untested: <tests>: {expected}"
+    with pytest.raises(PromptValidationError, match="declares no test cases"):
+        publish_prompt(PromptRepository.from_dirs([tmp_path]), store, "untested")
+    assert store.versions("untested") == []
+
+    write_prompt(tmp_path, "untested", "variables: {}\ntests: []\n", "Hello.\n")
+    code, out, _ = _run("validate", tmp_path)
+    assert code == 1 and out.startswith(f"{path}:4: prompt 'untested' declares no test cases")
 
 
 def test_publish_list_diff_approve_promote_rollback(

@@ -116,6 +116,24 @@ def test_failing_prompt_test_blocks_registration(
     assert version_key("grounded_qa_user") not in materialized
 
 
+def test_prompt_without_test_cases_fails_both_checks(
+    prompt_dir: Path, resource: PromptsResource, write_prompt
+) -> None:
+    write_prompt(prompt_dir, "untested", "variables: {}\n", "Hello.\n")
+    result = _materialize(prompt_dir, resource, dg.DagsterInstance.ephemeral())
+    failed = {
+        e.check_name: e
+        for e in result.get_asset_check_evaluations()
+        if e.asset_key == template_key("untested") and not e.passed
+    }
+    assert set(failed) == {VALID_CHECK, TESTS_CHECK}
+    assert "declares no test cases" in failed[VALID_CHECK].metadata["problems"].value
+    assert "declares no test cases" in failed[TESTS_CHECK].metadata["failures"].value
+    materialized = {e.asset_key for e in result.get_asset_materialization_events()}
+    assert version_key("untested") not in materialized
+    assert version_key("grounded_qa_system") in materialized
+
+
 def test_sensor_requests_changed_prompts_and_their_children(
     prompt_dir: Path, resource: PromptsResource, write_prompt, edit
 ) -> None:

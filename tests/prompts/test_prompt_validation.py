@@ -107,10 +107,10 @@ def test_block_missing_in_parent_and_header_mismatch(tmp_path: Path, write_promp
         '{% extends "parent" %}\n{% block body %}C{% endblock %}\n'
         "{% block footer %}F{% endblock %}\n"
     )
-    write_prompt(tmp_path, "child", "extends: parent\n", body)
+    write_prompt(tmp_path, "child", "extends: parent\ntests: [{name: t}]\n", body)
     [found] = _problems(tmp_path, "child")
     assert "block 'footer' does not exist in parent 'parent'" in found
-    assert found.split(":")[1] == "7"  # header is lines 1-4, extends on 5, footer on 7
+    assert found.split(":")[1] == "8"  # header is lines 1-5, extends on 6, footer on 8
     write_prompt(tmp_path, "liar", "extends: other\n", '{% extends "parent" %}\n')
     assert "header says extends 'other' but the template extends 'parent'" in "\n".join(
         _problems(tmp_path, "liar")
