@@ -5,10 +5,12 @@ so a token limit of a million per minute costs no more than a request limit. The
 counters in process memory; the Redis backend keeps them in Redis, updated by `limits`' Lua
 scripts (atomic per key), so every process sharing the Redis shares the limits.
 
-A call is admitted only if all six limits (3 scopes x requests/tokens) have room: they are tested
-first, then consumed. Two processes racing for the last unit can both pass the test; the loser's
-consumption then fails and it is refused, with the units it already took left counted (the error is
-on the safe side).
+A call is admitted only if all its limits have room: they are tested first, then consumed. The
+router admits a request once against the global and user limits (`acquire_request`) and then each
+model it tries against that model's limits (`acquire_model`), so a request that falls back counts
+once globally and per user, and once per model tried; `acquire` does all three scopes at once.
+Two processes racing for the last unit can both pass the test; the loser's consumption then fails
+and it is refused, with the units it already took left counted (the error is on the safe side).
 """
 
 from __future__ import annotations
@@ -100,7 +102,9 @@ class RateLimiter:
         storage = RedisStorage(url, key_prefix=key_prefix, wrap_exceptions=True)
         return cls(config, storage=storage, **kwargs)  # type: ignore[arg-type]
 
-    def _limits(self, user: str, model: str) -> list[_Limit]:
+    def _limits(
+        self, user: str, model: str, scopes: tuple[Scope, ...] = ("global", "user", "model")
+    ) -> list[_Limit]:
         ids: dict[Scope, tuple[str, ...]] = {
             "global": (self.namespace, "global"),
             "user": (self.namespace, "user", user),
@@ -109,19 +113,30 @@ class RateLimiter:
         return [
             _Limit(scope, kind, item, (*ids[scope], kind))
             for (scope, kind), item in self._items.items()
+            if scope in scopes
         ]
 
     def acquire(self, *, user: str, model: str, tokens: int = 0) -> None:
-        """Count one request of `tokens` tokens, or raise `RateLimitExceeded` counting nothing."""
-        if not user:
-            raise ValueError("user: must be a non-empty id")
-        if not model:
-            raise ValueError("model: must be a non-empty name")
+        """Count one request of `tokens` tokens in every scope, or raise `RateLimitExceeded`
+        counting nothing."""
+        _check_id("user", user)
+        _check_id("model", model)
+        self._acquire(self._limits(user, model), user, model, tokens)
+
+    def acquire_request(self, *, user: str, tokens: int = 0) -> None:
+        """Count one request against the global and user limits only (once per request)."""
+        _check_id("user", user)
+        self._acquire(self._limits(user, "", ("global", "user")), user, "", tokens)
+
+    def acquire_model(self, *, model: str, tokens: int = 0) -> None:
+        """Count one request against `model`'s limits only (once per model a request tries)."""
+        _check_id("model", model)
+        self._acquire(self._limits("", model, ("model",)), "", model, tokens)
+
+    def _acquire(self, limits: list[_Limit], user: str, model: str, tokens: int) -> None:
         if tokens < 0:
             raise ValueError(f"tokens: must be >= 0, got {tokens}")
-        checks = [
-            (lim, 1 if lim.kind == "requests" else tokens) for lim in self._limits(user, model)
-        ]
+        checks = [(lim, 1 if lim.kind == "requests" else tokens) for lim in limits]
         checks = [(lim, cost) for lim, cost in checks if cost > 0]
         for lim, cost in checks:
             if cost > lim.item.amount or not self._strategy.test(
@@ -172,3 +187,9 @@ class RateLimiter:
         if self._on_refusal is not None:
             self._on_refusal(error)
         raise error
+
+
+def _check_id(field: str, value: str) -> None:
+    if not value:
+        what = "id" if field == "user" else "name"
+        raise ValueError(f"{field}: must be a non-empty {what}")
