@@ -20,7 +20,8 @@ class ModelPerformance:
     latency_ms: float | None = None
     error_rate: float | None = None
     cost_usd: float | None = None
-    tokens: float | None = None
+    tokens: float | None = None  # input + output, per call
+    output_tokens: float | None = None
     quality: float | None = None
     quality_samples: int = 0
 
@@ -55,6 +56,7 @@ class PerformanceTracker:
                 error_rate=_ema(s.error_rate, 0.0, a),
                 cost_usd=_ema(s.cost_usd, cost_usd, a),
                 tokens=_ema(s.tokens, float(input_tokens + output_tokens), a),
+                output_tokens=_ema(s.output_tokens, float(output_tokens), a),
             )
 
     def record_failure(self, model: str, latency_s: float) -> None:

@@ -3,7 +3,9 @@
 A route names its candidate models; a strategy orders them, and that order is the fallback chain:
 
 * `ordered`: as listed in the route.
-* `cost`: cheapest expected call first (catalogue prices x prompt and expected output tokens).
+* `cost`: cheapest expected call first: once a model has answered, its measured cost per call
+  (EMA) scaled to this prompt's size; before that, its catalogue prices x the prompt and expected
+  output tokens.
 * `latency`: fastest first (measured latency EMA, else the catalogue's prior).
 * `quality`: 0.7 x quality + 0.15 x cheapness + 0.15 x speed (quality measured when scored, else
   the catalogue's prior).
@@ -14,12 +16,19 @@ Each model gets up to `retry.attempts` tries with exponential backoff (tenacity)
 `retry.timeout_s`. Empty or non-text answers count as failures. Client errors that retrying cannot
 fix (4xx other than 408/409/429) skip the remaining tries and go to the next model.
 A model whose circuit is open, or whose per-model rate limit is spent, is skipped. User and global
-rate limits are not the model's fault: they are raised to the caller at once.
+rate limits are not the model's fault: they are raised to the caller at once. A request counts once
+against the global and user limits, and once against the limits of each model it tries.
+
+Calls of hosted models run in a thread pool per model (a bulkhead: a hung provider holds threads of
+its own pool only), as large as the number of concurrent model calls allowed, so calls do not queue
+and the timeout measures the provider. Embedded models that only compute (`runs_inline`, e.g. the
+extractive answerer) run in the caller's thread, with no timeout: they cannot hang.
 """
 
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -202,8 +211,12 @@ class Router:
         telemetry: Telemetry | None = None,
         weights: IntelligentWeights | None = None,
         sleep: Callable[[float], None] = time.sleep,
-        max_workers: int = 8,
+        max_workers: int = 10,
     ) -> None:
+        """`max_workers`: threads per hosted model; at least the concurrent model calls allowed,
+        or calls queue and the queueing counts against `retry.timeout_s`."""
+        if max_workers < 1:
+            raise ValueError(f"max_workers: must be >= 1, got {max_workers}")
         self.catalogue = catalogue
         self.routes = dict(routes or {"default": RouteSettings(models=catalogue.names)})
         for name, route in self.routes.items():
@@ -212,14 +225,17 @@ class Router:
                     raise ValueError(f"routes.{name}.models: unknown model {model!r}")
         self.retry = retry or RetrySettings()
         self.telemetry = telemetry or Telemetry.disabled()
-        self.breakers = breakers or CircuitBreakerRegistry(
-            on_state_change=self.telemetry.metrics.on_breaker_change
-        )
+        self.breakers = breakers or CircuitBreakerRegistry()
+        self.breakers.add_listener(self.telemetry.metrics.on_breaker_change)
         self.performance = performance or PerformanceTracker()
         self.rate_limiter = rate_limiter
         self.weights = weights or IntelligentWeights()
         self._sleep = sleep
-        self._pool = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="model-call")
+        self._retrying = _retrying_kwargs(self.retry)  # tenacity's policies are stateless
+        self._max_workers = max_workers
+        self._pools: dict[str, ThreadPoolExecutor] = {}
+        self._pools_lock = threading.Lock()
+        self._gauged: set[str] = set()  # models whose breaker gauge is exported
 
     @classmethod
     def from_settings(
@@ -230,8 +246,10 @@ class Router:
         rate_limiter: RateLimiter | None = None,
         telemetry: Telemetry | None = None,
         clock: Callable[[], float] = time.monotonic,
+        max_concurrent_calls: int = 10,
     ) -> Router:
-        """Routes, retries and breaker thresholds (per-model latency overrides) from settings."""
+        """Routes, retries and breaker thresholds (per-model latency overrides) from settings;
+        `max_concurrent_calls` sizes the model-call thread pools."""
         telemetry = telemetry or Telemetry.disabled()
         overrides = {
             spec.name: BreakerSettings(
@@ -240,12 +258,7 @@ class Router:
             for spec in catalogue
             if spec.max_p95_latency_ms is not None
         }
-        breakers = CircuitBreakerRegistry(
-            runtime.breaker,
-            overrides=overrides,
-            clock=clock,
-            on_state_change=telemetry.metrics.on_breaker_change,
-        )
+        breakers = CircuitBreakerRegistry(runtime.breaker, overrides=overrides, clock=clock)
         return cls(
             catalogue,
             routes=runtime.routes,
@@ -253,10 +266,25 @@ class Router:
             breakers=breakers,
             rate_limiter=rate_limiter,
             telemetry=telemetry,
+            max_workers=max_concurrent_calls,
         )
 
     def close(self) -> None:
-        self._pool.shutdown(wait=False, cancel_futures=True)
+        with self._pools_lock:
+            pools, self._pools = list(self._pools.values()), {}
+        for pool in pools:
+            pool.shutdown(wait=False, cancel_futures=True)
+
+    def _pool(self, model: str) -> ThreadPoolExecutor:
+        pool = self._pools.get(model)
+        if pool is None:
+            with self._pools_lock:
+                pool = self._pools.get(model)
+                if pool is None:
+                    pool = self._pools[model] = ThreadPoolExecutor(
+                        max_workers=self._max_workers, thread_name_prefix=f"model-call-{model}"
+                    )
+        return pool
 
     # Ranking
     def rank(
@@ -325,6 +353,12 @@ class Router:
         return perf.latency_ms if perf.latency_ms is not None else spec.latency_prior_ms
 
     def _expected_cost(self, spec: ModelSpec, prompt_tokens: int) -> float:
+        """USD of this call. Once measured, the cost EMA per call scaled by this call's tokens
+        (prompt + the model's usual output) over its usual tokens: it reflects what the provider
+        really bills (its own token counts, verbose answers). Else the catalogue prices."""
+        perf = self.performance.get(spec.name)
+        if perf.cost_usd is not None and perf.tokens and perf.output_tokens is not None:
+            return perf.cost_usd * (prompt_tokens + perf.output_tokens) / perf.tokens
         return spec.cost(prompt_tokens, DEFAULT_EXPECTED_OUTPUT_TOKENS)
 
     def _plan(
@@ -348,36 +382,27 @@ class Router:
         )
         return ranked, prompt_tokens
 
-    def _retrying_kwargs(self) -> dict[str, Any]:
-        r = self.retry
-        return {
-            "stop": stop_after_attempt(r.attempts),
-            "wait": wait_exponential(
-                multiplier=r.initial_delay_s, exp_base=r.multiplier, max=r.max_delay_s
-            ),
-            "retry": retry_if_exception(is_retryable),
-            "reraise": True,
-        }
+    def _admit_request(self, user: str, prompt_tokens: int) -> None:
+        """Count the request once against the global and user limits (raises when refused)."""
+        if self.rate_limiter is not None:
+            self.rate_limiter.acquire_request(user=user, tokens=prompt_tokens)
 
-    def _admit(
-        self, spec: ModelSpec, user: str, prompt_tokens: int, attempts: list[AttemptRecord]
-    ) -> bool:
-        """Whether the model may be tried now (breaker and per-model limit); raises user/global."""
+    def _admit_model(self, spec: ModelSpec, prompt_tokens: int, req: _Request) -> bool:
+        """Whether the model's own limits let the request try it (once per model tried)."""
         if self.rate_limiter is not None:
             try:
-                self.rate_limiter.acquire(user=user, model=spec.name, tokens=prompt_tokens)
+                self.rate_limiter.acquire_model(model=spec.name, tokens=prompt_tokens)
             except RateLimitExceeded as exc:
-                if exc.scope != "model":
-                    raise
-                attempts.append(AttemptRecord(spec.name, 0, "skipped", error=_describe(exc)))
+                req.attempts.append(AttemptRecord(spec.name, 0, "skipped", error=_describe(exc)))
                 return False
         return True
 
     def _check_breaker(self, spec: ModelSpec) -> None:
         breaker = self.breakers.get(spec.name)
-        allowed = breaker.allow()
-        self.telemetry.metrics.set_breaker_state(spec.name, breaker.state)
-        if not allowed:
+        if spec.name not in self._gauged:  # later values come with the state changes
+            self._gauged.add(spec.name)
+            self.telemetry.metrics.set_breaker_state(spec.name, breaker.state)
+        if not breaker.allow():
             raise CircuitOpenError(
                 f"circuit of {spec.name!r} is {breaker.state.value}"
                 + (f" ({breaker.last_open_reason})" if breaker.last_open_reason else "")
@@ -398,9 +423,7 @@ class Router:
         cost = spec.cost(input_tokens, output_tokens)
         if self.rate_limiter is not None:  # input tokens were counted on admission
             self.rate_limiter.charge_tokens(user=req.user, model=spec.name, tokens=output_tokens)
-        breaker = self.breakers.get(spec.name)
-        breaker.record_success(latency)
-        self.telemetry.metrics.set_breaker_state(spec.name, breaker.state)
+        self.breakers.get(spec.name).record_success(latency)
         self.performance.record_success(spec.name, latency, input_tokens, output_tokens, cost)
         self.telemetry.metrics.observe_call(
             model=spec.name,
@@ -431,9 +454,7 @@ class Router:
         n: int,
         req: _Request,
     ) -> None:
-        breaker = self.breakers.get(spec.name)
-        breaker.record_failure(latency)
-        self.telemetry.metrics.set_breaker_state(spec.name, breaker.state)
+        self.breakers.get(spec.name).record_failure(latency)
         self.performance.record_failure(spec.name, latency)
         self.telemetry.metrics.observe_call(
             model=spec.name, tenant=req.tenant, latency_s=latency, ok=False
@@ -461,12 +482,13 @@ class Router:
         model's `invoke` (e.g. `temperature`, `max_tokens`).
         """
         ranked, prompt_tokens = self._plan(messages, route, models, strategy, required)
+        self._admit_request(user, prompt_tokens)
         req = _Request(list(messages), tenant, user, prompt_tokens, dict(model_kwargs))
         for spec in ranked:
-            if not self._admit(spec, user, prompt_tokens, req.attempts):
+            if not self._admit_model(spec, prompt_tokens, req):
                 continue
             try:
-                for attempt in Retrying(sleep=self._sleep, **self._retrying_kwargs()):
+                for attempt in Retrying(sleep=self._sleep, **self._retrying):
                     with attempt:
                         return self._call_sync(spec, attempt.retry_state.attempt_number, req)
             except CircuitOpenError as exc:
@@ -483,14 +505,19 @@ class Router:
             started = time.perf_counter()
             try:
                 model = self.catalogue.chat_model(spec.name)
-                future = self._pool.submit(model.invoke, req.messages, **req.model_kwargs)
-                try:
-                    raw = future.result(timeout=self.retry.timeout_s)
-                except FutureTimeout:
-                    future.cancel()  # a call already running keeps its thread until it returns
-                    raise ModelTimeoutError(
-                        f"{spec.name!r} did not answer within {self.retry.timeout_s} s"
-                    ) from None
+                if runs_inline(model):
+                    raw = model.invoke(req.messages, **req.model_kwargs)
+                else:
+                    future = self._pool(spec.name).submit(
+                        model.invoke, req.messages, **req.model_kwargs
+                    )
+                    try:
+                        raw = future.result(timeout=self.retry.timeout_s)
+                    except FutureTimeout:
+                        future.cancel()  # a call already running keeps its thread until it returns
+                        raise ModelTimeoutError(
+                            f"{spec.name!r} did not answer within {self.retry.timeout_s} s"
+                        ) from None
             except Exception as exc:
                 self._failure(spec, exc, time.perf_counter() - started, span, n, req)
                 raise
@@ -510,12 +537,13 @@ class Router:
     ) -> RoutedResponse:
         """`invoke` for asyncio: timeouts cancel the call instead of abandoning a thread."""
         ranked, prompt_tokens = self._plan(messages, route, models, strategy, required)
+        self._admit_request(user, prompt_tokens)
         req = _Request(list(messages), tenant, user, prompt_tokens, dict(model_kwargs))
         for spec in ranked:
-            if not self._admit(spec, user, prompt_tokens, req.attempts):
+            if not self._admit_model(spec, prompt_tokens, req):
                 continue
             try:
-                async for attempt in AsyncRetrying(**self._retrying_kwargs()):
+                async for attempt in AsyncRetrying(**self._retrying):
                     with attempt:
                         return await self._call_async(spec, attempt.retry_state.attempt_number, req)
             except CircuitOpenError as exc:
@@ -532,18 +560,37 @@ class Router:
             started = time.perf_counter()
             try:
                 model: BaseChatModel = self.catalogue.chat_model(spec.name)
-                try:
-                    raw = await asyncio.wait_for(
-                        model.ainvoke(req.messages, **req.model_kwargs), self.retry.timeout_s
-                    )
-                except TimeoutError:
-                    raise ModelTimeoutError(
-                        f"{spec.name!r} did not answer within {self.retry.timeout_s} s"
-                    ) from None
+                if runs_inline(model):  # microseconds of CPU: cheaper than an executor hop
+                    raw = model.invoke(req.messages, **req.model_kwargs)
+                else:
+                    try:
+                        raw = await asyncio.wait_for(
+                            model.ainvoke(req.messages, **req.model_kwargs), self.retry.timeout_s
+                        )
+                    except TimeoutError:
+                        raise ModelTimeoutError(
+                            f"{spec.name!r} did not answer within {self.retry.timeout_s} s"
+                        ) from None
             except Exception as exc:
                 self._failure(spec, exc, time.perf_counter() - started, span, n, req)
                 raise
             return self._success(spec, raw, time.perf_counter() - started, span, n, req)
+
+
+def runs_inline(model: BaseChatModel) -> bool:
+    """Whether the model declares its calls pure, bounded computation (`runs_inline = True`)."""
+    return getattr(model, "runs_inline", False) is True
+
+
+def _retrying_kwargs(retry: RetrySettings) -> dict[str, Any]:
+    return {
+        "stop": stop_after_attempt(retry.attempts),
+        "wait": wait_exponential(
+            multiplier=retry.initial_delay_s, exp_base=retry.multiplier, max=retry.max_delay_s
+        ),
+        "retry": retry_if_exception(is_retryable),
+        "reraise": True,
+    }
 
 
 def _inverse_normalised(values: dict[str, float]) -> dict[str, float]:

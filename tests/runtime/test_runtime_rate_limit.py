@@ -95,3 +95,66 @@ def test_output_tokens_are_charged_after_the_call() -> None:
     with pytest.raises(RateLimitExceeded, match="user limit 100 tokens/minute"):
         limiter.acquire(user="alice", model="m", tokens=20)
     assert not limiter.charge_tokens(user="alice", model="m", tokens=50)  # no room left
+
+
+def test_a_request_that_falls_back_counts_once_globally_and_per_user(fake_openai) -> None:
+    from langchain_core.messages import HumanMessage, SystemMessage
+
+    from agent_platform.runtime.catalogue import ModelCatalogue, ModelSpec, default_models
+    from agent_platform.runtime.config import RetrySettings, RouteSettings
+    from agent_platform.runtime.router import Router
+    from agent_platform.runtime.sources import format_sources
+
+    fake_openai.script = ["500"]
+    hosted = ModelSpec(
+        name="hosted",
+        provider="openai",
+        model="fake-gpt",
+        base_url=fake_openai.base_url,
+        api_key_env="FAKE_OPENAI_API_KEY",
+        context_window=8192,
+        params={"max_retries": 0, "timeout": 5},
+    )
+    limiter = RateLimiter.local(RateLimitSettings())
+    router = Router(
+        ModelCatalogue([*default_models(), hosted]),
+        routes={"default": RouteSettings(models=["hosted", "extractive"])},
+        retry=RetrySettings(attempts=3, initial_delay_s=0.01, max_delay_s=0.02),
+        rate_limiter=limiter,
+    )
+    messages = [
+        SystemMessage(format_sources([("a.md", "Refunds are accepted within 30 days.")])),
+        HumanMessage("How many days for refunds?"),
+    ]
+    response = router.invoke(messages, user="alice")
+    assert response.model == "extractive" and fake_openai.requests == 3
+
+    c = RateLimitSettings()
+    hosted_left = limiter.remaining(user="alice", model="hosted")
+    assert hosted_left["global.requests"] == c.global_requests_per_minute - 1
+    assert hosted_left["user.requests"] == c.user_requests_per_minute - 1
+    assert hosted_left["model.requests"] == c.model_requests_per_minute - 1  # 3 tries, 1 request
+    assert limiter.remaining(user="alice", model="extractive")["model.requests"] == (
+        c.model_requests_per_minute - 1
+    )
+    # Tokens: the prompt once globally and per user, plus the answer's output tokens.
+    used = response.input_tokens + response.output_tokens
+    assert hosted_left["global.tokens"] == c.global_tokens_per_minute - used
+    assert hosted_left["user.tokens"] == c.user_tokens_per_minute - used
+    router.close()
+
+
+def test_request_and_model_scopes_can_be_acquired_separately() -> None:
+    limiter = RateLimiter.local(SMALL)
+    limiter.acquire_request(user="alice", tokens=10)
+    limiter.acquire_model(model="m", tokens=10)
+    left = limiter.remaining(user="alice", model="m")
+    assert (left["user.requests"], left["user.tokens"], left["model.requests"]) == (2, 90, 4)
+    with pytest.raises(ValueError, match="model: must be a non-empty name"):
+        limiter.acquire_model(model="")
+    for _ in range(4):
+        limiter.acquire_model(model="m")
+    with pytest.raises(RateLimitExceeded) as info:
+        limiter.acquire_model(model="m")
+    assert info.value.scope == "model"
+    limiter.acquire_request(user="alice")  # the user's limit is untouched by the model's

@@ -14,7 +14,7 @@ import math
 import re
 from collections import Counter
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 from langchain_core.callbacks import CallbackManagerForLLMRun
 from langchain_core.language_models import BaseChatModel
@@ -67,6 +67,7 @@ class _Sentence:
 class ExtractiveAnswerer(BaseChatModel):
     """Quotes the best-supported sentences of the provided sources, citing them as `[n]`."""
 
+    runs_inline: ClassVar[bool] = True  # pure computation, no I/O: the router calls it in-thread
     max_sentences: int = Field(default=2, ge=1, le=10)
     min_coverage: float = Field(
         default=0.5, gt=0, le=1, description="Share of question terms a sentence must contain."

@@ -1,0 +1,63 @@
+"""Cost-aware routing: the measured cost of a model's calls, not only its catalogue prices, orders
+the `cost` and `intelligent` strategies. The hosted models are LangChain fake chat models."""
+
+from __future__ import annotations
+
+import pytest
+from langchain_core.language_models.fake_chat_models import FakeListChatModel
+from langchain_core.messages import HumanMessage
+
+from agent_platform.runtime.catalogue import ModelCatalogue, ModelSpec
+from agent_platform.runtime.router import Router
+from agent_platform.runtime.telemetry import Telemetry
+
+
+def priced(name: str, price_per_1k: float) -> ModelSpec:
+    return ModelSpec(
+        name=name,
+        provider="fake",
+        model=name,
+        context_window=8192,
+        input_price_per_1k=price_per_1k,
+        output_price_per_1k=price_per_1k,
+    )
+
+
+def order(router: Router, strategy: str, prompt_tokens: int = 20) -> list[str]:
+    names = ["verbose", "terse"]
+    return [s.name for s in router.rank(names, strategy, prompt_tokens=prompt_tokens)]  # type: ignore[arg-type]
+
+
+def test_a_model_whose_measured_cost_is_higher_ranks_lower() -> None:
+    # The catalogue says `verbose` is cheaper; its long answers make each call cost more.
+    catalogue = ModelCatalogue([priced("verbose", 1.0), priced("terse", 1.5)])
+    catalogue.register_model("verbose", FakeListChatModel(responses=["word " * 400]))
+    catalogue.register_model("terse", FakeListChatModel(responses=["Thirty days."]))
+    telemetry = Telemetry.disabled()
+    router = Router(catalogue, telemetry=telemetry)
+    assert order(router, "cost") == ["verbose", "terse"]  # prices only: 276 tokens each
+
+    question = [HumanMessage("How many days do I have to ask for a refund?")]
+    calls = {
+        name: router.invoke(question, models=[name], tenant="acme") for name in ("verbose", "terse")
+    }
+    assert calls["verbose"].cost_usd > calls["terse"].cost_usd
+    assert order(router, "cost") == ["terse", "verbose"]
+    # The measured cost scales with the prompt, so a long prompt still favours cheaper tokens.
+    assert order(router, "cost", prompt_tokens=6000) == ["verbose", "terse"]
+    for name, call in calls.items():
+        exported = telemetry.metrics.value(
+            "agent_platform_model_cost_usd_total", {"model": name, "tenant": "acme"}
+        )
+        assert exported == pytest.approx(call.cost_usd)
+    router.close()
+
+
+def test_measured_cost_decides_between_otherwise_equal_models() -> None:
+    router = Router(ModelCatalogue([priced("verbose", 1.0), priced("terse", 1.0)]))
+    assert order(router, "intelligent") == ["verbose", "terse"]  # a tie keeps the route's order
+    for _ in range(3):  # same latency and tokens in; the verbose model answers at length
+        router.performance.record_success("verbose", 0.2, 20, 400, 0.42)
+        router.performance.record_success("terse", 0.2, 20, 5, 0.025)
+    assert order(router, "intelligent") == ["terse", "verbose"]
+    assert order(router, "cost") == ["terse", "verbose"]
