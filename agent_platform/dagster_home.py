@@ -24,9 +24,8 @@ storage:
   postgres:
     postgres_url:
       env: AGENT_PLATFORM_POSTGRES_URL
-run_coordinator:
-  module: dagster.core.run_coordinator
-  class: QueuedRunCoordinator
+run_queue:
+  max_concurrent_runs: 10
 telemetry:
   enabled: false
 """

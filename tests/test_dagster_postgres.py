@@ -41,6 +41,8 @@ def test_materialization_is_stored_in_postgres(
     settings = Settings(home=platform_home)
     TenantRegistry(settings.tenant_registry_path).register("pg-tenant", docs)
     with dg.DagsterInstance.from_config(str(dagster_home)) as instance:
+        assert isinstance(instance.run_coordinator, dg.QueuedRunCoordinator)
+        assert instance.run_coordinator.get_run_queue_config().max_concurrent_runs == 10
         instance.add_dynamic_partitions("tenants", ["pg-tenant"])
         result = dg.materialize(
             [source_documents],
