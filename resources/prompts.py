@@ -39,7 +39,9 @@ class TemplateSummary:
 class PromptsResource(dg.ConfigurableResource):
     """Prompt directories plus the MLflow store prompt versions are registered in.
 
-    The MLflow URI comes from `Settings.resolved_mlflow_tracking_uri` (see `from_settings`).
+    The MLflow URI comes from `Settings.resolved_mlflow_tracking_uri` and the local tokenizers
+    (model hint name -> directory with tokenizer.json) from `prompts.tokenizer_dirs` (see
+    `from_settings`).
     """
 
     prompt_dirs: list[str]
@@ -56,6 +58,7 @@ class PromptsResource(dg.ConfigurableResource):
         return cls(
             prompt_dirs=[str(d) for d in dirs],
             mlflow_tracking_uri=settings.resolved_mlflow_tracking_uri,
+            tokenizer_dirs={m: str(d) for m, d in settings.prompt_tokenizer_dirs.items()},
         )
 
     def store(self) -> MlflowPromptStore:

