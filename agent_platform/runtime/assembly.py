@@ -36,16 +36,24 @@ def build_services(
     """Rate limits in Redis when configured (or `redis_url` is set), else in process; the access
     policy from `<home>/runtime/access.json` unless one is given."""
     home = settings.home_dir
-    telemetry = Telemetry.from_settings(runtime.telemetry, home)
+    telemetry = Telemetry.from_settings(runtime.telemetry, home, profile=settings.profile)
     limits = runtime.rate_limits
     on_refusal = lambda exc: telemetry.metrics.rate_limited(exc.scope)  # noqa: E731
     use_redis = (limits.backend or ("redis" if settings.redis_url else "local")) == "redis"
     if use_redis and settings.redis_url:
-        limiter = RateLimiter.redis(settings.redis_url, limits, on_refusal=on_refusal)
+        limiter = RateLimiter.redis(
+            settings.redis_url, limits, key_prefix=limits.redis_key_prefix, on_refusal=on_refusal
+        )
     else:
         limiter = RateLimiter.local(limits, on_refusal=on_refusal)
     catalogue = ModelCatalogue.from_settings(runtime, home)
-    router = Router.from_settings(runtime, catalogue, rate_limiter=limiter, telemetry=telemetry)
+    router = Router.from_settings(
+        runtime,
+        catalogue,
+        rate_limiter=limiter,
+        telemetry=telemetry,
+        max_concurrent_calls=max_concurrent_model_calls,
+    )
     knowledge = knowledge or KnowledgeBase(settings)
     registry = PromptRegistry.from_settings(settings)
     services = AgentServices(

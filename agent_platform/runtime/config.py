@@ -9,6 +9,7 @@ the TOML file named by `AGENT_PLATFORM_CONFIG_FILE`.
 
 from __future__ import annotations
 
+import os
 import tomllib
 from pathlib import Path
 from typing import Any, Literal
@@ -73,6 +74,7 @@ class RateLimitSettings(_Section):
     user_tokens_per_minute: int = Field(default=10_000, ge=1)
     model_requests_per_minute: int = Field(default=1_000, ge=1)
     model_tokens_per_minute: int = Field(default=100_000, ge=1)
+    redis_key_prefix: str = Field(default="agent-platform:ratelimit", min_length=1)
 
 
 class MemorySettings(_Section):
@@ -100,19 +102,53 @@ class ContextSettings(_Section):
     max_chunk_share: float = Field(default=0.6, gt=0, le=1)
 
 
+OTLP_ENDPOINT_VARIABLES = ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_EXPORTER_OTLP_ENDPOINT")
+
+
 class TelemetrySettings(_Section):
     """Where traces go. Metrics are always kept in a dedicated Prometheus registry."""
 
-    exporter: ExporterKind = "jsonfile"
+    exporter: ExporterKind | None = Field(
+        default=None,
+        description="None: 'jsonfile' in the local profile, 'otlp' in production (which then "
+        "needs an endpoint).",
+    )
     service_name: str = "agent-platform"
-    otlp_endpoint: str | None = None
+    otlp_endpoint: str | None = Field(
+        default=None,
+        description="Full URL of the OTLP/HTTP traces endpoint (…/v1/traces). None: the standard "
+        "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT, or OTEL_EXPORTER_OTLP_ENDPOINT + /v1/traces.",
+    )
     json_path: Path | None = Field(default=None, description="None: <home>/telemetry/traces.jsonl")
+
+    @property
+    def otlp_configured(self) -> bool:
+        """Whether an OTLP endpoint is set here or by the standard OpenTelemetry variables."""
+        return bool(self.otlp_endpoint) or any(os.environ.get(v) for v in OTLP_ENDPOINT_VARIABLES)
 
     @model_validator(mode="after")
     def _otlp_needs_endpoint(self) -> TelemetrySettings:
-        if self.exporter == "otlp" and not self.otlp_endpoint:
-            raise ValueError("telemetry.exporter 'otlp' needs telemetry.otlp_endpoint")
+        if self.exporter == "otlp" and not self.otlp_configured:
+            raise ValueError(
+                "telemetry.exporter 'otlp' needs telemetry.otlp_endpoint or the "
+                "OTEL_EXPORTER_OTLP_ENDPOINT environment variable"
+            )
         return self
+
+    def resolved_exporter(self, profile: str = "local") -> ExporterKind:
+        """The exporter to use in `profile`; production refuses to run without its collector."""
+        if self.exporter is not None:
+            return self.exporter
+        if profile != "production":
+            return "jsonfile"
+        if not self.otlp_configured:
+            raise ValueError(
+                "telemetry: profile 'production' exports traces by OTLP, but no endpoint is set; "
+                "set OTEL_EXPORTER_OTLP_ENDPOINT (or "
+                "AGENT_PLATFORM_RUNTIME_TELEMETRY__OTLP_ENDPOINT), or choose "
+                "AGENT_PLATFORM_RUNTIME_TELEMETRY__EXPORTER explicitly"
+            )
+        return "otlp"
 
 
 class RouteSettings(_Section):

@@ -2,8 +2,8 @@
 
 * Traces: OpenTelemetry. One span per model call, with the GenAI semantic-convention attributes
   (`gen_ai.system`, `gen_ai.request.model`, `gen_ai.usage.input_tokens`, …). Exported to a
-  JSON-lines file (default), the console, or OTLP/HTTP (needs the optional
-  `opentelemetry-exporter-otlp`).
+  JSON-lines file (the local default), the console, or OTLP/HTTP (the production default; needs
+  the optional `opentelemetry-exporter-otlp`).
 * Metrics: `prometheus-client` in a dedicated `CollectorRegistry`, so several runtimes (and tests)
   in one process never collide and the serving process decides where to expose them.
 * Logs: one JSON object per line carrying the current trace and span ids, so a log line leads to its
@@ -62,16 +62,22 @@ class JsonLinesSpanExporter(SpanExporter):
 
 
 def build_tracer_provider(
-    config: TelemetrySettings, home_dir: Path | None = None, *, batch: bool = True
+    config: TelemetrySettings,
+    home_dir: Path | None = None,
+    *,
+    batch: bool = True,
+    profile: str = "local",
 ) -> TracerProvider:
-    """A tracer provider exporting where `config` says. Not installed globally: callers decide."""
+    """A tracer provider exporting where `config` says (its default depends on `profile`).
+    Not installed globally: callers decide."""
+    kind = config.resolved_exporter(profile)
     provider = TracerProvider(resource=Resource.create({"service.name": config.service_name}))
     exporter: SpanExporter | None
-    if config.exporter == "none":
+    if kind == "none":
         exporter = None
-    elif config.exporter == "console":
+    elif kind == "console":
         exporter = ConsoleSpanExporter()
-    elif config.exporter == "jsonfile":
+    elif kind == "jsonfile":
         path = config.json_path or (home_dir or Path(".agent_platform")) / "telemetry" / (
             "traces.jsonl"
         )
@@ -84,7 +90,7 @@ def build_tracer_provider(
                 "telemetry.exporter 'otlp' needs opentelemetry-exporter-otlp "
                 "(pip install 'agent-platform[otlp]')"
             ) from exc
-        exporter = OTLPSpanExporter(endpoint=config.otlp_endpoint)
+        exporter = OTLPSpanExporter(endpoint=config.otlp_endpoint)  # None: the OTEL_* variables
     if exporter is not None:
         processor = BatchSpanProcessor(exporter) if batch else SimpleSpanProcessor(exporter)
         provider.add_span_processor(processor)
@@ -161,7 +167,7 @@ class RuntimeMetrics:
             self.tokens.labels(model, tenant, "input").inc(input_tokens)
         if output_tokens:
             self.tokens.labels(model, tenant, "output").inc(output_tokens)
-        if cost_usd:
+        if ok:  # zero for free models, so every answering model has a cost sample
             self.cost.labels(model, tenant).inc(cost_usd)
 
     def set_breaker_state(self, model: str, state: BreakerState) -> None:
@@ -192,8 +198,10 @@ class Telemetry:
     provider: TracerProvider | None = None
 
     @classmethod
-    def from_settings(cls, config: TelemetrySettings, home_dir: Path | None = None) -> Telemetry:
-        provider = build_tracer_provider(config, home_dir)
+    def from_settings(
+        cls, config: TelemetrySettings, home_dir: Path | None = None, *, profile: str = "local"
+    ) -> Telemetry:
+        provider = build_tracer_provider(config, home_dir, profile=profile)
         return cls(provider.get_tracer(TRACER_NAME), RuntimeMetrics(), provider)
 
     @classmethod

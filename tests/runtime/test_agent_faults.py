@@ -130,3 +130,61 @@ def test_when_every_model_fails_the_caller_gets_a_clear_error_and_it_is_recorded
     assert root["status"]["status_code"] == "ERROR"
     assert root["attributes"]["agent_platform.outcome"] == "ModelsFailedError"
     assert sum(1 for s in mine if s["name"] == "chat fake-gpt") == 3
+
+
+def test_a_global_rate_limit_refuses_with_retry_after_and_is_counted(make_runtime) -> None:
+    from agent_platform.runtime.config import RateLimitSettings
+    from agent_platform.runtime.rate_limit import RateLimitExceeded
+
+    runtime = make_runtime(
+        rate_limits=RateLimitSettings(
+            global_requests_per_minute=2,
+            user_tokens_per_minute=10**6,
+            global_tokens_per_minute=10**7,
+        )
+    )
+    for user in ("ann", "bob"):  # two users: only the global limit can refuse the third
+        assert runtime.run(tenant=AGENT_TENANT, user=user, input=QUESTION).model == "extractive"
+    with pytest.raises(RateLimitExceeded) as info:
+        runtime.run(tenant=AGENT_TENANT, user="cyd", input=QUESTION, session_id="s-limited")
+    error = info.value
+    assert error.scope == "global" and error.limit == "2 requests/minute"
+    assert 0 < error.retry_after_s <= 60 and "retry after" in str(error)
+    metrics = runtime.telemetry.metrics
+    assert metrics.value("agent_platform_rate_limit_refusals_total", {"scope": "global"}) == 1
+    assert metrics.value("agent_platform_rate_limit_refusals_total", {"scope": "user"}) is None
+    logged = [r for r in runtime.request_log.read() if r["outcome"] == "RateLimitExceeded"]
+    assert [(r["user"], r["session_id"], r["phase"]) for r in logged] == [
+        ("cyd", "s-limited", "execute_model")
+    ]
+
+
+@pytest.mark.redis
+def test_with_redis_configured_the_limits_are_shared_by_runtimes(
+    make_runtime, agent_home, redis_url, redis_prefix
+) -> None:
+    from limits.storage import RedisStorage
+
+    from agent_platform.runtime.config import MemorySettings, RateLimitSettings
+    from agent_platform.runtime.rate_limit import RateLimitExceeded
+    from agent_platform.settings import Settings
+
+    settings = Settings(home=agent_home, redis_url=redis_url)
+    fields = {
+        "rate_limits": RateLimitSettings(
+            user_requests_per_minute=1,
+            user_tokens_per_minute=10**6,
+            global_tokens_per_minute=10**7,
+            redis_key_prefix=f"{redis_prefix}:ratelimit",
+        ),
+        "memory": MemorySettings(redis_key_prefix=f"{redis_prefix}:stm"),
+    }
+    first, second = (
+        make_runtime(settings=settings, **fields),
+        make_runtime(settings=settings, **fields),
+    )
+    assert isinstance(first.services.router.rate_limiter.storage, RedisStorage)
+    assert first.run(tenant=AGENT_TENANT, user="dee", input=QUESTION).model == "extractive"
+    with pytest.raises(RateLimitExceeded) as info:  # another runtime, the same Redis counters
+        second.run(tenant=AGENT_TENANT, user="dee", input=QUESTION)
+    assert info.value.scope == "user" and info.value.key == "dee"

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import typer
+from prometheus_client.parser import text_string_to_metric_families
 from typer.testing import CliRunner
 
 from agent_platform.cli.run import run_command, runtime_app
@@ -87,7 +88,13 @@ def test_trace_id_is_the_exported_request_span_with_phase_and_model_spans(make_r
         metrics.value("agent_platform_agent_phase_latency_seconds_count", {"phase": "load_context"})
         == 1
     )
-    assert b"agent_platform_agent_requests_total" in metrics.exposition()
+    served = [
+        sample
+        for family in text_string_to_metric_families(metrics.exposition().decode())
+        for sample in family.samples
+        if sample.name == "agent_platform_agent_requests_total" and sample.labels == labels
+    ]
+    assert [sample.value for sample in served] == [1.0]  # what /metrics serves, not just a name
 
 
 @pytest.fixture

@@ -1,14 +1,19 @@
-"""Telemetry: GenAI span attributes exported to a JSON file, Prometheus metrics, JSON logs."""
+"""Telemetry: GenAI span attributes exported to a JSON file or by OTLP/HTTP to a local collector,
+Prometheus metrics, JSON logs."""
 
 from __future__ import annotations
 
 import io
 import json
 import logging
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 from langchain_core.messages import HumanMessage, SystemMessage
+from prometheus_client.parser import text_string_to_metric_families
 
 from agent_platform.runtime.catalogue import ModelCatalogue, default_models
 from agent_platform.runtime.config import RouteSettings, TelemetrySettings
@@ -60,7 +65,14 @@ def test_model_calls_are_traced_and_counted(tmp_path: Path) -> None:
         == 1
     )
     assert m.value("agent_platform_circuit_breaker_state", {"model": "extractive"}) == 0
-    assert b"agent_platform_model_cost_usd" in m.exposition()
+    assert m.value("agent_platform_model_cost_usd_total", labels) == 0.0  # free, yet reported
+    served = {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(m.exposition().decode())
+        for sample in family.samples
+    }
+    key = tuple(sorted({**labels, "outcome": "success"}.items()))
+    assert served[("agent_platform_model_calls_total", key)] == 1.0
 
 
 def test_separate_runtimes_have_separate_registries() -> None:
@@ -92,6 +104,120 @@ def test_json_logs_carry_the_trace_id(tmp_path: Path) -> None:
     assert "trace_id" not in outside
 
 
-def test_otlp_needs_an_endpoint() -> None:
-    with pytest.raises(ValueError, match="otlp_endpoint"):
+OTLP_VARIABLES = ("OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+
+
+@pytest.fixture
+def no_otlp_env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
+    for name in OTLP_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    return monkeypatch
+
+
+def test_otlp_needs_an_endpoint(no_otlp_env: pytest.MonkeyPatch) -> None:
+    with pytest.raises(ValueError, match="otlp_endpoint or the OTEL_EXPORTER_OTLP_ENDPOINT"):
         TelemetrySettings(exporter="otlp")
+
+
+def test_the_exporter_default_follows_the_profile(no_otlp_env: pytest.MonkeyPatch) -> None:
+    assert TelemetrySettings().resolved_exporter("local") == "jsonfile"
+    with pytest.raises(ValueError, match="profile 'production' exports traces by OTLP") as info:
+        Telemetry.from_settings(TelemetrySettings(), profile="production")
+    assert "OTEL_EXPORTER_OTLP_ENDPOINT" in str(info.value)
+    assert TelemetrySettings(exporter="console").resolved_exporter("production") == "console"
+    no_otlp_env.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:4318")
+    assert TelemetrySettings().resolved_exporter("production") == "otlp"
+    assert TelemetrySettings().resolved_exporter("local") == "jsonfile"
+
+
+class Collector:
+    """A local OTLP/HTTP receiver: keeps the path, content type and body of each POST."""
+
+    def __init__(self) -> None:
+        self.posts: list[tuple[str, str, bytes]] = []
+        owner = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: object) -> None:
+                return None
+
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                owner.posts.append((self.path, self.headers.get("Content-Type", ""), body))
+                self.send_response(200)
+                self.send_header("Content-Type", "application/x-protobuf")
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    @property
+    def url(self) -> str:
+        host, port = self.server.server_address[:2]
+        return f"http://{host}:{port}"
+
+    def spans(self, path: str) -> list:
+        from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+            ExportTraceServiceRequest,
+        )
+
+        spans = []
+        for posted_path, kind, body in self.posts:
+            assert kind == "application/x-protobuf"
+            if posted_path == path:
+                request = ExportTraceServiceRequest.FromString(body)
+                spans += [
+                    s for r in request.resource_spans for ss in r.scope_spans for s in ss.spans
+                ]
+        return spans
+
+
+@pytest.fixture
+def collector() -> Iterator[Collector]:
+    pytest.importorskip(
+        "opentelemetry.exporter.otlp.proto.http.trace_exporter",
+        reason="opentelemetry-exporter-otlp-proto-http (the `otlp` extra) is not installed",
+    )
+    server = Collector()
+    yield server
+    server.server.shutdown()
+    server.server.server_close()
+
+
+def traced_call(config: TelemetrySettings, profile: str) -> None:
+    telemetry = Telemetry.from_settings(config, profile=profile)
+    router = Router(
+        ModelCatalogue(default_models()),
+        routes={"default": RouteSettings(models=["extractive"])},
+        telemetry=telemetry,
+    )
+    router.invoke(
+        [
+            SystemMessage(format_sources([("a.md", "The launch is on Friday.")])),
+            HumanMessage("When?"),
+        ],
+        tenant="acme",
+    )
+    telemetry.shutdown()  # flushes the batch to the collector
+    router.close()
+
+
+def test_production_exports_by_otlp_to_the_standard_endpoint(
+    no_otlp_env: pytest.MonkeyPatch, collector: Collector
+) -> None:
+    no_otlp_env.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", collector.url)
+    traced_call(TelemetrySettings(), "production")
+    spans = collector.spans("/v1/traces")
+    assert [s.name for s in spans] == ["chat extractive"]
+    attributes = {a.key: a.value for a in spans[0].attributes}
+    assert attributes["gen_ai.request.model"].string_value == "extractive"
+    assert attributes["agent_platform.tenant"].string_value == "acme"
+    assert attributes["gen_ai.usage.output_tokens"].int_value > 0
+
+
+def test_a_configured_otlp_endpoint_is_the_full_traces_url(
+    no_otlp_env: pytest.MonkeyPatch, collector: Collector
+) -> None:
+    traced_call(TelemetrySettings(otlp_endpoint=f"{collector.url}/collector/traces"), "production")
+    assert [s.name for s in collector.spans("/collector/traces")] == ["chat extractive"]
