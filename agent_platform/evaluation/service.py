@@ -87,10 +87,15 @@ class EvaluationRound:
             return False, f"v{challenger.version.version} failed its gates: {failed}"
         if self.champion is None:
             return True, "no champion yet"
-        if self.champion.version.version == challenger.version.version:
+        champion = self.champion.version
+        if champion.version == challenger.version.version:
             return False, f"v{challenger.version.version} is already the champion"
-        if not self.champion.passed:
-            return True, f"champion v{self.champion.version.version} no longer passes its gates"
+        # the champion's own recorded verdict, never that of a comparison run on a subset
+        if champion.gates_passed is not True:
+            return True, (
+                f"champion v{champion.version} no longer passes its gates "
+                f"(evaluation run {champion.tags.get('eval.run_id')})"
+            )
         accuracy = next((c for c in self.comparisons if c.metric == "correct"), None)
         if accuracy is not None and accuracy.verdict == "better":
             return True, accuracy.summary()
@@ -141,6 +146,31 @@ class EvaluationService:
         self.log(
             f"{key}: {'registered' if created else 'reusing'} {config.name} v{version.version}"
         )
+        return self._evaluate_version(
+            key,
+            version,
+            examples,
+            lineage=lineage,
+            dataset_version=dataset_version,
+            repeats=repeats,
+            created=created,
+        )
+
+    def _evaluate_version(
+        self,
+        key: str,
+        version: AgentVersion,
+        examples: list[Example],
+        *,
+        lineage: dict[str, str],
+        dataset_version: str,
+        repeats: int,
+        created: bool = False,
+        record: bool = True,
+    ) -> CandidateEvaluation:
+        """Evaluate a registered version and log the run; `record` attaches the verdict to it
+        (what promotion reads), so only a version's own full evaluation may set it."""
+        config = version.config()
         runtime: AgentRunner = self.runtime_factory(self.settings, config)
         try:
             result = evaluate(
@@ -159,15 +189,17 @@ class EvaluationService:
             if close:
                 close()
         gates = evaluate_gates(result.metrics, self.plan.gates)
-        run_id = self._log_run(key, version, result, gates, lineage, repeats)
-        version = self.registry.record_evaluation(
-            config.name,
-            version.version,
-            run_id=run_id,
-            metrics={k: v for k, v in result.metrics.items() if not math.isnan(v)},
-            gates_passed=all_passed(gates),
-            dataset_version=dataset_version,
-        )
+        kind = "evaluation" if record else "comparison"
+        run_id = self._log_run(key, version, result, gates, lineage, repeats, kind=kind)
+        if record:
+            version = self.registry.record_evaluation(
+                config.name,
+                version.version,
+                run_id=run_id,
+                metrics={k: v for k, v in result.metrics.items() if not math.isnan(v)},
+                gates_passed=all_passed(gates),
+                dataset_version=dataset_version,
+            )
         return CandidateEvaluation(key, version, created, result, gates, run_id)
 
     def _log_run(
@@ -178,12 +210,15 @@ class EvaluationService:
         gates: list[GateResult],
         lineage: dict[str, str],
         repeats: int,
+        *,
+        kind: str = "evaluation",
     ) -> str:
         client = self.registry.client
+        verb = "evaluate" if kind == "evaluation" else "compare"
         run = client.create_run(
             self.registry.experiment_id(version.name),
-            run_name=f"evaluate {key} v{version.version}",
-            tags={**lineage, "kind": "evaluation", "model_version": str(version.version)},
+            run_name=f"{verb} {key} v{version.version}",
+            tags={**lineage, "kind": kind, "model_version": str(version.version)},
         )
         run_id = run.info.run_id
         config = version.config()
@@ -260,15 +295,25 @@ class EvaluationService:
             same = [e for e in evaluations if e.version.version == champion.version]
             if same and len(same[0].result.examples) >= len(challenger.result.examples):
                 outcome.champion = same[0]
-            else:  # re-run the champion on exactly the challenger's examples
+            else:  # run the champion on exactly the challenger's examples, unrecorded
                 ids = {e.example_id for e in challenger.result.examples}
-                outcome.champion = self.evaluate_config(
-                    champion.candidate or "champion",
+                key = champion.candidate or "champion"
+                lineage = build_lineage(
+                    self.settings,
                     champion.config(),
-                    [e for e in dataset.examples if e.id in ids],
+                    tenant=self.plan.tenant,
+                    candidate=key,
                     dataset_version=dataset.version,
-                    repeats=0,
                     dagster_run_id=dagster_run_id,
+                )
+                outcome.champion = self._evaluate_version(
+                    key,
+                    champion,
+                    [e for e in dataset.examples if e.id in ids],
+                    lineage={**lineage, "compared_with": str(challenger.version.version)},
+                    dataset_version=dataset.version,
+                    repeats=self._repeats_of(champion),
+                    record=False,
                 )
             for metric in ("correct", "groundedness"):
                 outcome.comparisons.append(
@@ -293,13 +338,18 @@ class EvaluationService:
             champion.config(),
             dataset.subset(limit),
             dataset_version=dataset.version,
-            repeats=candidate.repeats if candidate else 1,
+            repeats=self._repeats_of(champion),
             dagster_run_id=dagster_run_id,
         )
         self.registry.record_quality_check(
             champion.name, champion.version, passed=evaluation.passed, run_id=evaluation.run_id
         )
         return evaluation
+
+    def _repeats_of(self, version: AgentVersion) -> int:
+        """The repeats of the plan candidate the version came from (1 when it left the plan)."""
+        candidate = self.plan.candidates.get(version.candidate)
+        return candidate.repeats if candidate else 1
 
 
 def _limit(candidate: Candidate | None, override: int | None) -> int | None:
