@@ -7,6 +7,7 @@ cached embeddings are reused, and the index receives only new chunks and deletio
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,7 +23,7 @@ from agent_platform.knowledge.tables import (
     TenantTables,
     embeddings_schema,
 )
-from agent_platform.vectorstore.base import ChunkRecord, VectorStore
+from agent_platform.vectorstore.base import ChunkRecord, VectorStore, canonical_metadata
 
 
 @dataclass(frozen=True)
@@ -112,17 +113,19 @@ def load_documents(source_dir: Path, tables: TenantTables, max_bytes: int) -> Do
 
 def _previous_rows(
     tables: TenantTables, name: str, key: str, wanted: set[str]
-) -> list[pa.RecordBatch]:
-    """Rows of the current version of a table whose `key` is in `wanted` (read before replace)."""
+) -> Iterator[pa.RecordBatch]:
+    """Rows of the current version of a table whose `key` is in `wanted` (read before replace).
+
+    A generator: an incremental run copies nearly the whole previous table, so it must pass
+    through one record batch at a time rather than be collected.
+    """
     import pyarrow.compute as pc
 
-    selected = []
+    value_set = pa.array(sorted(wanted), pa.string())
     for batch in tables.iter_batches(name):
-        mask = pc.is_in(batch.column(key), value_set=pa.array(sorted(wanted), pa.string()))
-        filtered = batch.filter(mask)
+        filtered = batch.filter(pc.is_in(batch.column(key), value_set=value_set))
         if filtered.num_rows:
-            selected.append(filtered)
-    return selected
+            yield filtered
 
 
 def chunk_documents(tables: TenantTables, chunker: TokenChunker) -> ChunksSummary:
@@ -236,15 +239,20 @@ def vectors_to_numpy(column: pa.Array | pa.ChunkedArray) -> np.ndarray:
 def sync_index(
     tenant: str, tables: TenantTables, store: VectorStore, batch_size: int = 1024
 ) -> IndexSummary:
-    """Upsert chunks the index lacks, then delete chunks that no longer exist."""
-    indexed = store.chunk_ids(tenant)
+    """Upsert chunks the index lacks or holds with stale metadata, then delete removed chunks.
+
+    A chunk whose text survives an edit of its document keeps its id, but its document hash and
+    position change: comparing the stored metadata re-upserts exactly those (no re-embedding).
+    """
+    indexed = store.indexed_metadata(tenant)
     current: set[str] = set()
     upserted = 0
     for rows, vectors in iter_chunks_with_vectors(tables, batch_size):
         records = []
         for row, vector in zip(rows, vectors, strict=True):
             current.add(row["chunk_id"])
-            if row["chunk_id"] in indexed:
+            metadata = {"document_hash": row["document_hash"], "position": row["position"]}
+            if indexed.get(row["chunk_id"]) == canonical_metadata(metadata):
                 continue
             records.append(
                 ChunkRecord(
@@ -253,15 +261,12 @@ def sync_index(
                     source=row["document_id"],
                     text=row["text"],
                     vector=vector,
-                    metadata={
-                        "document_hash": row["document_hash"],
-                        "position": row["position"],
-                    },
+                    metadata=metadata,
                 )
             )
         if records:
             upserted += store.upsert(tenant, records)
-    stale = indexed - current
+    stale = indexed.keys() - current
     deleted = store.delete(tenant, stale) if stale else 0
     return IndexSummary(
         chunks_upserted=upserted, chunks_deleted=deleted, chunks_total=store.count(tenant)

@@ -7,6 +7,7 @@ and answers vector, keyword (BM25) and hybrid queries.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -59,6 +60,11 @@ class SnapshotInfo:
     location: str  # a path or backend URI a person can look at
 
 
+def canonical_metadata(metadata: Mapping[str, MetadataValue]) -> str:
+    """The one JSON form backends store metadata in, so equal metadata compares equal."""
+    return json.dumps(dict(metadata), sort_keys=True)
+
+
 class VectorStoreError(RuntimeError):
     """Base class for vector store failures."""
 
@@ -87,6 +93,10 @@ class VectorStore(Protocol):
 
     def chunk_ids(self, tenant: str) -> set[str]:
         """All chunk ids stored for the tenant (used to diff against a new chunk table)."""
+        ...
+
+    def indexed_metadata(self, tenant: str) -> dict[str, str]:
+        """Chunk id -> its stored metadata as `canonical_metadata`, to find stale records."""
         ...
 
     def count(self, tenant: str) -> int: ...

@@ -210,6 +210,10 @@ class EmbeddedVectorStore:
         with self._reading(tenant) as state:
             return state.db.chunk_ids() if state else set()
 
+    def indexed_metadata(self, tenant: str) -> dict[str, str]:
+        with self._reading(tenant) as state:
+            return state.db.chunk_metadata() if state else {}
+
     def tenants(self) -> list[str]:
         return sorted(p.name for p in self.root.iterdir() if (p / CURRENT).is_file())
 

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from agent_platform.vectorstore.base import ChunkRecord, MetadataValue
+from agent_platform.vectorstore.base import ChunkRecord, MetadataValue, canonical_metadata
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -171,7 +171,7 @@ class RecordDB:
                     r.document_id,
                     r.source,
                     r.text,
-                    json.dumps(dict(r.metadata), sort_keys=True),
+                    canonical_metadata(r.metadata),
                     v.astype(np.float32).tobytes(),
                     seq,
                 )
@@ -197,6 +197,10 @@ class RecordDB:
 
     def chunk_ids(self) -> set[str]:
         return {r[0] for r in self.reader().execute("SELECT chunk_id FROM chunks")}
+
+    def chunk_metadata(self) -> dict[str, str]:
+        """chunk id -> metadata JSON as stored (written by `canonical_metadata`)."""
+        return dict(self.reader().execute("SELECT chunk_id, metadata FROM chunks"))
 
     def changes_since(
         self, seq: int, batch: int = 900

@@ -32,6 +32,7 @@ from agent_platform.vectorstore.base import (
     SearchMode,
     SnapshotInfo,
     VectorStoreError,
+    canonical_metadata,
 )
 from agent_platform.vectorstore.validation import (
     check_filters,
@@ -136,7 +137,7 @@ class WeaviateVectorStore:
             dim = dim or len(vector)
             props = {"chunk_id": record.chunk_id, "document_id": record.document_id}
             props |= {"source": record.source, "text": record.text}
-            props["metadata_json"] = json.dumps(dict(record.metadata), sort_keys=True)
+            props["metadata_json"] = canonical_metadata(record.metadata)
             props |= {f"m_{k}": v for k, v in record.metadata.items()}
             objects.append(
                 DataObject(
@@ -186,6 +187,14 @@ class WeaviateVectorStore:
             return set()
         objects = self._tenant(tenant).iterator(return_properties=["chunk_id"])
         return {o.properties["chunk_id"] for o in objects}
+
+    def indexed_metadata(self, tenant: str) -> dict[str, str]:
+        if not self._exists(tenant):
+            return {}
+        objects = self._tenant(tenant).iterator(return_properties=["chunk_id", "metadata_json"])
+        return {
+            o.properties["chunk_id"]: o.properties.get("metadata_json") or "{}" for o in objects
+        }
 
     def tenants(self) -> list[str]:
         return sorted(self._col.tenants.get())

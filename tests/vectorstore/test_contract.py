@@ -19,6 +19,7 @@ from agent_platform.vectorstore.base import (
     SnapshotNotFoundError,
     VectorStore,
     VectorStoreError,
+    canonical_metadata,
 )
 
 T = "acme"
@@ -40,6 +41,9 @@ def test_protocol_and_counts(loaded, corpus_records) -> None:
     assert loaded.chunk_ids(T) == {r.chunk_id for r in corpus_records}
     assert loaded.tenants() == [T]
     assert loaded.count("nobody") == 0 and loaded.chunk_ids("nobody") == set()
+    stored = {r.chunk_id: canonical_metadata(r.metadata) for r in corpus_records}
+    assert loaded.indexed_metadata(T) == stored
+    assert loaded.indexed_metadata("nobody") == {}
     loaded.verify(T)
 
 
