@@ -25,6 +25,7 @@ from agent_platform.runtime.memory import (
     build_conversation_store,
     build_short_term_memory,
     build_working_memory,
+    write_together,
 )
 
 SCOPE = MemoryScope("acme", "alice", "s1")
@@ -108,15 +109,16 @@ def test_short_term_rejects_bad_input(short_term_factory) -> None:
 def working_factory(request: pytest.FixtureRequest, tmp_path: Path):
     made: list = []
 
-    def make(kind: str, clock: Clock, retention_s: float = 86_400.0):
+    def make(kind: str, clock: Clock, retention_s: float = 86_400.0, **options):
         if request.param == "postgres":
             url = request.getfixturevalue("postgres_url")
             schema = request.getfixturevalue("pg_schema")
             cls = PostgresWorkingMemory if kind == "working" else PostgresConversationStore
-            store = cls(url, schema=schema, retention_s=retention_s, clock=clock)
+            store = cls(url, schema=schema, retention_s=retention_s, clock=clock, **options)
         else:
             cls = SQLiteWorkingMemory if kind == "working" else SQLiteConversationStore
-            store = cls(tmp_path / "working.sqlite", retention_s=retention_s, clock=clock)
+            path = tmp_path / "working.sqlite"
+            store = cls(path, retention_s=retention_s, clock=clock, **options)
         made.append(store)
         return store
 
@@ -209,6 +211,102 @@ def test_conversation_retention_purges_idle_sessions(working_factory) -> None:
     assert store.current(SCOPE).version == 1
 
 
+def test_expired_conversations_are_not_read_and_restart_at_version_one(working_factory) -> None:
+    clock = Clock()
+    store: ConversationStore = working_factory("conversation", clock, retention_s=3600)
+    store.append(SCOPE, [Turn("user", "old question"), Turn("assistant", "old answer")])
+    store.append(SCOPE, [Turn("user", "second")])
+    clock.now += 3599
+    assert store.current(SCOPE).version == 2  # idle 59 min 59 s: still alive
+    clock.now += 1
+    assert store.current(SCOPE).turns == () and store.current(SCOPE).version == 0
+    assert store.versions(SCOPE) == []
+    with pytest.raises(VersionNotFoundError):
+        store.get_version(SCOPE, 1)
+    fresh = store.append(SCOPE, [Turn("user", "new question")])
+    assert fresh.version == 1 and [t.content for t in fresh.turns] == ["new question"]
+    assert [i.version for i in store.versions(SCOPE)] == [1]
+
+
+def test_writes_purge_expired_rows_at_most_once_per_interval(working_factory) -> None:
+    clock = Clock()
+    memory: WorkingMemory = working_factory("working", clock, retention_s=100, purge_interval_s=600)
+    memory.put(SCOPE, "a", 1)  # the first write sweeps (nothing yet)
+    clock.now += 101
+    memory.put(SCOPE, "b", 2)  # "a" has expired, but the next sweep is not due
+    assert memory.get(SCOPE, "a") is None  # expired rows are hidden at once all the same
+    assert memory.purge_expired() == 1
+    memory.put(SCOPE, "c", 3)
+    clock.now += 600
+    memory.put(SCOPE, "d", 4)  # due again: "b" and "c" go with this write
+    assert memory.purge_expired() == 0
+    assert [e.key for e in memory.entries("acme")] == ["d"]
+
+    conversations: ConversationStore = working_factory(
+        "conversation", clock, retention_s=100, purge_interval_s=600
+    )
+    idle = MemoryScope("acme", "alice", "idle")
+    conversations.append(idle, [Turn("user", "x")])
+    clock.now += 601
+    conversations.append(SCOPE, [Turn("user", "y")])  # sweeps the idle session
+    assert conversations.purge_expired() == 0
+    assert conversations.current(SCOPE).version == 1
+
+
+def test_sqlite_short_term_sweeps_periodically_with_a_clock(tmp_path: Path) -> None:
+    clock = Clock()
+    memory = SQLiteShortTermMemory(
+        tmp_path / "stm.sqlite", ttl_s=60, max_items=3, clock=clock, purge_interval_s=300
+    )
+    other = MemoryScope("acme", "bob", "s9")
+    memory.add(other, "user", "stale")
+    clock.now += 61
+    assert memory.recent(other) == [] and memory.ttl_remaining(other) is None
+    memory.add_many(SCOPE, [("user", "q"), ("assistant", "a")])
+    assert memory.purge_expired() == 1  # not swept yet: the interval had not passed
+    memory.add(other, "user", "again")
+    clock.now += 300  # both buffers have expired, and a sweep is due
+    memory.add_many(SCOPE, [("user", "q2"), ("assistant", "a2")])
+    assert memory.purge_expired() == 0  # "q", "a" and "again" went with that write
+    assert [m.content for m in memory.recent(SCOPE)] == ["q2", "a2"]  # restarted empty
+    memory.add(SCOPE, "user", "q3", {"n": 3})
+    memory.add(SCOPE, "assistant", "a3")
+    assert [m.content for m in memory.recent(SCOPE)] == ["a2", "q3", "a3"]  # capped at 3
+    assert memory.recent(SCOPE)[1].metadata == {"n": 3}
+    with pytest.raises(ValueError, match="role: must be one of"):
+        memory.add_many(SCOPE, [("user", "fine"), ("robot", "bad")])
+    assert [m.content for m in memory.recent(SCOPE)] == ["a2", "q3", "a3"]  # nothing half-written
+    memory.close()
+
+
+def test_layers_sharing_a_file_write_in_one_transaction(tmp_path: Path) -> None:
+    path = tmp_path / "working.sqlite"
+    conversations = SQLiteConversationStore(path)
+    short_term = SQLiteShortTermMemory(path)
+    working = SQLiteWorkingMemory(path)
+    assert conversations.db is short_term.db is working.db  # one connection for the file
+    with (
+        pytest.raises(RuntimeError, match="boom"),
+        write_together(conversations, short_term, working),
+    ):
+        conversations.append(SCOPE, [Turn("user", "q")])
+        short_term.add(SCOPE, "user", "q")
+        working.put(SCOPE, "request:1", {"status": "answered"})
+        raise RuntimeError("boom")
+    assert conversations.current(SCOPE).version == 0  # all rolled back together
+    assert short_term.recent(SCOPE) == [] and working.get(SCOPE, "request:1") is None
+    with write_together(conversations, short_term, working):
+        conversations.append(SCOPE, [Turn("user", "q")])
+        short_term.add(SCOPE, "user", "q")
+        working.put(SCOPE, "request:1", {"status": "answered"})
+    reopened = SQLiteConversationStore(path)
+    assert reopened.current(SCOPE).version == 1
+    for store in (conversations, short_term, working):
+        store.close()
+    assert reopened.current(SCOPE).turns == (Turn("user", "q"),)  # still open for its user
+    reopened.close()
+
+
 def test_backends_follow_the_settings(settings) -> None:
     runtime = RuntimeSettings()
     stm = build_short_term_memory(settings, runtime)
@@ -217,7 +315,7 @@ def test_backends_follow_the_settings(settings) -> None:
     assert isinstance(stm, SQLiteShortTermMemory)
     assert isinstance(working, SQLiteWorkingMemory)
     assert isinstance(conversations, SQLiteConversationStore)
-    assert working.db.path == conversations.db.path  # conversation state lives with working memory
+    assert working.db.path == conversations.db.path == stm.db.path  # one file, one transaction
     assert stm.ttl_s == 3600 and working.retention_s == 86_400
     for store in (stm, working, conversations):
         store.close()

@@ -1,8 +1,16 @@
-"""Memory layers of the runtime; `build_*` pick the backend the settings call for."""
+"""Memory layers of the runtime; `build_*` pick the backend the settings call for.
+
+Locally all three SQL-backed layers live in one file, `<home>/runtime/working.sqlite`, opened once
+per process, so `write_together` can commit a request's writes to them as one transaction.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+
 from agent_platform.runtime.config import RuntimeSettings
+from agent_platform.runtime.memory._db import SQLiteDatabase
 from agent_platform.runtime.memory.base import (
     ConversationState,
     ConversationStore,
@@ -10,6 +18,7 @@ from agent_platform.runtime.memory.base import (
     MemoryItem,
     MemoryScope,
     RecalledMemory,
+    ShortTermEntry,
     ShortTermMemory,
     Turn,
     VersionInfo,
@@ -38,6 +47,7 @@ __all__ = [
     "SQLiteConversationStore",
     "SQLiteShortTermMemory",
     "SQLiteWorkingMemory",
+    "ShortTermEntry",
     "ShortTermMemory",
     "Turn",
     "VersionInfo",
@@ -47,6 +57,7 @@ __all__ = [
     "build_conversation_store",
     "build_short_term_memory",
     "build_working_memory",
+    "write_together",
 ]
 
 
@@ -55,7 +66,7 @@ def _memory_dir(settings: Settings):
 
 
 def build_short_term_memory(settings: Settings, runtime: RuntimeSettings) -> ShortTermMemory:
-    """Redis when configured (or settings.redis_url is set), else SQLite under <home>/runtime."""
+    """Redis when configured (or settings.redis_url is set), else SQLite in working.sqlite."""
     m = runtime.memory
     backend = m.short_term_backend or ("redis" if settings.redis_url else "local")
     if backend == "redis":
@@ -68,7 +79,7 @@ def build_short_term_memory(settings: Settings, runtime: RuntimeSettings) -> Sho
             key_prefix=m.redis_key_prefix,
         )
     return SQLiteShortTermMemory(
-        _memory_dir(settings) / "short_term.sqlite",
+        _memory_dir(settings) / "working.sqlite",
         ttl_s=m.short_term_ttl_s,
         max_items=m.short_term_max_items,
     )
@@ -105,3 +116,19 @@ def build_conversation_store(settings: Settings, runtime: RuntimeSettings) -> Co
     return SQLiteConversationStore(
         _memory_dir(settings) / "working.sqlite", retention_s=m.working_retention_s
     )
+
+
+@contextmanager
+def write_together(*stores: object) -> Iterator[None]:
+    """Writes in the block to `stores` that share a SQLite file commit as one transaction.
+
+    Other backends (PostgreSQL, Redis) keep committing each write on its own. Files are locked in
+    path order, so two callers naming the same files cannot deadlock.
+    """
+    databases = {
+        db.path: db for s in stores if isinstance(db := getattr(s, "db", None), SQLiteDatabase)
+    }
+    with ExitStack() as stack:
+        for path in sorted(databases):
+            stack.enter_context(databases[path].transaction())
+        yield

@@ -8,7 +8,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import psycopg
 from psycopg import sql
@@ -25,13 +25,20 @@ def check_schema(schema: str) -> str:
 
 
 class SQLiteDatabase:
-    """A WAL-mode SQLite file, one connection, serialised by a lock.
+    """A WAL-mode SQLite file, one connection per file in the process, serialised by a lock.
 
     `synchronous=NORMAL` (the setting SQLite recommends with WAL): commits do not wait for an
     fsync, so a committed write survives a crash of the process but the last ones may be lost on
-    power failure. That is the local profile's trade-off (a request writes several memory rows);
-    production keeps these layers in PostgreSQL and Redis.
+    power failure. That is the local profile's trade-off; production keeps these layers in
+    PostgreSQL and Redis.
+
+    Stores opened on the same file share one instance (`SQLiteDatabase.open`), so the memory
+    layers of a request can write in one transaction: `transaction()` nests, and only the
+    outermost one commits (an error leaving the outermost block rolls back everything).
     """
+
+    _shared: ClassVar[dict[Path, SQLiteDatabase]] = {}
+    _shared_lock: ClassVar[threading.Lock] = threading.Lock()
 
     def __init__(self, path: Path | str) -> None:
         self.path = Path(path)
@@ -41,16 +48,40 @@ class SQLiteDatabase:
         self.conn.execute("PRAGMA journal_mode=WAL")
         self.conn.execute("PRAGMA synchronous=NORMAL")
         self.conn.execute("PRAGMA busy_timeout=5000")
+        self._depth = 0
+        self._users = 1
+
+    @classmethod
+    def open(cls, path: Path | str) -> SQLiteDatabase:
+        """The process's instance for `path` (created on first use; `close` once per `open`)."""
+        key = Path(path).resolve()
+        with cls._shared_lock:
+            db = cls._shared.get(key)
+            if db is None:
+                db = cls._shared[key] = cls(key)
+            else:
+                db._users += 1
+            return db
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
         with self.lock:
+            if self._depth:  # inside another store's transaction: its commit covers this
+                self._depth += 1
+                try:
+                    yield self.conn
+                finally:
+                    self._depth -= 1
+                return
             self.conn.execute("BEGIN IMMEDIATE")
+            self._depth = 1
             try:
                 yield self.conn
             except BaseException:
                 self.conn.execute("ROLLBACK")
                 raise
+            finally:
+                self._depth = 0
             self.conn.execute("COMMIT")
 
     def query(self, statement: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
@@ -58,8 +89,36 @@ class SQLiteDatabase:
             return self.conn.execute(statement, params).fetchall()
 
     def close(self) -> None:
-        with self.lock:
+        with self._shared_lock, self.lock:
+            self._users -= 1
+            if self._users > 0:
+                return
+            if self._shared.get(self.path.resolve()) is self:
+                del self._shared[self.path.resolve()]
             self.conn.close()
+
+
+class Sweeper:
+    """Says when a store's periodic purge of expired rows is due: at most once per `interval_s`.
+
+    Reads already hide expired rows, so purging is only about space; doing it on a write at
+    most once a minute keeps its cost off almost every request.
+    """
+
+    def __init__(self, interval_s: float = 60.0) -> None:
+        if interval_s < 0:
+            raise ValueError(f"purge_interval_s: must be >= 0, got {interval_s}")
+        self.interval_s = interval_s
+        self._next = float("-inf")
+        self._lock = threading.Lock()
+
+    def due(self, now: float) -> bool:
+        """True (and the next sweep scheduled) when a sweep should run at `now`."""
+        with self._lock:
+            if now < self._next:
+                return False
+            self._next = now + self.interval_s
+            return True
 
 
 class PostgresDatabase:

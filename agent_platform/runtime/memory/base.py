@@ -136,6 +136,10 @@ class VersionNotFoundError(LookupError):
         )
 
 
+# (role, content) or (role, content, metadata)
+ShortTermEntry = tuple[str, str] | tuple[str, str, Mapping[str, JSONValue] | None]
+
+
 @runtime_checkable
 class ShortTermMemory(Protocol):
     ttl_s: float
@@ -149,6 +153,10 @@ class ShortTermMemory(Protocol):
         metadata: Mapping[str, JSONValue] | None = None,
     ) -> None:
         """Append an entry; refreshes the buffer's TTL and drops the oldest beyond the cap."""
+        ...
+
+    def add_many(self, scope: MemoryScope, entries: Sequence[ShortTermEntry]) -> None:
+        """`add` for several entries, in order, in one write."""
         ...
 
     def recent(self, scope: MemoryScope, limit: int | None = None) -> list[MemoryItem]:

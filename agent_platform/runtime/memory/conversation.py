@@ -5,6 +5,11 @@ in one row and `rollback` is a copy). Rollback never deletes: it writes a new ve
 old one, marked `restored_from`, so what was undone stays auditable. Versions of a session are
 numbered 1, 2, 3… ; writers of one session are serialised (SQLite: the write lock; PostgreSQL: a
 transaction-scoped advisory lock on the session), so numbers never collide.
+
+Retention: a session idle for longer than `retention_s` (24 h; idle = since its newest version)
+has expired. Reads treat it as absent at once (version 0, no versions), and the next write to it
+deletes its old versions and starts again at version 1. `purge_expired` deletes every expired
+session; writes call it themselves at most once per `purge_interval_s`, in their transaction.
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from agent_platform.runtime.memory._db import PostgresDatabase, SQLiteDatabase
+from agent_platform.runtime.memory._db import PostgresDatabase, SQLiteDatabase, Sweeper
 from agent_platform.runtime.memory.base import (
     ConversationState,
     MemoryScope,
@@ -53,6 +58,19 @@ def _state(scope: MemoryScope, row: tuple[Any, ...] | None) -> ConversationState
     )
 
 
+def _check_retention(retention_s: float) -> float:
+    if retention_s <= 0:
+        raise ValueError(f"retention_s: must be > 0, got {retention_s}")
+    return retention_s
+
+
+# Sessions whose newest version is at or before the horizon (both parameters: the horizon).
+_EXPIRED_SESSIONS = """SELECT c.tenant, c.user_id, c.session_id FROM {table} c
+    WHERE c.created_at <= {p} AND NOT EXISTS (
+        SELECT 1 FROM {table} n WHERE n.tenant = c.tenant AND n.user_id = c.user_id
+        AND n.session_id = c.session_id AND n.created_at > {p})"""
+
+
 def _check_version(version: int) -> int:
     if not isinstance(version, int) or isinstance(version, bool) or version < 1:
         raise ValueError(f"version: must be an integer >= 1, got {version!r}")
@@ -61,13 +79,17 @@ def _check_version(version: int) -> int:
 
 class SQLiteConversationStore:
     def __init__(
-        self, path: Path | str, *, retention_s: float = 86_400.0, clock: Clock = time.time
+        self,
+        path: Path | str,
+        *,
+        retention_s: float = 86_400.0,
+        clock: Clock = time.time,
+        purge_interval_s: float = 60.0,
     ) -> None:
-        if retention_s <= 0:
-            raise ValueError(f"retention_s: must be > 0, got {retention_s}")
-        self.retention_s = retention_s
+        self.retention_s = _check_retention(retention_s)
         self._clock = clock
-        self.db = SQLiteDatabase(path)
+        self._sweeper = Sweeper(purge_interval_s)
+        self.db = SQLiteDatabase.open(path)
         self.db.query(
             """CREATE TABLE IF NOT EXISTS conversation_versions (
                 tenant TEXT NOT NULL, user_id TEXT NOT NULL, session_id TEXT NOT NULL,
@@ -75,9 +97,21 @@ class SQLiteConversationStore:
                 restored_from INTEGER,
                 PRIMARY KEY (tenant, user_id, session_id, version))"""
         )
+        self.db.query(
+            "CREATE INDEX IF NOT EXISTS conversation_versions_created "
+            "ON conversation_versions (created_at)"
+        )
 
     _COLUMNS = "version, turns, created_at, restored_from"
     _WHERE = "tenant = ? AND user_id = ? AND session_id = ?"
+    # The session is alive: its newest version is younger than the retention (parameter: horizon).
+    _ALIVE = (
+        "(SELECT MAX(created_at) FROM conversation_versions "
+        "WHERE tenant = ? AND user_id = ? AND session_id = ?) > ?"
+    )
+
+    def _horizon(self) -> float:
+        return self._clock() - self.retention_s
 
     def _write(
         self,
@@ -86,14 +120,19 @@ class SQLiteConversationStore:
     ) -> ConversationState:
         key = (scope.tenant, scope.user, scope.session)
         with self.db.transaction() as conn:
+            now = self._clock()
+            if self._sweeper.due(now):
+                self._purge(conn, now - self.retention_s)
             row = conn.execute(
                 f"SELECT {self._COLUMNS} FROM conversation_versions WHERE {self._WHERE} "
                 "ORDER BY version DESC LIMIT 1",
                 key,
             ).fetchone()
+            if row is not None and row[2] <= now - self.retention_s:  # expired: start afresh
+                conn.execute(f"DELETE FROM conversation_versions WHERE {self._WHERE}", key)
+                row = None
             current = _state(scope, row)
             turns, restored_from = build(current)
-            now = self._clock()
             conn.execute(
                 "INSERT INTO conversation_versions VALUES (?,?,?,?,?,?,?)",
                 (
@@ -116,24 +155,27 @@ class SQLiteConversationStore:
             "ORDER BY version DESC LIMIT 1",
             (scope.tenant, scope.user, scope.session),
         )
-        return _state(scope, rows[0] if rows else None)
+        alive = bool(rows) and rows[0][2] > self._horizon()
+        return _state(scope, rows[0] if alive else None)
 
     def get_version(self, scope: MemoryScope, version: int) -> ConversationState:
         _check_version(version)
+        key = (scope.tenant, scope.user, scope.session)
         rows = self.db.query(
             f"SELECT {self._COLUMNS} FROM conversation_versions WHERE {self._WHERE} "
-            "AND version = ?",
-            (scope.tenant, scope.user, scope.session, version),
+            f"AND version = ? AND {self._ALIVE}",
+            (*key, version, *key, self._horizon()),
         )
         if not rows:
             raise VersionNotFoundError(scope, version)
         return _state(scope, rows[0])
 
     def versions(self, scope: MemoryScope) -> list[VersionInfo]:
+        key = (scope.tenant, scope.user, scope.session)
         rows = self.db.query(
             f"SELECT {self._COLUMNS} FROM conversation_versions WHERE {self._WHERE} "
-            "ORDER BY version",
-            (scope.tenant, scope.user, scope.session),
+            f"AND {self._ALIVE} ORDER BY version",
+            (*key, *key, self._horizon()),
         )
         return [VersionInfo(r[0], r[2], len(json.loads(r[1])), r[3]) for r in rows]
 
@@ -142,14 +184,16 @@ class SQLiteConversationStore:
         return self._write(scope, lambda cur: (list(target.turns), version))
 
     def purge_expired(self) -> int:
-        horizon = self._clock() - self.retention_s
         with self.db.transaction() as conn:
-            return conn.execute(
-                """DELETE FROM conversation_versions WHERE (tenant, user_id, session_id) IN (
-                    SELECT tenant, user_id, session_id FROM conversation_versions
-                    GROUP BY tenant, user_id, session_id HAVING MAX(created_at) <= ?)""",
-                (horizon,),
-            ).rowcount
+            return self._purge(conn, self._horizon())
+
+    @staticmethod
+    def _purge(conn: Any, horizon: float) -> int:
+        expired = _EXPIRED_SESSIONS.format(table="conversation_versions", p="?")
+        return conn.execute(
+            f"DELETE FROM conversation_versions WHERE (tenant, user_id, session_id) IN ({expired})",
+            (horizon, horizon),
+        ).rowcount
 
     def close(self) -> None:
         self.db.close()
@@ -163,11 +207,11 @@ class PostgresConversationStore:
         schema: str = "agent_runtime",
         retention_s: float = 86_400.0,
         clock: Clock = time.time,
+        purge_interval_s: float = 60.0,
     ) -> None:
-        if retention_s <= 0:
-            raise ValueError(f"retention_s: must be > 0, got {retention_s}")
-        self.retention_s = retention_s
+        self.retention_s = _check_retention(retention_s)
         self._clock = clock
+        self._sweeper = Sweeper(purge_interval_s)
         self.db = PostgresDatabase(url, schema)
         with self.db.transaction() as conn:
             conn.execute(
@@ -179,11 +223,24 @@ class PostgresConversationStore:
                         PRIMARY KEY (tenant, user_id, session_id, version))"""
                 )
             )
+            conn.execute(
+                self.db.sql(
+                    "CREATE INDEX IF NOT EXISTS conversation_versions_created "
+                    "ON {schema}.conversation_versions (created_at)"
+                )
+            )
 
     _SELECT = (
         "SELECT version, turns, created_at, restored_from FROM {schema}.conversation_versions "
         "WHERE tenant = %s AND user_id = %s AND session_id = %s"
     )
+    _ALIVE = (
+        " AND (SELECT MAX(created_at) FROM {schema}.conversation_versions "
+        "WHERE tenant = %s AND user_id = %s AND session_id = %s) > %s"
+    )
+
+    def _horizon(self) -> float:
+        return self._clock() - self.retention_s
 
     def _write(
         self,
@@ -196,12 +253,23 @@ class PostgresConversationStore:
                 "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))",
                 (f"{self.db.schema}:{scope.key}",),
             )
+            now = self._clock()
+            if self._sweeper.due(now):
+                self._purge(conn, now - self.retention_s)
             row = conn.execute(
                 self.db.sql(self._SELECT + " ORDER BY version DESC LIMIT 1"), key
             ).fetchone()
+            if row is not None and row[2] <= now - self.retention_s:  # expired: start afresh
+                conn.execute(
+                    self.db.sql(
+                        "DELETE FROM {schema}.conversation_versions "
+                        "WHERE tenant = %s AND user_id = %s AND session_id = %s"
+                    ),
+                    key,
+                )
+                row = None
             current = _state(scope, row)
             turns, restored_from = build(current)
-            now = self._clock()
             conn.execute(
                 self.db.sql(
                     "INSERT INTO {schema}.conversation_versions "
@@ -226,26 +294,31 @@ class PostgresConversationStore:
             self.db.sql(self._SELECT + " ORDER BY version DESC LIMIT 1"),
             (scope.tenant, scope.user, scope.session),
         )
-        return _state(scope, rows[0] if rows else None)
+        alive = bool(rows) and float(rows[0][2]) > self._horizon()
+        return _state(scope, rows[0] if alive else None)
 
     def get_version(self, scope: MemoryScope, version: int) -> ConversationState:
         _check_version(version)
+        key = (scope.tenant, scope.user, scope.session)
         rows = self.db.query(
-            self.db.sql(self._SELECT + " AND version = %s"),
-            (scope.tenant, scope.user, scope.session, version),
+            self.db.sql(self._SELECT + " AND version = %s" + self._ALIVE),
+            (*key, version, *key, self._horizon()),
         )
         if not rows:
             raise VersionNotFoundError(scope, version)
         return _state(scope, rows[0])
 
     def versions(self, scope: MemoryScope) -> list[VersionInfo]:
+        key = (scope.tenant, scope.user, scope.session)
         rows = self.db.query(
             self.db.sql(
                 "SELECT version, created_at, jsonb_array_length(turns), restored_from "
                 "FROM {schema}.conversation_versions "
-                "WHERE tenant = %s AND user_id = %s AND session_id = %s ORDER BY version"
+                "WHERE tenant = %s AND user_id = %s AND session_id = %s"
+                + self._ALIVE
+                + " ORDER BY version"
             ),
-            (scope.tenant, scope.user, scope.session),
+            (*key, *key, self._horizon()),
         )
         return [VersionInfo(int(r[0]), float(r[1]), int(r[2]), r[3]) for r in rows]
 
@@ -254,17 +327,16 @@ class PostgresConversationStore:
         return self._write(scope, lambda cur: (list(target.turns), version))
 
     def purge_expired(self) -> int:
-        horizon = self._clock() - self.retention_s
         with self.db.transaction() as conn:
-            return conn.execute(
-                self.db.sql(
-                    """DELETE FROM {schema}.conversation_versions
-                       WHERE (tenant, user_id, session_id) IN (
-                        SELECT tenant, user_id, session_id FROM {schema}.conversation_versions
-                        GROUP BY tenant, user_id, session_id HAVING MAX(created_at) <= %s)"""
-                ),
-                (horizon,),
-            ).rowcount
+            return self._purge(conn, self._horizon())
+
+    def _purge(self, conn: Any, horizon: float) -> int:
+        table = "{schema}.conversation_versions"
+        expired = _EXPIRED_SESSIONS.format(table=table, p="%s")
+        return conn.execute(
+            self.db.sql(f"DELETE FROM {table} WHERE (tenant, user_id, session_id) IN ({expired})"),
+            (horizon, horizon),
+        ).rowcount
 
     def close(self) -> None:
         self.db.close()

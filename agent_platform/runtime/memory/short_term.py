@@ -1,21 +1,28 @@
 """Short-term memory backends: Redis (production, real key TTLs) and SQLite (local).
 
 Both keep one buffer per scope that expires `ttl_s` after its last write and holds at most
-`max_items` entries, dropping the oldest.
+`max_items` entries, dropping the oldest. `add_many` writes several entries at once (a request
+adds its question and answer in one round trip / transaction).
 """
 
 from __future__ import annotations
 
 import json
-import sqlite3
-import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import redis
 
-from agent_platform.runtime.memory.base import JSONValue, MemoryItem, MemoryScope, check_role
+from agent_platform.runtime.memory._db import SQLiteDatabase, Sweeper
+from agent_platform.runtime.memory.base import (
+    JSONValue,
+    MemoryItem,
+    MemoryScope,
+    ShortTermEntry,
+    check_role,
+)
 
 Clock = Callable[[], float]
 
@@ -34,6 +41,19 @@ def _encode(role: str, content: str, metadata: Mapping[str, JSONValue] | None, n
     return json.dumps(
         {"role": role, "content": content, "created_at": now, "metadata": dict(metadata or {})}
     )
+
+
+def _encode_all(entries: Sequence[ShortTermEntry], now: float) -> list[str]:
+    """Every entry encoded (and so validated) before anything is written."""
+    payloads = []
+    for index, entry in enumerate(entries):
+        if not isinstance(entry, tuple) or len(entry) not in (2, 3):
+            raise ValueError(
+                f"entries[{index}]: must be (role, content[, metadata]), got {entry!r}"
+            )
+        role, content, *metadata = entry
+        payloads.append(_encode(role, content, metadata[0] if metadata else None, now))
+    return payloads
 
 
 def _decode(payload: str | bytes) -> MemoryItem:
@@ -68,10 +88,15 @@ class RedisShortTermMemory:
         content: str,
         metadata: Mapping[str, JSONValue] | None = None,
     ) -> None:
-        payload = _encode(role, content, metadata, time.time())
+        self.add_many(scope, [(role, content, metadata)])
+
+    def add_many(self, scope: MemoryScope, entries: Sequence[ShortTermEntry]) -> None:
+        payloads = _encode_all(entries, time.time())
+        if not payloads:
+            return
         key = self._key(scope)
         with self._redis.pipeline(transaction=True) as pipe:
-            pipe.rpush(key, payload)
+            pipe.rpush(key, *payloads)
             pipe.ltrim(key, -self.max_items, -1)
             pipe.pexpire(key, max(1, int(self.ttl_s * 1000)))
             pipe.execute()
@@ -97,7 +122,11 @@ class RedisShortTermMemory:
 
 
 class SQLiteShortTermMemory:
-    """SQLite table with an `expires_at` per scope, refreshed on every write (sliding TTL)."""
+    """Entries in one table, each scope's expiry in another (one row to refresh per write: the
+    sliding TTL). Reads hide expired buffers; writes delete them at most once per
+    `purge_interval_s`. The file may be shared with the other memory layers
+    (`SQLiteDatabase.open`), so a request's writes to all of them can commit as one transaction.
+    """
 
     def __init__(
         self,
@@ -106,32 +135,34 @@ class SQLiteShortTermMemory:
         ttl_s: float = 3600.0,
         max_items: int = 50,
         clock: Clock = time.time,
+        purge_interval_s: float = 60.0,
     ) -> None:
         _check(ttl_s, max_items)
         self.ttl_s = ttl_s
         self.max_items = max_items
         self._clock = clock
-        self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._lock = threading.Lock()
-        self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")  # see memory._db.SQLiteDatabase
-        self._db.execute("PRAGMA busy_timeout=5000")
-        self._db.executescript(
-            """
-            CREATE TABLE IF NOT EXISTS short_term_memory (
-                seq INTEGER PRIMARY KEY AUTOINCREMENT,
-                scope_key TEXT NOT NULL,
-                payload TEXT NOT NULL,
-                expires_at REAL NOT NULL
-            );
-            CREATE INDEX IF NOT EXISTS short_term_memory_scope
-                ON short_term_memory (scope_key, seq);
-            CREATE INDEX IF NOT EXISTS short_term_memory_expiry
-                ON short_term_memory (expires_at);
-            """
-        )
+        self._sweeper = Sweeper(purge_interval_s)
+        self.db = SQLiteDatabase.open(path)
+        self.path = self.db.path
+        with self.db.transaction() as conn:
+            conn.execute(
+                """CREATE TABLE IF NOT EXISTS short_term_items (
+                    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+                    scope_key TEXT NOT NULL,
+                    payload TEXT NOT NULL)"""
+            )
+            conn.execute(
+                "CREATE INDEX IF NOT EXISTS short_term_items_scope "
+                "ON short_term_items (scope_key, seq)"
+            )
+            conn.execute(
+                """CREATE TABLE IF NOT EXISTS short_term_buffers (
+                    scope_key TEXT PRIMARY KEY, expires_at REAL NOT NULL)"""
+            )
+            conn.execute(
+                "CREATE INDEX IF NOT EXISTS short_term_buffers_expiry "
+                "ON short_term_buffers (expires_at)"
+            )
 
     def add(
         self,
@@ -140,55 +171,76 @@ class SQLiteShortTermMemory:
         content: str,
         metadata: Mapping[str, JSONValue] | None = None,
     ) -> None:
+        self.add_many(scope, [(role, content, metadata)])
+
+    def add_many(self, scope: MemoryScope, entries: Sequence[ShortTermEntry]) -> None:
         now = self._clock()
-        payload = _encode(role, content, metadata, now)
+        payloads = _encode_all(entries, now)
+        if not payloads:
+            return
         key = scope.key
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                self._db.execute("DELETE FROM short_term_memory WHERE expires_at <= ?", (now,))
-                self._db.execute(
-                    "INSERT INTO short_term_memory (scope_key, payload, expires_at) VALUES (?,?,?)",
-                    (key, payload, now + self.ttl_s),
-                )
-                self._db.execute(
-                    "UPDATE short_term_memory SET expires_at = ? WHERE scope_key = ?",
-                    (now + self.ttl_s, key),
-                )
-                self._db.execute(
-                    """DELETE FROM short_term_memory WHERE scope_key = ? AND seq NOT IN (
-                        SELECT seq FROM short_term_memory WHERE scope_key = ?
-                        ORDER BY seq DESC LIMIT ?)""",
-                    (key, key, self.max_items),
-                )
-                self._db.execute("COMMIT")
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
+        with self.db.transaction() as conn:
+            if self._sweeper.due(now):
+                self._purge(conn, now)
+            expired = conn.execute(
+                "SELECT 1 FROM short_term_buffers WHERE scope_key = ? AND expires_at <= ?",
+                (key, now),
+            ).fetchone()
+            if expired:  # an expired buffer starts empty, as a Redis key would
+                conn.execute("DELETE FROM short_term_items WHERE scope_key = ?", (key,))
+            conn.executemany(
+                "INSERT INTO short_term_items (scope_key, payload) VALUES (?,?)",
+                [(key, payload) for payload in payloads],
+            )
+            conn.execute(
+                """INSERT INTO short_term_buffers VALUES (?,?)
+                   ON CONFLICT (scope_key) DO UPDATE SET expires_at = excluded.expires_at""",
+                (key, now + self.ttl_s),
+            )
+            conn.execute(
+                """DELETE FROM short_term_items WHERE scope_key = ? AND seq <= (
+                    SELECT seq FROM short_term_items WHERE scope_key = ?
+                    ORDER BY seq DESC LIMIT 1 OFFSET ?)""",
+                (key, key, self.max_items),
+            )
 
     def recent(self, scope: MemoryScope, limit: int | None = None) -> list[MemoryItem]:
-        with self._lock:
-            rows = self._db.execute(
-                """SELECT payload FROM short_term_memory WHERE scope_key = ? AND expires_at > ?
-                   ORDER BY seq DESC LIMIT ?""",
-                (scope.key, self._clock(), limit or self.max_items),
-            ).fetchall()
+        rows = self.db.query(
+            """SELECT i.payload FROM short_term_items i JOIN short_term_buffers b
+               ON b.scope_key = i.scope_key
+               WHERE i.scope_key = ? AND b.expires_at > ? ORDER BY i.seq DESC LIMIT ?""",
+            (scope.key, self._clock(), min(limit or self.max_items, self.max_items)),
+        )
         return [_decode(r[0]) for r in reversed(rows)]
 
     def ttl_remaining(self, scope: MemoryScope) -> float | None:
         now = self._clock()
-        with self._lock:
-            row = self._db.execute(
-                "SELECT MAX(expires_at) FROM short_term_memory WHERE scope_key = ?", (scope.key,)
-            ).fetchone()
-        if row[0] is None or row[0] <= now:
+        rows = self.db.query(
+            "SELECT expires_at FROM short_term_buffers WHERE scope_key = ?", (scope.key,)
+        )
+        if not rows or rows[0][0] <= now:
             return None
-        return float(row[0]) - now
+        return float(rows[0][0]) - now
 
     def clear(self, scope: MemoryScope) -> None:
-        with self._lock:
-            self._db.execute("DELETE FROM short_term_memory WHERE scope_key = ?", (scope.key,))
+        with self.db.transaction() as conn:
+            conn.execute("DELETE FROM short_term_items WHERE scope_key = ?", (scope.key,))
+            conn.execute("DELETE FROM short_term_buffers WHERE scope_key = ?", (scope.key,))
+
+    def purge_expired(self) -> int:
+        """Delete the entries of every expired buffer; returns how many."""
+        with self.db.transaction() as conn:
+            return self._purge(conn, self._clock())
+
+    @staticmethod
+    def _purge(conn: Any, now: float) -> int:
+        deleted = conn.execute(
+            """DELETE FROM short_term_items WHERE scope_key IN (
+                SELECT scope_key FROM short_term_buffers WHERE expires_at <= ?)""",
+            (now,),
+        ).rowcount
+        conn.execute("DELETE FROM short_term_buffers WHERE expires_at <= ?", (now,))
+        return deleted
 
     def close(self) -> None:
-        with self._lock:
-            self._db.close()
+        self.db.close()

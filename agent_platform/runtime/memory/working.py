@@ -1,8 +1,10 @@
 """Working memory backends: PostgreSQL (production) and SQLite (local).
 
 Entries are (tenant, user, session, key) → JSON value, kept `retention_s` (24 h) after their last
-update. Expired entries are invisible at once and deleted by `purge_expired` (and on writes).
-Times are epoch seconds from an injectable clock, so retention is testable without waiting a day.
+update. Expired entries are invisible at once; `purge_expired` deletes them, and `put` calls it
+itself at most once per `purge_interval_s` (in the same transaction), so the table does not grow
+without bound even when nothing else purges. Times are epoch seconds from an injectable clock, so
+retention is testable without waiting a day.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from agent_platform.runtime.memory._db import PostgresDatabase, SQLiteDatabase
+from agent_platform.runtime.memory._db import PostgresDatabase, SQLiteDatabase, Sweeper
 from agent_platform.runtime.memory.base import (
     JSONValue,
     MemoryScope,
@@ -62,11 +64,17 @@ def _entry(row: tuple[Any, ...], *, encoded: bool) -> WorkingMemoryEntry:
 
 class SQLiteWorkingMemory:
     def __init__(
-        self, path: Path | str, *, retention_s: float = 86_400.0, clock: Clock = time.time
+        self,
+        path: Path | str,
+        *,
+        retention_s: float = 86_400.0,
+        clock: Clock = time.time,
+        purge_interval_s: float = 60.0,
     ) -> None:
         self.retention_s = _check_retention(retention_s)
         self._clock = clock
-        self.db = SQLiteDatabase(path)
+        self._sweeper = Sweeper(purge_interval_s)
+        self.db = SQLiteDatabase.open(path)
         for statement in (
             """CREATE TABLE IF NOT EXISTS working_memory (
                 tenant TEXT NOT NULL, user_id TEXT NOT NULL, session_id TEXT NOT NULL,
@@ -96,6 +104,8 @@ class SQLiteWorkingMemory:
                     now + self.retention_s,
                 ),
             )
+            if self._sweeper.due(now):
+                conn.execute("DELETE FROM working_memory WHERE expires_at <= ?", (now,))
 
     def get(self, scope: MemoryScope, key: str) -> JSONValue | None:
         rows = self.db.query(
@@ -145,9 +155,11 @@ class PostgresWorkingMemory:
         schema: str = "agent_runtime",
         retention_s: float = 86_400.0,
         clock: Clock = time.time,
+        purge_interval_s: float = 60.0,
     ) -> None:
         self.retention_s = _check_retention(retention_s)
         self._clock = clock
+        self._sweeper = Sweeper(purge_interval_s)
         self.db = PostgresDatabase(url, schema)
         with self.db.transaction() as conn:
             conn.execute(
@@ -188,6 +200,11 @@ class PostgresWorkingMemory:
                     now + self.retention_s,
                 ),
             )
+            if self._sweeper.due(now):
+                conn.execute(
+                    self.db.sql("DELETE FROM {schema}.working_memory WHERE expires_at <= %s"),
+                    (now,),
+                )
 
     def get(self, scope: MemoryScope, key: str) -> JSONValue | None:
         rows = self.db.query(
