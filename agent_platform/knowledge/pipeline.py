@@ -252,7 +252,8 @@ def sync_index(
         for row, vector in zip(rows, vectors, strict=True):
             current.add(row["chunk_id"])
             metadata = {"document_hash": row["document_hash"], "position": row["position"]}
-            if indexed.get(row["chunk_id"]) == canonical_metadata(metadata):
+            stored = indexed.get(row["chunk_id"])
+            if stored is not None and stored == canonical_metadata(metadata):
                 continue
             records.append(
                 ChunkRecord(
