@@ -177,7 +177,8 @@ def evaluate(
 
 
 def summarize(results: Sequence[ExampleResult], latencies: Sequence[float]) -> dict[str, float]:
-    """The metrics of one evaluation; errored examples count as incorrect and inconsistent."""
+    """The metrics of one evaluation; errored examples count as incorrect, non-compliant and
+    inconsistent (quality metrics such as groundedness are over the examples that answered)."""
     answerable = [r for r in results if r.answerable]
     unanswerable = [r for r in results if not r.answerable]
     ok = [r for r in results if not r.error]
@@ -195,7 +196,7 @@ def summarize(results: Sequence[ExampleResult], latencies: Sequence[float]) -> d
         "groundedness": m.mean(r.groundedness for r in ok),
         "citation_validity": m.mean(float(not r.citation_problems) for r in ok),
         "pii_leaks": float(sum(bool(r.pii) for r in ok)),
-        "compliance": m.mean(float(r.compliant) for r in ok) if ok else 0.0,
+        "compliance": sum(r.compliant for r in results) / total,
         "recall_at_k": m.mean(r.recall_at_k for r in answerable if not r.error),
         "mrr": m.mean(r.reciprocal_rank for r in answerable if not r.error),
         "consistency": agreeing / comparisons if comparisons else math.nan,

@@ -106,7 +106,7 @@ def test_summary_counts_errors_as_failures_and_takes_percentiles() -> None:
     metrics = summarize([good, leak, errored], [float(v) for v in range(1, 101)])
     assert metrics["accuracy"] == pytest.approx(2 / 3)
     assert metrics["errors"] == 1
-    assert metrics["compliance"] == 0.5 and metrics["pii_leaks"] == 1
+    assert metrics["compliance"] == pytest.approx(1 / 3) and metrics["pii_leaks"] == 1
     assert metrics["latency_p50_ms"] == pytest.approx(50.5)
     assert metrics["latency_p99_ms"] == pytest.approx(99.01)
 
