@@ -16,6 +16,13 @@ scale (see `agent_platform.vectorstore.validation`), so one number cannot serve 
   hits score 0.42-0.68, off-topic ones up to 0.44: keyword scores separate poorly.
 
 An explicit `min_relevance` is applied as given, on the mode's scale.
+
+Optimal relevance. The spec's 0.85 "optimal" is a hybrid-scale number: a hybrid score of 0.85 or
+more means both retrievers rank the chunk in roughly their top 12 (or one ranks it first and the
+other in its top 27). Such strong chunks are packed into the prompt before memory and the
+conversation; chunks between the minimum and 0.85 only get the room those leave (see
+`agent_platform.runtime.context_window`). The vector and keyword scales have no calibrated
+optimum, so there every chunk above the minimum counts as strong.
 """
 
 from __future__ import annotations
@@ -26,6 +33,7 @@ from agent_platform.runtime.agent_config import RetrievalConfig
 from agent_platform.runtime.tokens import count_tokens
 
 DEFAULT_MIN_RELEVANCE = {"hybrid": 0.70, "vector": 0.60, "keyword": 0.40}
+OPTIMAL_RELEVANCE = {"hybrid": 0.85}
 OUTPUT_TOKEN_SLACK = 2.0  # our counter over-counts sub-word tokens; allow 2x max_output_tokens
 _CITATION = re.compile(r"\[(\d{1,4})\]")
 _NON_WORD = re.compile(r"[^a-z0-9]+")
@@ -36,6 +44,12 @@ def min_relevance(config: RetrievalConfig) -> float:
     if "min_relevance" in config.model_fields_set:
         return config.min_relevance
     return DEFAULT_MIN_RELEVANCE[config.mode]
+
+
+def optimal_relevance(config: RetrievalConfig) -> float | None:
+    """The strong-match threshold for `config`'s mode (never below its minimum), or None."""
+    optimal = OPTIMAL_RELEVANCE.get(config.mode)
+    return None if optimal is None else max(optimal, min_relevance(config))
 
 
 def cited_numbers(answer: str) -> list[int]:

@@ -10,26 +10,36 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-import weakref
-from collections.abc import AsyncIterator, Iterator
+from collections import deque
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any, Self
 
 from langchain_core.messages import HumanMessage, SystemMessage
 
 from agent_platform.knowledge.service import KnowledgeBase
+from agent_platform.prompts import LoadedPrompt
 from agent_platform.runtime.access import Gatekeeper
 from agent_platform.runtime.agent_config import AgentConfig
 from agent_platform.runtime.config import RuntimeSettings
-from agent_platform.runtime.errors import ModelsFailedError
+from agent_platform.runtime.context_window import (
+    ContextBudgetError,
+    ContextSelection,
+    Costs,
+    select_context,
+)
+from agent_platform.runtime.errors import ModelsFailedError, RequestValidationError
 from agent_platform.runtime.grounding import (
     cited_numbers,
     is_refusal,
     min_relevance,
+    optimal_relevance,
     output_problem,
 )
 from agent_platform.runtime.long_term import VectorLongTermMemory, fact_worth_keeping
+from agent_platform.runtime.memory import write_together
 from agent_platform.runtime.memory.base import (
     ConversationStore,
     ShortTermMemory,
@@ -41,7 +51,7 @@ from agent_platform.runtime.prompting import PromptResolver
 from agent_platform.runtime.response import Citation
 from agent_platform.runtime.router import AllModelsFailedError, NoCandidateModelsError, Router
 from agent_platform.runtime.telemetry import Telemetry
-from agent_platform.runtime.tokens import count_tokens
+from agent_platform.runtime.tokens import MESSAGE_OVERHEAD_TOKENS, count_tokens
 from agent_platform.runtime.workflow import RunContext, RunState
 from agent_platform.vectorstore.base import SearchMode
 
@@ -51,47 +61,129 @@ MEMORY_HEADER = "Memory (facts this user asked you to keep; not sources, do not 
 
 
 class ModelSlots:
-    """At most `limit` model calls at once: one semaphore for threads, one per event loop."""
+    """At most `limit` model calls at once across every thread and event loop of the process.
+
+    One counter under a lock; callers that find it full queue up (first come, first served) and
+    the slot a caller frees goes straight to the next one: a thread waits on an event, a coroutine
+    on a future of its own loop, woken thread-safely.
+    """
 
     def __init__(self, limit: int = 10) -> None:
         if limit < 1:
             raise ValueError(f"max_concurrent_model_calls: must be >= 1, got {limit}")
         self.limit = limit
-        self._threads = threading.BoundedSemaphore(limit)
-        self._loops: weakref.WeakKeyDictionary[Any, asyncio.Semaphore] = weakref.WeakKeyDictionary()
         self._lock = threading.Lock()
+        self._waiters: deque[Callable[[], bool]] = deque()  # each hands a slot over, or says no
         self.in_use = 0
         self.peak = 0
 
-    def _enter(self) -> None:
-        with self._lock:
+    def _take(self) -> bool:
+        """Under the lock: take a free slot unless others are already queued for one."""
+        if self.in_use < self.limit and not self._waiters:
             self.in_use += 1
             self.peak = max(self.peak, self.in_use)
+            return True
+        return False
 
-    def _exit(self) -> None:
+    def _release(self) -> None:
         with self._lock:
+            while self._waiters:
+                if self._waiters.popleft()():  # the slot passes on; in_use is unchanged
+                    return
             self.in_use -= 1
 
     @contextmanager
     def sync(self) -> Iterator[None]:
-        with self._threads:
-            self._enter()
-            try:
-                yield
-            finally:
-                self._exit()
+        with self._lock:
+            granted = threading.Event()
+            if self._take():
+                granted.set()
+            else:
+                self._waiters.append(lambda: granted.set() or True)
+        granted.wait()
+        try:
+            yield
+        finally:
+            self._release()
 
     @asynccontextmanager
     async def asynchronous(self) -> AsyncIterator[None]:
         loop = asyncio.get_running_loop()
-        with self._lock:
-            semaphore = self._loops.setdefault(loop, asyncio.Semaphore(self.limit))
-        async with semaphore:
-            self._enter()
+        granted: asyncio.Future[None] = loop.create_future()
+
+        def wake() -> bool:  # called by the releasing thread, under the lock
+            if granted.done():
+                return False  # cancelled while queued
             try:
-                yield
-            finally:
-                self._exit()
+                loop.call_soon_threadsafe(accept)
+            except RuntimeError:  # the loop is closed
+                return False
+            return True
+
+        def accept() -> None:  # on the waiter's loop
+            if granted.done():  # cancelled after the slot was handed over: pass it on
+                self._release()
+            else:
+                granted.set_result(None)
+
+        with self._lock:
+            if self._take():
+                granted.set_result(None)
+            else:
+                self._waiters.append(wake)
+        try:
+            await granted
+        except asyncio.CancelledError:
+            if granted.done() and not granted.cancelled():  # granted, then cancelled
+                self._release()
+            raise
+        try:
+            yield
+        finally:
+            self._release()
+
+
+@dataclass(frozen=True)
+class PromptLayout:
+    """What each part of a request costs in tokens once rendered by one (system, user) prompt pair.
+
+    Measured once per pair of versions by rendering the templates with empty probes (no source,
+    one, two; an untitled and a titled one; no turn, one, two), so the costs follow whatever the
+    templates do with sources and turns. The memory section is appended by `prepare_prompt`.
+    """
+
+    fixed_tokens: int  # both prompts with no source, memory or turn, and an empty question
+    costs: Costs[Any, Turn]
+
+    @classmethod
+    def measure(cls, prompts: PromptResolver, system: LoadedPrompt, user: LoadedPrompt) -> Self:
+        def sys(*sources: dict[str, str]) -> int:
+            return count_tokens(prompts.render(system, {"sources": list(sources)}).text)
+
+        def usr(*turns: dict[str, str]) -> int:  # the probe question "?" is one token
+            inputs = {"question": "?", "history": list(turns)}
+            return count_tokens(prompts.render(user, inputs).text) - 1
+
+        blank, titled = {"title": "", "text": ""}, {"title": "t", "text": ""}
+        no_source, one, two = sys(), sys(blank), sys(blank, blank)
+        per_source, per_title = max(two - one, 0), max(sys(titled) - one, 0)
+        turn = {"role": "user", "content": ""}
+        no_turn, one_turn, two_turns = usr(), usr(turn), usr(turn, turn)
+        per_turn = max(two_turns - one_turn, 0)
+        overhead = 2 * MESSAGE_OVERHEAD_TOKENS
+        return cls(
+            fixed_tokens=no_source + no_turn + overhead,
+            costs=Costs(
+                chunk=lambda h: (
+                    per_source + per_title * count_tokens(h.source) + count_tokens(h.text)
+                ),
+                memory=lambda m: count_tokens(m) + 1,  # "- " and the snippet
+                turn=lambda t: per_turn + count_tokens(t.content),
+                chunk_header=max(one - per_source - no_source, 0),
+                memory_header=count_tokens(MEMORY_HEADER),
+                turn_header=max(one_turn - per_turn - no_turn, 0),
+            ),
+        )
 
 
 @dataclass
@@ -110,6 +202,9 @@ class AgentServices:
     gatekeeper: Gatekeeper
     telemetry: Telemetry
     model_slots: ModelSlots
+    _layouts: dict[tuple[str, int, str, int], PromptLayout] = field(
+        default_factory=dict, init=False, repr=False
+    )
 
     def model_chain(self) -> list[str]:
         if self.agent.models is not None:
@@ -117,10 +212,23 @@ class AgentServices:
         return list(self.runtime.routes[self.agent.route].models)
 
     # --- load_context ----------------------------------------------------------------------
-    def load_context(self, run: RunContext) -> dict[str, Any]:
+    def recent_turns(self, run: RunContext) -> list[Turn]:
+        """The session's newest turns: from short-term memory (the layer kept for this, 1 h TTL),
+        else, once that has expired, from the conversation store (24 h retention). A request
+        without a session id starts a new session, which has none."""
         request, scope = run.request, run.scope
         assert request is not None and scope is not None
-        history = list(self.conversation.current(scope).turns)[-MAX_HISTORY_TURNS:]
+        if request.session_id is None:
+            return []
+        recent = self.short_term.recent(scope, limit=MAX_HISTORY_TURNS)
+        if recent:
+            return [Turn(m.role, m.content, dict(m.metadata)) for m in recent]
+        return list(self.conversation.current(scope).turns[-MAX_HISTORY_TURNS:])
+
+    def load_context(self, run: RunContext) -> dict[str, Any]:
+        request = run.request
+        assert request is not None
+        history = self.recent_turns(run)
         config = self.agent.retrieval
         mode = SearchMode(config.mode)
         vector = None
@@ -131,54 +239,123 @@ class AgentServices:
         hits = self.knowledge.store.search(
             request.tenant, query_text=request.input, query_vector=vector, k=config.k, mode=mode
         )
-        threshold = min_relevance(config)
-        used = [h for h in hits if h.score >= threshold]
         memories: list[str] = []
         if vector is not None:
             recalled = self.long_term.recall_by_vector(
                 request.tenant, request.user, request.input, vector, MEMORY_RECALL_K
             )
             memories = [m.text for m in recalled]
-        return {"history": history, "hits": hits, "used": used, "memories": memories}
+        return {"history": history, "hits": hits, "memories": memories}
 
     # --- prepare_prompt --------------------------------------------------------------------
+    @cached_property
+    def context_budget(self) -> int:
+        """Prompt tokens a request may use: the smaller of `context.max_tokens` and the smallest
+        context window among the models that may answer (any of the chain can, after retries and
+        fallbacks), less the output reserve (at least the agent's `max_output_tokens`)."""
+        context, catalogue = self.runtime.context, self.router.catalogue
+        windows = [catalogue.get(name).context_window for name in self.model_chain()]
+        reserve = max(context.reserve_output_tokens, self.agent.max_output_tokens)
+        budget = min([context.max_tokens, *windows]) - reserve
+        if budget <= 0:
+            raise ContextBudgetError(
+                f"context.max_tokens: the context window ({min([context.max_tokens, *windows])} "
+                f"tokens) leaves no room for a prompt after reserving {reserve} for the output"
+            )
+        return budget
+
+    def _layout(self, system: LoadedPrompt, user: LoadedPrompt) -> PromptLayout:
+        key = (system.name, system.version, user.name, user.version)
+        layout = self._layouts.get(key)
+        if layout is None:
+            layout = self._layouts[key] = PromptLayout.measure(self.prompts, system, user)
+        return layout
+
     def prepare_prompt(self, run: RunContext, state: RunState) -> dict[str, Any]:
+        """Render the prompts with what fits the context budget (context_window.py's priorities):
+        strong chunks, memory, the newest turns, then merely relevant chunks."""
         request = run.request
         assert request is not None
-        system_ref, user_ref = self.agent.system_prompt, self.agent.user_prompt
-        system_prompt, system_alias, variant = self.prompts.resolve(system_ref, request.user)
-        sources = [{"title": h.source, "text": h.text} for h in state.get("used", [])]
-        system = self.prompts.render(system_prompt, {"sources": sources}, variant)
-        run.prompt = self.prompts.used(system, system_alias)
-        system_text = system.text
-        if state.get("memories"):
-            system_text += (
-                "\n\n" + MEMORY_HEADER + "\n" + "\n".join(f"- {m}" for m in state["memories"])
+        system_prompt, system_alias, variant = self.prompts.resolve(
+            self.agent.system_prompt, request.user
+        )
+        user_prompt, user_alias, user_variant = self.prompts.resolve(
+            self.agent.user_prompt, request.user
+        )
+        layout = self._layout(system_prompt, user_prompt)
+        turns = [t for t in state.get("history", []) if t.role in {"user", "assistant"}]
+        budget, overshoot = self.context_budget, 0
+        for _ in range(3):  # the costs are exact for the shipped templates; re-fit if not
+            chosen = self._select(layout, request.input, state, turns, budget - overshoot)
+            system = self.prompts.render(
+                system_prompt,
+                {"sources": [{"title": h.source, "text": h.text} for h in chosen.chunks]},
+                variant,
             )
-        user_prompt, user_alias, user_variant = self.prompts.resolve(user_ref, request.user)
-        budget = (
-            self.runtime.context.max_tokens
-            - self.runtime.context.reserve_output_tokens
-            - count_tokens(system_text)
-            - count_tokens(request.input)
-        )
-        history = [
-            {"role": t.role, "content": t.content}
-            for t in state.get("history", [])
-            if t.role in {"user", "assistant"}
-        ]
-        while history and sum(count_tokens(h["content"]) + 4 for h in history) > budget:
-            history.pop(0)
-        user = self.prompts.render(
-            user_prompt, {"question": request.input, "history": history}, user_variant
-        )
+            system_text = system.text
+            if chosen.memory:
+                system_text += (
+                    "\n\n" + MEMORY_HEADER + "\n" + "\n".join(f"- {m}" for m in chosen.memory)
+                )
+            history = [{"role": t.role, "content": t.content} for t in chosen.turns]
+            user = self.prompts.render(
+                user_prompt, {"question": request.input, "history": history}, user_variant
+            )
+            used = count_tokens(system_text) + count_tokens(user.text) + 2 * MESSAGE_OVERHEAD_TOKENS
+            if used <= budget:
+                break
+            overshoot += used - budget
+        else:
+            raise ContextBudgetError(
+                f"could not fit the prompt into {budget} tokens (the last try used {used})"
+            )
+        run.prompt = self.prompts.used(system, system_alias)
         refusals = [NO_ANSWER, str(self.prompts.declared_default(system_prompt, "refusal") or "")]
         return {
             "system": system,
             "user_prompt": self.prompts.used(user, user_alias),
             "messages": [SystemMessage(system_text), HumanMessage(user.text)],
             "refusals": [r for r in refusals if r],
+            "used": chosen.chunks,
+            "context": {
+                "budget_tokens": budget,
+                "prompt_tokens": used,
+                "dropped_chunks": len(chosen.dropped_for_budget),
+                "dropped_turns": chosen.dropped_turns,
+                "dropped_memories": chosen.dropped_memory,
+            },
         }
+
+    def _select(
+        self,
+        layout: PromptLayout,
+        question: str,
+        state: RunState,
+        turns: list[Turn],
+        budget: int,
+    ) -> ContextSelection[Any, Turn]:
+        config = self.agent.retrieval
+        try:
+            return select_context(
+                budget_tokens=budget,
+                fixed_tokens=layout.fixed_tokens + count_tokens(question),
+                costs=layout.costs,
+                chunks=state.get("hits", []),
+                memory=state.get("memories", []),
+                conversation=turns,
+                min_relevance=min_relevance(config),
+                optimal_relevance=optimal_relevance(config),
+                max_chunk_share=self.runtime.context.max_chunk_share,
+            )
+        except ContextBudgetError as exc:
+            if layout.fixed_tokens > budget:  # the prompts alone: a configuration problem
+                raise ContextBudgetError(
+                    f"context.max_tokens: the prompts alone need {layout.fixed_tokens} tokens; "
+                    f"the budget is {budget}"
+                ) from None
+            error = RequestValidationError("input", f"too long for the model's context: {exc}")
+            error.phase = "prepare_prompt"
+            raise error from None
 
     # --- execute_model ---------------------------------------------------------------------
     def _route_args(self, state: RunState) -> dict[str, Any]:
@@ -273,13 +450,19 @@ class AgentServices:
             "citations": [c.chunk_id for c in state["citations"]],
             "prompt": run.prompt.model_dump() if run.prompt else None,
         }
-        version = self.conversation.append(
-            scope, [Turn("user", request.input, meta), Turn("assistant", answer, reply)]
-        ).version
-        self.short_term.add(scope, "user", request.input, meta)
-        self.short_term.add(scope, "assistant", answer, reply)
-        record = {"status": "refused" if refused else "answered", "state_version": version}
-        self.working.put(scope, f"request:{run.trace_id}", {**reply, **record, "at": time.time()})
+        status = "refused" if refused else "answered"
+        with write_together(self.conversation, self.short_term, self.working):
+            version = self.conversation.append(
+                scope, [Turn("user", request.input, meta), Turn("assistant", answer, reply)]
+            ).version
+            self.short_term.add_many(
+                scope, [("user", request.input, meta), ("assistant", answer, reply)]
+            )
+            self.working.put(
+                scope,
+                f"request:{run.trace_id}",
+                {**reply, "status": status, "state_version": version, "at": time.time()},
+            )
         fact = fact_worth_keeping(request.input)
         if fact is not None:
             self.long_term.remember(
