@@ -8,10 +8,11 @@
 
 * validate: the request against `AgentRequest` (size limits; errors name the field).
 * authorise: tenant known, user allowed; resources guarded (index present, a model not tripped).
-* load_context: conversation history (versioned store), retrieval from the tenant's index
-  (chunks below the relevance threshold are kept for the record but not given to the model), and
-  long-term memories of the user.
-* prepare_prompt: the system and user prompts from the registry (alias, A/B variant, fallback).
+* load_context: the session's recent turns (short-term memory, else the versioned conversation
+  store), retrieval from the tenant's index, and long-term memories of the user.
+* prepare_prompt: the system and user prompts from the registry (alias, A/B variant, fallback),
+  rendered with what fits the context budget (context_window.py): chunks below the relevance
+  threshold, or that do not fit, are kept for the record but not given to the model.
 * execute_model: the router (retries, fallbacks, breakers, limits), at most N calls at once.
 * validate_output: non-empty, within limits, citing only given sources; refusals detected. An
   invalid answer sends the request back to execute_model without that model.

@@ -86,6 +86,31 @@ def test_chunks_share_the_budget_with_memory_and_history() -> None:
     assert count_message_tokens(packed.messages) <= packed.budget_tokens
 
 
+def test_strong_chunks_come_before_history_usable_ones_after() -> None:
+    strong = RetrievedChunk("strong.md", "relevant text " * 40, 0.9)
+    usable = RetrievedChunk("usable.md", "relevant text " * 40, 0.75)
+    history = turns(4)  # ~200 tokens
+    common = {"system_prompt": "Sys.", "question": "Q?", "reserve_output_tokens": 0}
+    # Room for both chunks or for one chunk and the conversation: the strong chunk and the
+    # conversation win, the merely usable chunk is dropped.
+    packed = pack_context(**common, chunks=[usable, strong], conversation=history, max_tokens=400)
+    assert [c.source for c in packed.chunks] == ["strong.md"]
+    assert packed.dropped_for_budget == [usable] and packed.dropped_turns == 0
+    # Without a conversation the usable chunk gets the room.
+    alone = pack_context(**common, chunks=[usable, strong], max_tokens=400)
+    assert [c.source for c in alone.chunks] == ["strong.md", "usable.md"]
+    # With no optimum every relevant chunk is strong, and history is what gets squeezed.
+    flat = pack_context(
+        **common,
+        chunks=[usable, strong],
+        conversation=history,
+        max_tokens=400,
+        optimal_relevance=None,
+    )
+    assert [c.source for c in flat.chunks] == ["strong.md", "usable.md"]
+    assert flat.dropped_turns > 0
+
+
 def test_defaults_and_bad_input() -> None:
     packed = pack_context(system_prompt="S", question="Q")
     assert packed.budget_tokens == 16_000 - 512
@@ -99,3 +124,5 @@ def test_defaults_and_bad_input() -> None:
         )
     with pytest.raises(ValueError, match="min_relevance"):
         pack_context(system_prompt="S", question="Q", min_relevance=2)
+    with pytest.raises(ValueError, match=r"optimal_relevance: must be in \[0, 1\]"):
+        pack_context(system_prompt="S", question="Q", optimal_relevance=1.5)
