@@ -11,7 +11,9 @@ from assets.evaluation import evaluation_job, quality_gate_job
 from resources.model_registry import EvaluationResource, ModelRegistryResource
 
 
-@dg.sensor(job=evaluation_job, minimum_interval_seconds=300)
+@dg.sensor(
+    job=evaluation_job, minimum_interval_seconds=300, default_status=dg.DefaultSensorStatus.RUNNING
+)
 def evaluation_request_sensor(
     context: dg.SensorEvaluationContext,
     evaluation: EvaluationResource,
@@ -48,5 +50,6 @@ daily_quality_gate = dg.ScheduleDefinition(
     name="daily_quality_gate",
     job=quality_gate_job,
     cron_schedule="0 5 * * *",
+    default_status=dg.DefaultScheduleStatus.RUNNING,
     description="Re-evaluates the champion every day at 05:00; fails when it drops below a gate.",
 )

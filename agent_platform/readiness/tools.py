@@ -30,7 +30,11 @@ def _could_not(reason: str) -> ToolOutcome:
 
 
 def run_bandit(paths: list[Path], *, timeout_s: float = 180) -> ToolOutcome:
-    """Pass when bandit finds no high-severity issue in `paths`."""
+    """Pass when bandit finds no high-severity issue in `paths` (a missing path is not a pass:
+    bandit would scan nothing and report no issues)."""
+    missing = [str(p) for p in paths if not p.exists()]
+    if missing:
+        return _could_not(f"bandit: no such path(s) to scan: {', '.join(missing)}")
     try:
         proc = _run(
             [sys.executable, "-m", "bandit", "-r", "-f", "json", "-q", *map(str, paths)], timeout_s

@@ -7,14 +7,17 @@ import dagster as dg
 import pytest
 from typer.testing import CliRunner
 
+from agent_platform.cli.execution import run_tenant_job
 from agent_platform.cli.readiness import readiness_app
 from agent_platform.evaluation import load_plan
+from agent_platform.evaluation.candidates import DEFAULT_PLAN_PATH
 from agent_platform.model_registry import AgentModelRegistry
 from agent_platform.readiness import SignoffError, SignoffStore, build_report, write_report
 from agent_platform.readiness.tools import run_bandit
 from agent_platform.settings import Settings
 from resources.model_registry import EvaluationResource, LocalModelRegistryResource
-from sensors.evaluation import evaluation_request_sensor
+from sensors.evaluation import daily_quality_gate, evaluation_request_sensor
+from tests.evaluation.conftest import DATASET
 
 
 def test_bandit_fails_on_a_high_severity_issue(tmp_path: Path) -> None:
@@ -23,7 +26,8 @@ def test_bandit_fails_on_a_high_severity_issue(tmp_path: Path) -> None:
     (tmp_path / "bad.py").write_text("import subprocess\nsubprocess.call(input(), shell=True)\n")
     outcome = run_bandit([tmp_path])
     assert outcome.status == "fail" and "high-severity" in outcome.detail
-    assert run_bandit([tmp_path / "missing-dir"]).status in {"error", "pass"}
+    missing = run_bandit([tmp_path / "missing-dir"])  # scanning nothing is not a pass
+    assert missing.status == "error" and "missing-dir" in missing.detail
 
 
 def test_signoffs_are_recorded_and_unknown_items_refused(settings: Settings) -> None:
@@ -78,3 +82,66 @@ def test_sensor_requests_evaluation_on_new_prompt_version(home: Path, tmp_path: 
         again = evaluation_request_sensor(context)
     assert len(again.run_requests) == 1
     assert "prompts" in again.run_requests[0].tags["evaluation/reason"]
+
+
+def _tick(resources: dict[str, object], cursor: str | None = None) -> dg.SensorResult:
+    with dg.build_sensor_context(cursor=cursor, resources=resources) as context:
+        return evaluation_request_sensor(context)
+
+
+def _reason(result: dg.SensorResult) -> str:
+    assert len(result.run_requests) == 1, result.skip_reason
+    return result.run_requests[0].tags["evaluation/reason"]
+
+
+def test_sensor_requests_evaluation_on_new_index_snapshot(home: Path) -> None:
+    resources = {
+        "evaluation": EvaluationResource(),
+        "model_registry": LocalModelRegistryResource(home=str(home)),
+    }
+    cursor = _tick(resources).cursor
+    assert not _tick(resources, cursor).run_requests
+    backup = run_tenant_job(Settings(home=home), "index_backup_job", "sample")
+    assert backup.success, backup.failures
+    reason = _reason(_tick(resources, cursor))
+    changed = set(reason.split(", "))
+    assert changed == {f"{key}.index_snapshot_id" for key in load_plan().candidates}
+
+
+def test_sensor_requests_evaluation_on_new_or_changed_agent_configuration(
+    home: Path, tmp_path: Path
+) -> None:
+    plan = tmp_path / "agents.toml"
+    text = DEFAULT_PLAN_PATH.read_text().replace('"datasets/sample.jsonl"', f'"{DATASET}"')
+    plan.write_text(text)
+    resources = {
+        "evaluation": EvaluationResource(plan_path=str(plan)),
+        "model_registry": LocalModelRegistryResource(home=str(home)),
+    }
+    cursor = _tick(resources).cursor
+    assert not _tick(resources, cursor).run_requests
+    # the extractive candidate retrieves fewer chunks: only its configuration changed
+    hybrid = 'retrieval = { k = 5, mode = "hybrid" }'
+    assert text.count(hybrid) == 2
+    plan.write_text(text.replace(hybrid, 'retrieval = { k = 3, mode = "hybrid" }', 1))
+    changed = _tick(resources, cursor)
+    assert set(_reason(changed).split(", ")) == {"extractive.config", "plan.content_hash"}
+    # a new candidate appears
+    cursor = changed.cursor
+    plan.write_text(plan.read_text() + '[candidates.keyword]\nmodels = ["extractive"]\n')
+    added = set(_reason(_tick(resources, cursor)).split(", "))
+    assert {"keyword.config", "keyword.prompts", "keyword.index_snapshot_id"} <= added
+    assert not any(c.startswith(("extractive.", "gemma.")) for c in added)
+
+
+def test_evaluation_sensor_and_quality_gate_schedule_run_by_default(settings: Settings) -> None:
+    from agent_platform.definitions import build_definitions
+
+    assert evaluation_request_sensor.default_status == dg.DefaultSensorStatus.RUNNING
+    assert daily_quality_gate.default_status == dg.DefaultScheduleStatus.RUNNING
+    repository = build_definitions(settings).get_repository_def()
+    sensors = {s.name: s.default_status for s in repository.sensor_defs}
+    schedules = {s.name: s.default_status for s in repository.schedule_defs}
+    assert "evaluation_request_sensor" in sensors and "daily_quality_gate" in schedules
+    assert set(sensors.values()) == {dg.DefaultSensorStatus.RUNNING}, sensors
+    assert set(schedules.values()) == {dg.DefaultScheduleStatus.RUNNING}, schedules
