@@ -94,11 +94,11 @@ class MemorySettings(_Section):
 
 
 class ContextSettings(_Section):
-    """How a prompt is packed into a model's window."""
+    """How a prompt is packed into a model's window. The relevance threshold of retrieved chunks
+    belongs to each agent configuration (`AgentConfig.retrieval.min_relevance`), not here."""
 
     max_tokens: int = Field(default=16_000, ge=256)
     reserve_output_tokens: int = Field(default=512, ge=0)
-    min_relevance: float = Field(default=0.7, ge=0, le=1)
     max_chunk_share: float = Field(default=0.6, gt=0, le=1)
 
 

@@ -31,7 +31,7 @@ def test_defaults_match_the_spec(settings) -> None:
         0.05,
         500,
     )
-    assert (runtime.context.max_tokens, runtime.context.min_relevance) == (16_000, 0.7)
+    assert (runtime.context.max_tokens, runtime.context.reserve_output_tokens) == (16_000, 512)
     catalogue = ModelCatalogue.from_settings(runtime, settings.home_dir)
     assert catalogue.with_capability(Capability.GROUNDED_QA)[0].name == "extractive"
     assert catalogue.get("extractive").cost(1000, 1000) == 0
