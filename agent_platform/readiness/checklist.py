@@ -220,7 +220,7 @@ def evaluate_checklist(inputs: ChecklistInputs) -> list[Item]:
         root / "docs" / "operations.md", ["index restore"]
     )
     runbook_gaps = _contains(root / "docs" / "operations.md", ["restor", "corrupt", "reindex"])
-    exporter = _telemetry_exporter()
+    exporter, exporter_problem = _telemetry_exporter(settings.profile)
     backup, recovery = _backups(inputs)
     items: list[Item | Callable[[], Item]] = [
         _files_item(
@@ -286,8 +286,8 @@ def evaluate_checklist(inputs: ChecklistInputs) -> list[Item]:
             "deployment",
             "deployment.monitoring",
             "Monitoring (traces and Prometheus metrics)",
-            "pass" if exporter != "none" else "fail",
-            f"telemetry exporter: {exporter}",
+            "pass" if exporter not in (None, "none") else "fail",
+            exporter_problem or f"telemetry exporter: {exporter}",
         ),
         Item(
             "operations",
@@ -330,7 +330,11 @@ def evaluate_checklist(inputs: ChecklistInputs) -> list[Item]:
     return [i() if callable(i) else i for i in items]
 
 
-def _telemetry_exporter() -> str:
+def _telemetry_exporter(profile: str) -> tuple[str | None, str | None]:
+    """(exporter the runtime would use in `profile`, why it cannot start if it cannot)."""
     from agent_platform.runtime.config import RuntimeSettings
 
-    return RuntimeSettings().telemetry.exporter
+    try:
+        return RuntimeSettings().telemetry.resolved_exporter(profile), None
+    except ValueError as exc:
+        return None, str(exc)
