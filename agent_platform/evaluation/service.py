@@ -188,6 +188,7 @@ class EvaluationService:
             close = getattr(runtime, "close", None)
             if close:
                 close()
+        self.log(f"{key}: warm-up request {result.warmup_ms:.0f} ms (not scored)")
         gates = evaluate_gates(result.metrics, self.plan.gates)
         kind = "evaluation" if record else "comparison"
         run_id = self._log_run(key, version, result, gates, lineage, repeats, kind=kind)

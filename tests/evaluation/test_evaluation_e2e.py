@@ -182,6 +182,11 @@ def test_daily_quality_gate_fails_loudly_when_the_champion_drops(
     assert "data:image/png;base64," in report.html()  # trends and latency plots
 
 
+def logged_requests(home: Path) -> int:
+    log = home / "runtime" / "requests.jsonl"
+    return len(log.read_text().splitlines()) if log.exists() else 0
+
+
 def test_runtime_errors_are_recorded_as_failures(home: Path) -> None:
     from agent_platform.runtime.agent import AgentRuntime
 
@@ -201,6 +206,7 @@ def test_examples_that_error_count_as_failures_among_answered_ones(home: Path) -
     too_long = answered[0].model_copy(
         update={"id": "too-long", "question": "x" * (MAX_INPUT_CHARS + 1), "paraphrases": []}
     )
+    logged_before = logged_requests(home)
     with AgentRuntime.from_settings(Settings(home=home)) as runtime:
         result = evaluate(runtime, [*answered, too_long], agent="a", tenant="sample", repeats=0)
     by_id = {e.example_id: e for e in result.examples}
@@ -212,3 +218,6 @@ def test_examples_that_error_count_as_failures_among_answered_ones(home: Path) -
     assert metrics["errors"] == 1
     assert metrics["compliance"] == 0.75  # the errored example is a compliance failure
     assert metrics["accuracy"] == sum(e.correct for e in good) / 4
+    # one unscored warm-up request went first, and its latency is not among the scored ones
+    assert result.warmup_ms > 0
+    assert logged_requests(home) - logged_before == len(result.latencies_ms) + 1
