@@ -11,7 +11,7 @@ import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import pandas as pd
 
@@ -20,13 +20,26 @@ from agent_platform.evaluation.compare import Comparison, paired_bootstrap
 from agent_platform.evaluation.dataset import EvaluationDataset, Example, load_dataset
 from agent_platform.evaluation.gates import GateResult, all_passed, evaluate_gates
 from agent_platform.evaluation.runner import AgentRunner, EvaluationResult, evaluate
-from agent_platform.model_registry import AgentModelRegistry, AgentVersion, build_lineage
+from agent_platform.model_registry import (
+    AgentModelRegistry,
+    AgentVersion,
+    build_lineage,
+    pin_prompt_versions,
+)
 from agent_platform.runtime.agent_config import AgentConfig
 from agent_platform.settings import Settings
 
 EXAMPLES_ARTIFACT = "eval/examples.json"
 RuntimeFactory = Callable[[Settings, AgentConfig], Any]
 Log = Callable[[str], None]
+# evaluation: a version's own full run, the only kind whose verdict promotion reads; comparison:
+# the champion on a challenger's examples; quality_check: the daily re-evaluation of the champion
+RunKind = Literal["evaluation", "comparison", "quality_check"]
+RUN_VERBS: dict[RunKind, str] = {
+    "evaluation": "evaluate",
+    "comparison": "compare",
+    "quality_check": "quality check",
+}
 
 
 def default_runtime_factory(settings: Settings, config: AgentConfig) -> Any:
@@ -134,6 +147,7 @@ class EvaluationService:
         dagster_run_id: str = "",
     ) -> CandidateEvaluation:
         """Register (or reuse) the version, evaluate it, log the run and record the verdict."""
+        config = pin_prompt_versions(self.settings, config)
         lineage = build_lineage(
             self.settings,
             config,
@@ -166,10 +180,10 @@ class EvaluationService:
         dataset_version: str,
         repeats: int,
         created: bool = False,
-        record: bool = True,
+        kind: RunKind = "evaluation",
     ) -> CandidateEvaluation:
-        """Evaluate a registered version and log the run; `record` attaches the verdict to it
-        (what promotion reads), so only a version's own full evaluation may set it."""
+        """Evaluate a registered version and log the run of `kind`; only an "evaluation" attaches
+        its verdict to the version (what promotion reads)."""
         config = version.config()
         runtime: AgentRunner = self.runtime_factory(self.settings, config)
         try:
@@ -190,9 +204,8 @@ class EvaluationService:
                 close()
         self.log(f"{key}: warm-up request {result.warmup_ms:.0f} ms (not scored)")
         gates = evaluate_gates(result.metrics, self.plan.gates)
-        kind = "evaluation" if record else "comparison"
         run_id = self._log_run(key, version, result, gates, lineage, repeats, kind=kind)
-        if record:
+        if kind == "evaluation":
             version = self.registry.record_evaluation(
                 config.name,
                 version.version,
@@ -212,10 +225,10 @@ class EvaluationService:
         lineage: dict[str, str],
         repeats: int,
         *,
-        kind: str = "evaluation",
+        kind: RunKind = "evaluation",
     ) -> str:
         client = self.registry.client
-        verb = "evaluate" if kind == "evaluation" else "compare"
+        verb = RUN_VERBS[kind]
         run = client.create_run(
             self.registry.experiment_id(version.name),
             run_name=f"{verb} {key} v{version.version}",
@@ -314,7 +327,7 @@ class EvaluationService:
                     lineage={**lineage, "compared_with": str(challenger.version.version)},
                     dataset_version=dataset.version,
                     repeats=self._repeats_of(champion),
-                    record=False,
+                    kind="comparison",
                 )
             for metric in ("correct", "groundedness"):
                 outcome.comparisons.append(
@@ -334,13 +347,25 @@ class EvaluationService:
         dataset = self.dataset()
         candidate = self.plan.candidates.get(champion.candidate)
         limit = _limit(candidate, None) if candidate else None
-        evaluation = self.evaluate_config(
-            champion.candidate or "champion",
+        key = champion.candidate or "champion"
+        lineage = build_lineage(
+            self.settings,
             champion.config(),
+            tenant=self.plan.tenant,
+            candidate=key,
+            dataset_version=dataset.version,
+            dagster_run_id=dagster_run_id,
+        )
+        # the champion version itself, as registered: re-registering its config would make a new
+        # version whenever the index snapshot moved, and check that one instead
+        evaluation = self._evaluate_version(
+            key,
+            champion,
             dataset.subset(limit),
+            lineage={**lineage, "quality_check_of": str(champion.version)},
             dataset_version=dataset.version,
             repeats=self._repeats_of(champion),
-            dagster_run_id=dagster_run_id,
+            kind="quality_check",
         )
         self.registry.record_quality_check(
             champion.name, champion.version, passed=evaluation.passed, run_id=evaluation.run_id

@@ -10,7 +10,11 @@ from agent_platform.model_registry.errors import (
     UnknownAgentError,
     UnknownVersionError,
 )
-from agent_platform.model_registry.lineage import build_lineage, watched_state
+from agent_platform.model_registry.lineage import (
+    build_lineage,
+    pin_prompt_versions,
+    watched_state,
+)
 from agent_platform.model_registry.registry import (
     CHALLENGER,
     CHAMPION,
@@ -32,5 +36,6 @@ __all__ = [
     "as_json",
     "build_lineage",
     "champion_config",
+    "pin_prompt_versions",
     "watched_state",
 ]

@@ -43,6 +43,20 @@ def resolve_prompt_version(store: MlflowPromptStore, ref: PromptRef) -> str:
     return str(latest.version) if latest else "unregistered"
 
 
+def pin_prompt_versions(settings: Settings, config: AgentConfig) -> AgentConfig:
+    """`config` with each prompt pinned to the version it resolves to now, so a registered agent
+    version serves exactly the prompts it was evaluated with; a later prompt promotion reaches
+    serving through a new evaluated version (the evaluation sensor requests one)."""
+    store = MlflowPromptStore(settings.resolved_mlflow_tracking_uri)
+    pinned = {}
+    for field in ("system_prompt", "user_prompt"):
+        ref: PromptRef = getattr(config, field)
+        version = resolve_prompt_version(store, ref)
+        if ref.version is None and version.isdigit():
+            pinned[field] = ref.model_copy(update={"version": int(version)})
+    return config.model_copy(update=pinned) if pinned else config
+
+
 def build_lineage(
     settings: Settings,
     config: AgentConfig,

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import dagster as dg
 
+from agent_platform.cli.execution import run_tenant_job
 from agent_platform.evaluation import EvaluationService, evaluate, load_dataset, load_plan
 from agent_platform.model_registry import CHALLENGER, CHAMPION, AgentModelRegistry
 from agent_platform.readiness import build_report
@@ -163,6 +164,14 @@ def test_daily_quality_gate_fails_loudly_when_the_champion_drops(
     lenient = {"accuracy_gate": 0.3, "consistency_gate": 0.5}
     config = {"ops": {"evaluated_model_versions": {"config": {"max_examples": 10}}}}
     dg.materialize(GRAPH, resources=resources(home, plan, **lenient), run_config=config)
+    registry = AgentModelRegistry.from_settings(Settings(home=home))
+    champion = registry.champion("grounded-qa")
+    # the registered version serves the prompt versions it was evaluated with
+    pinned = champion.config().system_prompt.version
+    assert pinned is not None and str(pinned) == champion.tags["prompt.grounded_qa_system.version"]
+    # a new index snapshot since promotion: the daily check still checks the champion itself
+    assert run_tenant_job(Settings(home=home), "index_backup_job", "sample").success
+    versions_before = len(registry.versions("grounded-qa"))
     strict = resources(home, small_plan(tmp_path, extra="max_examples = 10\n"), accuracy_gate=0.99)
     result = dg.materialize([champion_quality], resources=strict, raise_on_error=False)
     assert not result.success
@@ -170,9 +179,13 @@ def test_daily_quality_gate_fails_loudly_when_the_champion_drops(
     assert "dropped below its quality gates: accuracy FAILED" in str(
         failure.step_failure_data.error
     )
-    registry = AgentModelRegistry.from_settings(Settings(home=home))
     champion = registry.champion("grounded-qa")
     assert champion.tags["quality.passed"] == "false"
+    assert len(registry.versions("grounded-qa")) == versions_before
+    checks = registry.client.search_runs(
+        [registry.experiment_id("grounded-qa")], "tags.kind = 'quality_check'"
+    )
+    assert [r.data.tags["model_version"] for r in checks] == [str(champion.version)]
     report = build_report(Settings(home=home), load_plan(plan), registry, run_tools=False)
     by_key = {i.key: i for i in report.items}
     assert report.champion == champion.version and not report.ready
