@@ -311,23 +311,15 @@ class EvaluationService:
                 outcome.champion = same[0]
             else:  # run the champion on exactly the challenger's examples, unrecorded
                 ids = {e.example_id for e in challenger.result.examples}
-                key = champion.candidate or "champion"
-                lineage = build_lineage(
-                    self.settings,
-                    champion.config(),
-                    tenant=self.plan.tenant,
-                    candidate=key,
-                    dataset_version=dataset.version,
-                    dagster_run_id=dagster_run_id,
-                )
-                outcome.champion = self._evaluate_version(
-                    key,
+                outcome.champion = self._rerun_champion(
                     champion,
                     [e for e in dataset.examples if e.id in ids],
-                    lineage={**lineage, "compared_with": str(challenger.version.version)},
                     dataset_version=dataset.version,
-                    repeats=self._repeats_of(champion),
+                    dagster_run_id=dagster_run_id,
                     kind="comparison",
+                    # the comparison reads answers only: consistency repeats would be wasted
+                    repeats=0,
+                    compared_with=str(challenger.version.version),
                 )
             for metric in ("correct", "groundedness"):
                 outcome.comparisons.append(
@@ -347,35 +339,51 @@ class EvaluationService:
         dataset = self.dataset()
         candidate = self.plan.candidates.get(champion.candidate)
         limit = _limit(candidate, None) if candidate else None
-        key = champion.candidate or "champion"
-        lineage = build_lineage(
-            self.settings,
-            champion.config(),
-            tenant=self.plan.tenant,
-            candidate=key,
-            dataset_version=dataset.version,
-            dagster_run_id=dagster_run_id,
-        )
-        # the champion version itself, as registered: re-registering its config would make a new
-        # version whenever the index snapshot moved, and check that one instead
-        evaluation = self._evaluate_version(
-            key,
+        evaluation = self._rerun_champion(
             champion,
             dataset.subset(limit),
-            lineage={**lineage, "quality_check_of": str(champion.version)},
             dataset_version=dataset.version,
-            repeats=self._repeats_of(champion),
+            dagster_run_id=dagster_run_id,
             kind="quality_check",
+            repeats=candidate.repeats if candidate else 1,
+            quality_check_of=str(champion.version),
         )
         self.registry.record_quality_check(
             champion.name, champion.version, passed=evaluation.passed, run_id=evaluation.run_id
         )
         return evaluation
 
-    def _repeats_of(self, version: AgentVersion) -> int:
-        """The repeats of the plan candidate the version came from (1 when it left the plan)."""
-        candidate = self.plan.candidates.get(version.candidate)
-        return candidate.repeats if candidate else 1
+    def _rerun_champion(
+        self,
+        champion: AgentVersion,
+        examples: list[Example],
+        *,
+        dataset_version: str,
+        dagster_run_id: str,
+        kind: RunKind,
+        repeats: int,
+        **tags: str,
+    ) -> CandidateEvaluation:
+        """The champion version itself, as registered (re-registering its config would make a new
+        version whenever the index snapshot moved), in a run that never replaces its verdict."""
+        key = champion.candidate or "champion"
+        lineage = build_lineage(
+            self.settings,
+            champion.config(),
+            tenant=self.plan.tenant,
+            candidate=key,
+            dataset_version=dataset_version,
+            dagster_run_id=dagster_run_id,
+        )
+        return self._evaluate_version(
+            key,
+            champion,
+            examples,
+            lineage=lineage | tags,
+            dataset_version=dataset_version,
+            repeats=repeats,
+            kind=kind,
+        )
 
 
 def _limit(candidate: Candidate | None, override: int | None) -> int | None:

@@ -154,7 +154,7 @@ def test_challenger_evaluation_leaves_the_champions_record_alone(
     assert [(r.data.tags["model_version"], r.data.tags["compared_with"]) for r in runs] == [
         ("1", "2")
     ]
-    assert runs[0].data.params["repeats"] == "1"  # the champion's own settings
+    assert runs[0].data.params["repeats"] == "0"  # a comparison reads answers, not consistency
 
 
 def test_daily_quality_gate_fails_loudly_when_the_champion_drops(
