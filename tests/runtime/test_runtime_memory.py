@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import gc
+import threading
 import time
+import weakref
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -262,11 +265,11 @@ def test_sqlite_short_term_sweeps_periodically_with_a_clock(tmp_path: Path) -> N
     memory.add(other, "user", "stale")
     clock.now += 61
     assert memory.recent(other) == [] and memory.ttl_remaining(other) is None
-    memory.add_many(SCOPE, [("user", "q"), ("assistant", "a")])
+    memory.add_many(SCOPE, [("user", "q", None), ("assistant", "a", None)])
     assert memory.purge_expired() == 1  # not swept yet: the interval had not passed
     memory.add(other, "user", "again")
     clock.now += 300  # both buffers have expired, and a sweep is due
-    memory.add_many(SCOPE, [("user", "q2"), ("assistant", "a2")])
+    memory.add_many(SCOPE, [("user", "q2", None), ("assistant", "a2", {"n": 2})])
     assert memory.purge_expired() == 0  # "q", "a" and "again" went with that write
     assert [m.content for m in memory.recent(SCOPE)] == ["q2", "a2"]  # restarted empty
     memory.add(SCOPE, "user", "q3", {"n": 3})
@@ -274,8 +277,12 @@ def test_sqlite_short_term_sweeps_periodically_with_a_clock(tmp_path: Path) -> N
     assert [m.content for m in memory.recent(SCOPE)] == ["a2", "q3", "a3"]  # capped at 3
     assert memory.recent(SCOPE)[1].metadata == {"n": 3}
     with pytest.raises(ValueError, match="role: must be one of"):
-        memory.add_many(SCOPE, [("user", "fine"), ("robot", "bad")])
+        memory.add_many(SCOPE, [("user", "fine", None), ("robot", "bad", None)])
     assert [m.content for m in memory.recent(SCOPE)] == ["a2", "q3", "a3"]  # nothing half-written
+    with pytest.raises(ValueError, match=r"entries\[1\]: must be a \(role, content, metadata\)"):
+        memory.add_many(SCOPE, [("user", "fine", None), ("user", "no metadata")])  # type: ignore[list-item]
+    assert [m.content for m in memory.recent(SCOPE)] == ["a2", "q3", "a3"]
+    assert memory.recent(SCOPE)[0].metadata == {"n": 2}
     memory.close()
 
 
@@ -304,6 +311,87 @@ def test_layers_sharing_a_file_write_in_one_transaction(tmp_path: Path) -> None:
     for store in (conversations, short_term, working):
         store.close()
     assert reopened.current(SCOPE).turns == (Turn("user", "q"),)  # still open for its user
+    reopened.close()
+
+
+def test_reads_do_not_wait_for_another_threads_transaction(tmp_path: Path) -> None:
+    path = tmp_path / "working.sqlite"
+    conversations, short_term = SQLiteConversationStore(path), SQLiteShortTermMemory(path)
+    conversations.append(SCOPE, [Turn("user", "committed")])
+    inside, finish = threading.Event(), threading.Event()
+
+    def writer() -> None:
+        with write_together(conversations, short_term):
+            conversations.append(SCOPE, [Turn("user", "pending")])
+            short_term.add(SCOPE, "user", "pending")
+            assert conversations.current(SCOPE).version == 2  # its own writes, uncommitted
+            inside.set()
+            finish.wait(timeout=10)
+
+    seen: list[object] = []
+
+    def reader() -> None:
+        seen.extend([conversations.current(SCOPE).version, short_term.recent(SCOPE)])
+
+    writing = threading.Thread(target=writer)
+    writing.start()
+    try:
+        assert inside.wait(timeout=5)
+        reading = threading.Thread(target=reader)
+        reading.start()
+        reading.join(timeout=2)
+        assert not reading.is_alive(), "a read waited for another thread's transaction"
+        assert seen == [1, []]  # the last committed state
+    finally:
+        finish.set()
+        writing.join(timeout=10)
+    assert conversations.current(SCOPE).version == 2
+    assert [m.content for m in short_term.recent(SCOPE)] == ["pending"]
+    conversations.close()
+    short_term.close()
+
+
+def test_periodic_purges_run_after_the_request_transaction_commits(tmp_path: Path) -> None:
+    clock = Clock()
+    path = tmp_path / "working.sqlite"
+    working = SQLiteWorkingMemory(path, retention_s=100, clock=clock, purge_interval_s=600)
+    conversations = SQLiteConversationStore(path, clock=clock)
+    working.put(MemoryScope("acme", "bob", "old"), "k", 1)  # the first write's sweep: nothing
+    clock.now += 601  # "k" has expired and a sweep is due
+    with write_together(conversations, working):
+        working.put(SCOPE, "request:1", {"status": "answered"})
+        conversations.append(SCOPE, [Turn("user", "q")])
+        assert working.purge_expired() == 1  # the put's sweep has not run inside the block
+        working.put(MemoryScope("acme", "bob", "old"), "k", 2)
+        clock.now += 101  # expired again before the commit: the deferred sweep removes it
+    assert working.purge_expired() == 0  # both expired rows went with the commit
+    assert conversations.current(SCOPE).version == 1
+    working.close()
+    conversations.close()
+
+
+def test_write_together_needs_one_file_and_unclosed_stores_free_their_connection(
+    tmp_path: Path,
+) -> None:
+    one, other = (
+        SQLiteWorkingMemory(tmp_path / "a.sqlite"),
+        SQLiteWorkingMemory(tmp_path / "b.sqlite"),
+    )
+    with (
+        pytest.raises(ValueError, match=r"stores: write_together needs one SQLite file"),
+        write_together(one, other),
+    ):
+        pass
+    one.close()
+    other.close()
+    store = SQLiteShortTermMemory(tmp_path / "leaked.sqlite")
+    store.add(SCOPE, "user", "kept")
+    database = weakref.ref(store.db)
+    del store  # never closed
+    gc.collect()
+    assert database() is None, "a store nobody holds kept its SQLite connection"
+    reopened = SQLiteShortTermMemory(tmp_path / "leaked.sqlite")
+    assert [m.content for m in reopened.recent(SCOPE)] == ["kept"]
     reopened.close()
 
 

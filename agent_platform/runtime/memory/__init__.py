@@ -7,7 +7,7 @@ per process, so `write_together` can commit a request's writes to them as one tr
 from __future__ import annotations
 
 from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import contextmanager, nullcontext
 
 from agent_platform.runtime.config import RuntimeSettings
 from agent_platform.runtime.memory._db import SQLiteDatabase
@@ -120,15 +120,14 @@ def build_conversation_store(settings: Settings, runtime: RuntimeSettings) -> Co
 
 @contextmanager
 def write_together(*stores: object) -> Iterator[None]:
-    """Writes in the block to `stores` that share a SQLite file commit as one transaction.
+    """Writes in the block to the SQLite-backed `stores` commit as one transaction.
 
-    Other backends (PostgreSQL, Redis) keep committing each write on its own. Files are locked in
-    path order, so two callers naming the same files cannot deadlock.
+    The `build_*` functions put every SQLite layer in one file, so there is one database to lock.
+    Other backends (PostgreSQL, Redis) keep committing each write on its own.
     """
-    databases = {
-        db.path: db for s in stores if isinstance(db := getattr(s, "db", None), SQLiteDatabase)
-    }
-    with ExitStack() as stack:
-        for path in sorted(databases):
-            stack.enter_context(databases[path].transaction())
+    databases = {db for s in stores if isinstance(db := getattr(s, "db", None), SQLiteDatabase)}
+    if len(databases) > 1:
+        paths = sorted(str(db.path) for db in databases)
+        raise ValueError(f"stores: write_together needs one SQLite file, got {paths}")
+    with databases.pop().transaction() if databases else nullcontext():
         yield

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import logging
 import re
 import sqlite3
 import threading
-from collections.abc import Iterator
+import weakref
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, ClassVar
@@ -13,6 +15,7 @@ from typing import Any, ClassVar
 import psycopg
 from psycopg import sql
 
+logger = logging.getLogger(__name__)
 _SCHEMA = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 
 
@@ -25,7 +28,7 @@ def check_schema(schema: str) -> str:
 
 
 class SQLiteDatabase:
-    """A WAL-mode SQLite file, one connection per file in the process, serialised by a lock.
+    """A WAL-mode SQLite file: one writing connection per file in the process, plus one for reads.
 
     `synchronous=NORMAL` (the setting SQLite recommends with WAL): commits do not wait for an
     fsync, so a committed write survives a crash of the process but the last ones may be lost on
@@ -34,22 +37,42 @@ class SQLiteDatabase:
 
     Stores opened on the same file share one instance (`SQLiteDatabase.open`), so the memory
     layers of a request can write in one transaction: `transaction()` nests, and only the
-    outermost one commits (an error leaving the outermost block rolls back everything).
+    outermost one commits (an error leaving the outermost block rolls back everything). Reads
+    (`query`) use a read-only connection of their own, which WAL lets read the last committed
+    state while a write is in progress, so they never wait behind a request's transaction; a
+    thread inside a transaction reads through it instead, and sees its own uncommitted writes.
+    Work passed to `after_commit` (the periodic purges) runs once the outermost transaction has
+    committed, in its own transaction, so it never lengthens or spoils a request's.
+
+    The process keeps no strong reference to an instance: one that no store uses any more is
+    freed, with its connections, even if nobody called `close`.
     """
 
-    _shared: ClassVar[dict[Path, SQLiteDatabase]] = {}
+    _shared: ClassVar[weakref.WeakValueDictionary[Path, SQLiteDatabase]] = (
+        weakref.WeakValueDictionary()
+    )
     _shared_lock: ClassVar[threading.Lock] = threading.Lock()
 
     def __init__(self, path: Path | str) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.lock = threading.RLock()
-        self.conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+        self.conn = self._connect()
         self.conn.execute("PRAGMA journal_mode=WAL")
         self.conn.execute("PRAGMA synchronous=NORMAL")
-        self.conn.execute("PRAGMA busy_timeout=5000")
+        self._reader = self._connect()
+        self._reader.execute("PRAGMA query_only=ON")
+        self._read_lock = threading.Lock()
         self._depth = 0
+        self._owner: int | None = None  # the thread inside the transaction
+        self._after_commit: list[Callable[[], object]] = []
         self._users = 1
+        self._finalizer = weakref.finalize(self, _close_all, self.conn, self._reader)
+
+    def _connect(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+        conn.execute("PRAGMA busy_timeout=5000")
+        return conn
 
     @classmethod
     def open(cls, path: Path | str) -> SQLiteDatabase:
@@ -74,19 +97,38 @@ class SQLiteDatabase:
                     self._depth -= 1
                 return
             self.conn.execute("BEGIN IMMEDIATE")
-            self._depth = 1
+            self._depth, self._owner = 1, threading.get_ident()
             try:
                 yield self.conn
             except BaseException:
                 self.conn.execute("ROLLBACK")
+                self._after_commit.clear()
                 raise
             finally:
-                self._depth = 0
+                self._depth, self._owner = 0, None
             self.conn.execute("COMMIT")
+            pending, self._after_commit = self._after_commit, []
+        for work in pending:
+            try:
+                work()
+            except Exception:  # the request has committed; a failed purge only costs space
+                logger.exception("deferred work on %s failed", self.path)
+
+    def after_commit(self, work: Callable[[], object]) -> None:
+        """Run `work` once the current transaction commits (dropped if it rolls back), or now
+        when there is none."""
+        with self.lock:
+            if self._depth:
+                self._after_commit.append(work)
+                return
+        work()
 
     def query(self, statement: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-        with self.lock:
-            return self.conn.execute(statement, params).fetchall()
+        if self._owner == threading.get_ident():  # our own transaction: read through it
+            with self.lock:
+                return self.conn.execute(statement, params).fetchall()
+        with self._read_lock:
+            return self._reader.execute(statement, params).fetchall()
 
     def close(self) -> None:
         with self._shared_lock, self.lock:
@@ -95,7 +137,19 @@ class SQLiteDatabase:
                 return
             if self._shared.get(self.path.resolve()) is self:
                 del self._shared[self.path.resolve()]
-            self.conn.close()
+            with self._read_lock:
+                self._finalizer()
+
+
+def _close_all(*connections: sqlite3.Connection) -> None:
+    for conn in connections:
+        conn.close()
+
+
+def check_retention(retention_s: float) -> float:
+    if retention_s <= 0:
+        raise ValueError(f"retention_s: must be > 0, got {retention_s}")
+    return retention_s
 
 
 class Sweeper:

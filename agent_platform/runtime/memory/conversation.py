@@ -9,7 +9,8 @@ transaction-scoped advisory lock on the session), so numbers never collide.
 Retention: a session idle for longer than `retention_s` (24 h; idle = since its newest version)
 has expired. Reads treat it as absent at once (version 0, no versions), and the next write to it
 deletes its old versions and starts again at version 1. `purge_expired` deletes every expired
-session; writes call it themselves at most once per `purge_interval_s`, in their transaction.
+session; writes call it themselves at most once per `purge_interval_s`, after their own
+transaction has committed.
 """
 
 from __future__ import annotations
@@ -20,7 +21,12 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from agent_platform.runtime.memory._db import PostgresDatabase, SQLiteDatabase, Sweeper
+from agent_platform.runtime.memory._db import (
+    PostgresDatabase,
+    SQLiteDatabase,
+    Sweeper,
+    check_retention,
+)
 from agent_platform.runtime.memory.base import (
     ConversationState,
     MemoryScope,
@@ -58,12 +64,6 @@ def _state(scope: MemoryScope, row: tuple[Any, ...] | None) -> ConversationState
     )
 
 
-def _check_retention(retention_s: float) -> float:
-    if retention_s <= 0:
-        raise ValueError(f"retention_s: must be > 0, got {retention_s}")
-    return retention_s
-
-
 # Sessions whose newest version is at or before the horizon (both parameters: the horizon).
 _EXPIRED_SESSIONS = """SELECT c.tenant, c.user_id, c.session_id FROM {table} c
     WHERE c.created_at <= {p} AND NOT EXISTS (
@@ -86,21 +86,22 @@ class SQLiteConversationStore:
         clock: Clock = time.time,
         purge_interval_s: float = 60.0,
     ) -> None:
-        self.retention_s = _check_retention(retention_s)
+        self.retention_s = check_retention(retention_s)
         self._clock = clock
         self._sweeper = Sweeper(purge_interval_s)
         self.db = SQLiteDatabase.open(path)
-        self.db.query(
-            """CREATE TABLE IF NOT EXISTS conversation_versions (
-                tenant TEXT NOT NULL, user_id TEXT NOT NULL, session_id TEXT NOT NULL,
-                version INTEGER NOT NULL, turns TEXT NOT NULL, created_at REAL NOT NULL,
-                restored_from INTEGER,
-                PRIMARY KEY (tenant, user_id, session_id, version))"""
-        )
-        self.db.query(
-            "CREATE INDEX IF NOT EXISTS conversation_versions_created "
-            "ON conversation_versions (created_at)"
-        )
+        with self.db.transaction() as conn:
+            conn.execute(
+                """CREATE TABLE IF NOT EXISTS conversation_versions (
+                    tenant TEXT NOT NULL, user_id TEXT NOT NULL, session_id TEXT NOT NULL,
+                    version INTEGER NOT NULL, turns TEXT NOT NULL, created_at REAL NOT NULL,
+                    restored_from INTEGER,
+                    PRIMARY KEY (tenant, user_id, session_id, version))"""
+            )
+            conn.execute(
+                "CREATE INDEX IF NOT EXISTS conversation_versions_created "
+                "ON conversation_versions (created_at)"
+            )
 
     _COLUMNS = "version, turns, created_at, restored_from"
     _WHERE = "tenant = ? AND user_id = ? AND session_id = ?"
@@ -122,7 +123,7 @@ class SQLiteConversationStore:
         with self.db.transaction() as conn:
             now = self._clock()
             if self._sweeper.due(now):
-                self._purge(conn, now - self.retention_s)
+                self.db.after_commit(self.purge_expired)
             row = conn.execute(
                 f"SELECT {self._COLUMNS} FROM conversation_versions WHERE {self._WHERE} "
                 "ORDER BY version DESC LIMIT 1",
@@ -184,16 +185,14 @@ class SQLiteConversationStore:
         return self._write(scope, lambda cur: (list(target.turns), version))
 
     def purge_expired(self) -> int:
-        with self.db.transaction() as conn:
-            return self._purge(conn, self._horizon())
-
-    @staticmethod
-    def _purge(conn: Any, horizon: float) -> int:
+        horizon = self._horizon()
         expired = _EXPIRED_SESSIONS.format(table="conversation_versions", p="?")
-        return conn.execute(
-            f"DELETE FROM conversation_versions WHERE (tenant, user_id, session_id) IN ({expired})",
-            (horizon, horizon),
-        ).rowcount
+        with self.db.transaction() as conn:
+            return conn.execute(
+                "DELETE FROM conversation_versions "
+                f"WHERE (tenant, user_id, session_id) IN ({expired})",
+                (horizon, horizon),
+            ).rowcount
 
     def close(self) -> None:
         self.db.close()
@@ -209,7 +208,7 @@ class PostgresConversationStore:
         clock: Clock = time.time,
         purge_interval_s: float = 60.0,
     ) -> None:
-        self.retention_s = _check_retention(retention_s)
+        self.retention_s = check_retention(retention_s)
         self._clock = clock
         self._sweeper = Sweeper(purge_interval_s)
         self.db = PostgresDatabase(url, schema)
@@ -254,8 +253,6 @@ class PostgresConversationStore:
                 (f"{self.db.schema}:{scope.key}",),
             )
             now = self._clock()
-            if self._sweeper.due(now):
-                self._purge(conn, now - self.retention_s)
             row = conn.execute(
                 self.db.sql(self._SELECT + " ORDER BY version DESC LIMIT 1"), key
             ).fetchone()
@@ -283,6 +280,8 @@ class PostgresConversationStore:
                     restored_from,
                 ),
             )
+        if self._sweeper.due(now):
+            self.purge_expired()
         return ConversationState(scope, current.version + 1, tuple(turns), now, restored_from)
 
     def append(self, scope: MemoryScope, turns: Sequence[Turn]) -> ConversationState:
@@ -327,16 +326,16 @@ class PostgresConversationStore:
         return self._write(scope, lambda cur: (list(target.turns), version))
 
     def purge_expired(self) -> int:
-        with self.db.transaction() as conn:
-            return self._purge(conn, self._horizon())
-
-    def _purge(self, conn: Any, horizon: float) -> int:
+        horizon = self._horizon()
         table = "{schema}.conversation_versions"
         expired = _EXPIRED_SESSIONS.format(table=table, p="%s")
-        return conn.execute(
-            self.db.sql(f"DELETE FROM {table} WHERE (tenant, user_id, session_id) IN ({expired})"),
-            (horizon, horizon),
-        ).rowcount
+        with self.db.transaction() as conn:
+            return conn.execute(
+                self.db.sql(
+                    f"DELETE FROM {table} WHERE (tenant, user_id, session_id) IN ({expired})"
+                ),
+                (horizon, horizon),
+            ).rowcount
 
     def close(self) -> None:
         self.db.close()

@@ -11,7 +11,6 @@ import json
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
 
 import redis
 
@@ -47,12 +46,12 @@ def _encode_all(entries: Sequence[ShortTermEntry], now: float) -> list[str]:
     """Every entry encoded (and so validated) before anything is written."""
     payloads = []
     for index, entry in enumerate(entries):
-        if not isinstance(entry, tuple) or len(entry) not in (2, 3):
+        if not isinstance(entry, tuple) or len(entry) != 3:
             raise ValueError(
-                f"entries[{index}]: must be (role, content[, metadata]), got {entry!r}"
+                f"entries[{index}]: must be a (role, content, metadata) tuple "
+                f"(metadata may be None), got {entry!r}"
             )
-        role, content, *metadata = entry
-        payloads.append(_encode(role, content, metadata[0] if metadata else None, now))
+        payloads.append(_encode(*entry, now))
     return payloads
 
 
@@ -124,8 +123,9 @@ class RedisShortTermMemory:
 class SQLiteShortTermMemory:
     """Entries in one table, each scope's expiry in another (one row to refresh per write: the
     sliding TTL). Reads hide expired buffers; writes delete them at most once per
-    `purge_interval_s`. The file may be shared with the other memory layers
-    (`SQLiteDatabase.open`), so a request's writes to all of them can commit as one transaction.
+    `purge_interval_s`, once their own transaction has committed. The file may be shared with
+    the other memory layers (`SQLiteDatabase.open`), so a request's writes to all of them can
+    commit as one transaction.
     """
 
     def __init__(
@@ -181,7 +181,7 @@ class SQLiteShortTermMemory:
         key = scope.key
         with self.db.transaction() as conn:
             if self._sweeper.due(now):
-                self._purge(conn, now)
+                self.db.after_commit(self.purge_expired)
             expired = conn.execute(
                 "SELECT 1 FROM short_term_buffers WHERE scope_key = ? AND expires_at <= ?",
                 (key, now),
@@ -229,18 +229,15 @@ class SQLiteShortTermMemory:
 
     def purge_expired(self) -> int:
         """Delete the entries of every expired buffer; returns how many."""
+        now = self._clock()
         with self.db.transaction() as conn:
-            return self._purge(conn, self._clock())
-
-    @staticmethod
-    def _purge(conn: Any, now: float) -> int:
-        deleted = conn.execute(
-            """DELETE FROM short_term_items WHERE scope_key IN (
-                SELECT scope_key FROM short_term_buffers WHERE expires_at <= ?)""",
-            (now,),
-        ).rowcount
-        conn.execute("DELETE FROM short_term_buffers WHERE expires_at <= ?", (now,))
-        return deleted
+            deleted = conn.execute(
+                """DELETE FROM short_term_items WHERE scope_key IN (
+                    SELECT scope_key FROM short_term_buffers WHERE expires_at <= ?)""",
+                (now,),
+            ).rowcount
+            conn.execute("DELETE FROM short_term_buffers WHERE expires_at <= ?", (now,))
+            return deleted
 
     def close(self) -> None:
         self.db.close()

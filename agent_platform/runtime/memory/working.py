@@ -2,9 +2,9 @@
 
 Entries are (tenant, user, session, key) → JSON value, kept `retention_s` (24 h) after their last
 update. Expired entries are invisible at once; `purge_expired` deletes them, and `put` calls it
-itself at most once per `purge_interval_s` (in the same transaction), so the table does not grow
-without bound even when nothing else purges. Times are epoch seconds from an injectable clock, so
-retention is testable without waiting a day.
+itself at most once per `purge_interval_s` (after its own transaction has committed), so the
+table does not grow without bound even when nothing else purges. Times are epoch seconds from an
+injectable clock, so retention is testable without waiting a day.
 """
 
 from __future__ import annotations
@@ -15,7 +15,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from agent_platform.runtime.memory._db import PostgresDatabase, SQLiteDatabase, Sweeper
+from agent_platform.runtime.memory._db import (
+    PostgresDatabase,
+    SQLiteDatabase,
+    Sweeper,
+    check_retention,
+)
 from agent_platform.runtime.memory.base import (
     JSONValue,
     MemoryScope,
@@ -24,12 +29,6 @@ from agent_platform.runtime.memory.base import (
 )
 
 Clock = Callable[[], float]
-
-
-def _check_retention(retention_s: float) -> float:
-    if retention_s <= 0:
-        raise ValueError(f"retention_s: must be > 0, got {retention_s}")
-    return retention_s
 
 
 def _dumps(value: JSONValue) -> str:
@@ -71,19 +70,21 @@ class SQLiteWorkingMemory:
         clock: Clock = time.time,
         purge_interval_s: float = 60.0,
     ) -> None:
-        self.retention_s = _check_retention(retention_s)
+        self.retention_s = check_retention(retention_s)
         self._clock = clock
         self._sweeper = Sweeper(purge_interval_s)
         self.db = SQLiteDatabase.open(path)
-        for statement in (
-            """CREATE TABLE IF NOT EXISTS working_memory (
-                tenant TEXT NOT NULL, user_id TEXT NOT NULL, session_id TEXT NOT NULL,
-                key TEXT NOT NULL, value TEXT NOT NULL,
-                updated_at REAL NOT NULL, expires_at REAL NOT NULL,
-                PRIMARY KEY (tenant, user_id, session_id, key))""",
-            "CREATE INDEX IF NOT EXISTS working_memory_expiry ON working_memory (expires_at)",
-        ):
-            self.db.query(statement)
+        with self.db.transaction() as conn:
+            conn.execute(
+                """CREATE TABLE IF NOT EXISTS working_memory (
+                    tenant TEXT NOT NULL, user_id TEXT NOT NULL, session_id TEXT NOT NULL,
+                    key TEXT NOT NULL, value TEXT NOT NULL,
+                    updated_at REAL NOT NULL, expires_at REAL NOT NULL,
+                    PRIMARY KEY (tenant, user_id, session_id, key))"""
+            )
+            conn.execute(
+                "CREATE INDEX IF NOT EXISTS working_memory_expiry ON working_memory (expires_at)"
+            )
 
     def put(self, scope: MemoryScope, key: str, value: JSONValue) -> None:
         validate_key(key)
@@ -105,7 +106,7 @@ class SQLiteWorkingMemory:
                 ),
             )
             if self._sweeper.due(now):
-                conn.execute("DELETE FROM working_memory WHERE expires_at <= ?", (now,))
+                self.db.after_commit(self.purge_expired)
 
     def get(self, scope: MemoryScope, key: str) -> JSONValue | None:
         rows = self.db.query(
@@ -157,7 +158,7 @@ class PostgresWorkingMemory:
         clock: Clock = time.time,
         purge_interval_s: float = 60.0,
     ) -> None:
-        self.retention_s = _check_retention(retention_s)
+        self.retention_s = check_retention(retention_s)
         self._clock = clock
         self._sweeper = Sweeper(purge_interval_s)
         self.db = PostgresDatabase(url, schema)
@@ -200,11 +201,8 @@ class PostgresWorkingMemory:
                     now + self.retention_s,
                 ),
             )
-            if self._sweeper.due(now):
-                conn.execute(
-                    self.db.sql("DELETE FROM {schema}.working_memory WHERE expires_at <= %s"),
-                    (now,),
-                )
+        if self._sweeper.due(now):
+            self.purge_expired()
 
     def get(self, scope: MemoryScope, key: str) -> JSONValue | None:
         rows = self.db.query(
