@@ -38,12 +38,13 @@ from typing import Generic, Protocol, TypeVar, runtime_checkable
 
 from langchain_core.messages import BaseMessage, HumanMessage, SystemMessage
 
+from agent_platform.runtime.grounding import DEFAULT_MIN_RELEVANCE, DEFAULT_OPTIMAL_RELEVANCE
 from agent_platform.runtime.sources import format_sources
 from agent_platform.runtime.tokens import MESSAGE_OVERHEAD_TOKENS, count_tokens, message_text
 
 TokenCounter = Callable[[str], int]
-MIN_RELEVANCE = 0.7
-OPTIMAL_RELEVANCE = 0.85
+MIN_RELEVANCE = DEFAULT_MIN_RELEVANCE["hybrid"]  # the spec's numbers are on the hybrid scale
+OPTIMAL_RELEVANCE = DEFAULT_OPTIMAL_RELEVANCE["hybrid"]
 
 
 @runtime_checkable
@@ -74,20 +75,6 @@ class ContextBudgetError(ValueError):
     """The mandatory parts alone exceed the budget."""
 
 
-@dataclass
-class PackedContext:
-    """The messages to send, and what was left out and why."""
-
-    messages: list[BaseMessage]
-    chunks: list[ScoredChunk]
-    used_tokens: int
-    budget_tokens: int
-    dropped_low_relevance: list[ScoredChunk] = field(default_factory=list)
-    dropped_for_budget: list[ScoredChunk] = field(default_factory=list)
-    dropped_memory: int = 0
-    dropped_turns: int = 0
-
-
 C = TypeVar("C", bound=ScoredChunk)
 T = TypeVar("T")
 
@@ -107,6 +94,13 @@ class ContextSelection(Generic[C, T]):
     dropped_turns: int = 0
 
 
+@dataclass
+class PackedContext(ContextSelection[ScoredChunk, BaseMessage]):
+    """What `select_context` chose, and the messages built from it."""
+
+    messages: list[BaseMessage] = field(default_factory=list)
+
+
 @dataclass(frozen=True)
 class Costs(Generic[C, T]):
     """Tokens each part takes in the prompt; a `*_header` is paid once, with the first item."""
@@ -119,7 +113,7 @@ class Costs(Generic[C, T]):
     turn_header: int = 0
 
 
-def check_relevance(min_relevance: float, optimal_relevance: float | None) -> None:
+def _check_relevance(min_relevance: float, optimal_relevance: float | None) -> None:
     if not 0.0 <= min_relevance <= 1.0:
         raise ValueError(f"min_relevance: must be in [0, 1], got {min_relevance}")
     if optimal_relevance is not None and not 0.0 <= optimal_relevance <= 1.0:
@@ -140,7 +134,7 @@ def select_context(
 ) -> ContextSelection[C, T]:
     """Choose what fits `budget_tokens` after the `fixed_tokens` (system prompt and question),
     in the priority order of the module docstring. Each turn's cost is computed once."""
-    check_relevance(min_relevance, optimal_relevance)
+    _check_relevance(min_relevance, optimal_relevance)
     if not 0.0 < max_chunk_share <= 1.0:
         raise ValueError(f"max_chunk_share: must be in (0, 1], got {max_chunk_share}")
     for index, chunk in enumerate(chunks):
@@ -261,13 +255,4 @@ def pack_context(
         *chosen.turns,
         HumanMessage(question),
     ]
-    return PackedContext(
-        messages=messages,
-        chunks=list(chosen.chunks),
-        used_tokens=chosen.used_tokens,
-        budget_tokens=budget,
-        dropped_low_relevance=list(chosen.dropped_low_relevance),
-        dropped_for_budget=list(chosen.dropped_for_budget),
-        dropped_memory=chosen.dropped_memory,
-        dropped_turns=chosen.dropped_turns,
-    )
+    return PackedContext(**vars(chosen), messages=messages)

@@ -33,7 +33,7 @@ from agent_platform.runtime.agent_config import RetrievalConfig
 from agent_platform.runtime.tokens import count_tokens
 
 DEFAULT_MIN_RELEVANCE = {"hybrid": 0.70, "vector": 0.60, "keyword": 0.40}
-OPTIMAL_RELEVANCE = {"hybrid": 0.85}
+DEFAULT_OPTIMAL_RELEVANCE = {"hybrid": 0.85}
 OUTPUT_TOKEN_SLACK = 2.0  # our counter over-counts sub-word tokens; allow 2x max_output_tokens
 _CITATION = re.compile(r"\[(\d{1,4})\]")
 _NON_WORD = re.compile(r"[^a-z0-9]+")
@@ -47,9 +47,9 @@ def min_relevance(config: RetrievalConfig) -> float:
 
 
 def optimal_relevance(config: RetrievalConfig) -> float | None:
-    """The strong-match threshold for `config`'s mode (never below its minimum), or None."""
-    optimal = OPTIMAL_RELEVANCE.get(config.mode)
-    return None if optimal is None else max(optimal, min_relevance(config))
+    """The strong-match threshold for `config`'s mode, or None (`select_context` never lets it
+    fall below the minimum)."""
+    return DEFAULT_OPTIMAL_RELEVANCE.get(config.mode)
 
 
 def cited_numbers(answer: str) -> list[int]:

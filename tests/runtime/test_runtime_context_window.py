@@ -5,11 +5,16 @@ from __future__ import annotations
 import pytest
 from langchain_core.messages import AIMessage, HumanMessage, SystemMessage
 
+from agent_platform.runtime.agent_config import RetrievalConfig
 from agent_platform.runtime.context_window import (
+    MIN_RELEVANCE,
+    OPTIMAL_RELEVANCE,
     ContextBudgetError,
+    ContextSelection,
     RetrievedChunk,
     pack_context,
 )
+from agent_platform.runtime.grounding import min_relevance, optimal_relevance
 from agent_platform.runtime.models.extractive import ExtractiveAnswerer
 from agent_platform.runtime.sources import parse_sources
 from agent_platform.runtime.tokens import count_message_tokens
@@ -109,6 +114,27 @@ def test_strong_chunks_come_before_history_usable_ones_after() -> None:
     )
     assert [c.source for c in flat.chunks] == ["strong.md", "usable.md"]
     assert flat.dropped_turns > 0
+    # An optimum below the minimum counts as the minimum: again every relevant chunk is strong.
+    below = pack_context(
+        **common,
+        chunks=[usable, strong],
+        conversation=history,
+        max_tokens=400,
+        min_relevance=0.7,
+        optimal_relevance=0.1,
+    )
+    assert [c.source for c in below.chunks] == ["strong.md", "usable.md"]
+    assert below.dropped_turns == flat.dropped_turns > 0
+    # The packed context is the selection plus its messages: the kept turns are those sent.
+    assert isinstance(packed, ContextSelection) and packed.turns == history
+    assert packed.messages[1:-1] == history
+
+
+def test_the_thresholds_are_the_hybrid_defaults_of_grounding() -> None:
+    assert (MIN_RELEVANCE, OPTIMAL_RELEVANCE) == (0.7, 0.85)
+    hybrid = RetrievalConfig(mode="hybrid", min_relevance=0.9)
+    assert (min_relevance(hybrid), optimal_relevance(hybrid)) == (0.9, 0.85)  # select clamps
+    assert optimal_relevance(RetrievalConfig(mode="vector")) is None
 
 
 def test_defaults_and_bad_input() -> None:
