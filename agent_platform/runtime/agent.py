@@ -35,6 +35,7 @@ from agent_platform.runtime.memory import (
     ConversationState,
     MemoryScope,
     VersionInfo,
+    write_together,
 )
 from agent_platform.runtime.phases import AgentServices
 from agent_platform.runtime.request_log import (
@@ -208,10 +209,11 @@ class AgentRuntime:
         """Make `version` of the session current again (as a new version); short-term memory
         is refilled from it, so the next request sees the restored conversation."""
         scope = self._scope(session_id, tenant, user)
-        state = self.services.conversation.rollback(scope, version)
-        self.services.short_term.clear(scope)
-        for turn in state.turns:
-            self.services.short_term.add(scope, turn.role, turn.content, dict(turn.metadata))
+        conversation, short_term = self.services.conversation, self.services.short_term
+        with write_together(conversation, short_term):
+            state = conversation.rollback(scope, version)
+            short_term.clear(scope)
+            short_term.add_many(scope, [(t.role, t.content, dict(t.metadata)) for t in state.turns])
         return state
 
     # --- outcome ---------------------------------------------------------------------------
@@ -233,6 +235,7 @@ class AgentRuntime:
             refused=final["refused"],
             retrieved=retrieved_chunks(final.get("hits", []), final.get("used", [])),
             agent=self.agent.name,
+            context=final["context"],
         )
         outcome = "refused" if response.refused else "answered"
         record = self._record(run, outcome, latency)

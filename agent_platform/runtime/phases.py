@@ -18,6 +18,7 @@ from functools import cached_property
 from typing import Any, Self
 
 from langchain_core.messages import HumanMessage, SystemMessage
+from opentelemetry import trace
 
 from agent_platform.knowledge.service import KnowledgeBase
 from agent_platform.prompts import LoadedPrompt
@@ -48,7 +49,7 @@ from agent_platform.runtime.memory.base import (
 )
 from agent_platform.runtime.models.extractive import NO_ANSWER
 from agent_platform.runtime.prompting import PromptResolver
-from agent_platform.runtime.response import Citation
+from agent_platform.runtime.response import Citation, ContextUsage
 from agent_platform.runtime.router import AllModelsFailedError, NoCandidateModelsError, Router
 from agent_platform.runtime.telemetry import Telemetry
 from agent_platform.runtime.tokens import MESSAGE_OVERHEAD_TOKENS, count_tokens
@@ -310,6 +311,16 @@ class AgentServices:
                 f"could not fit the prompt into {budget} tokens (the last try used {used})"
             )
         run.prompt = self.prompts.used(system, system_alias)
+        context = ContextUsage(
+            budget_tokens=budget,
+            prompt_tokens=used,
+            dropped_chunks=len(chosen.dropped_for_budget),
+            dropped_turns=chosen.dropped_turns,
+            dropped_memories=chosen.dropped_memory,
+        )
+        trace.get_current_span().set_attributes(  # the agent.prepare_prompt span
+            {f"agent_platform.context.{k}": v for k, v in context.model_dump().items()}
+        )
         refusals = [NO_ANSWER, str(self.prompts.declared_default(system_prompt, "refusal") or "")]
         return {
             "system": system,
@@ -317,13 +328,7 @@ class AgentServices:
             "messages": [SystemMessage(system_text), HumanMessage(user.text)],
             "refusals": [r for r in refusals if r],
             "used": chosen.chunks,
-            "context": {
-                "budget_tokens": budget,
-                "prompt_tokens": used,
-                "dropped_chunks": len(chosen.dropped_for_budget),
-                "dropped_turns": chosen.dropped_turns,
-                "dropped_memories": chosen.dropped_memory,
-            },
+            "context": context,
         }
 
     def _select(

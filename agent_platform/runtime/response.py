@@ -51,6 +51,16 @@ class RetrievedChunk(BaseModel):
     used: bool = Field(description="Above the relevance threshold and given to the model.")
 
 
+class ContextUsage(BaseModel):
+    """How the prompt used the context budget, and what did not fit (see context_window.py)."""
+
+    budget_tokens: int = Field(description="Prompt tokens the request could use.")
+    prompt_tokens: int = Field(description="Tokens of the rendered prompt.")
+    dropped_chunks: int = Field(description="Relevant chunks left out for lack of room.")
+    dropped_turns: int = Field(description="Older conversation turns left out.")
+    dropped_memories: int = Field(description="Long-term memories left out.")
+
+
 class AgentResponse(BaseModel):
     answer: str
     citations: list[Citation]
@@ -66,3 +76,4 @@ class AgentResponse(BaseModel):
     refused: bool = Field(description="True when the agent said the sources do not answer.")
     retrieved: list[RetrievedChunk] = Field(default_factory=list)
     agent: str = Field(description="The AgentConfig name that served the request.")
+    context: ContextUsage | None = None

@@ -38,7 +38,7 @@ from opentelemetry.context import Context
 from pydantic import ValidationError
 
 from agent_platform.runtime.memory.base import MemoryScope, Turn
-from agent_platform.runtime.response import AgentRequest, PromptUsed
+from agent_platform.runtime.response import AgentRequest, ContextUsage, PromptUsed
 from agent_platform.runtime.telemetry import record_error
 
 NODES = (
@@ -78,6 +78,7 @@ class RunState(TypedDict, total=False):
     messages: list[Any]
     system: Any
     user_prompt: Any
+    context: ContextUsage
     refusals: list[str]
     routed: Any
     excluded: list[str]

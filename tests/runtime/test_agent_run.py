@@ -91,10 +91,9 @@ def test_every_turn_is_a_version_and_rollback_restores_one(runtime) -> None:
     assert restored.version == 3 and restored.restored_from == 1
     assert [t.content for t in restored.turns] == [REFUND_QUESTION, first.answer]
     scope = MemoryScope(AGENT_TENANT, "bob", session)
-    assert [m.content for m in runtime.services.short_term.recent(scope)] == [
-        REFUND_QUESTION,
-        first.answer,
-    ]
+    refilled = runtime.services.short_term.recent(scope)
+    assert [m.content for m in refilled] == [REFUND_QUESTION, first.answer]
+    assert [m.metadata["trace_id"] for m in refilled] == [first.trace_id] * 2
 
     third = runtime.run(
         tenant=AGENT_TENANT, user="bob", input="When is the support desk open?", session_id=session
@@ -112,6 +111,7 @@ def test_every_turn_is_a_version_and_rollback_restores_one(runtime) -> None:
     ]
     with pytest.raises(LookupError, match="has no version 9"):
         runtime.rollback(session, 9, tenant=AGENT_TENANT, user="bob")
+    assert len(runtime.services.short_term.recent(scope)) == 4  # a failed rollback changes nothing
 
 
 @pytest.mark.parametrize(

@@ -6,6 +6,7 @@ registered through the catalogue's public `register_model`."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -42,6 +43,20 @@ class Recorder(BaseCallbackHandler):
         self.calls.append(list(messages[0]))
 
 
+def prepare_prompt_span(runtime, trace_id: str) -> dict[str, Any]:
+    """The attributes of the request's exported `agent.prepare_prompt` span."""
+    runtime.telemetry.provider.force_flush()
+    path = runtime.settings.home_dir / "telemetry" / "traces.jsonl"
+    spans = [json.loads(line) for line in path.read_text().splitlines()]
+    (span,) = [
+        s
+        for s in spans
+        if s["name"] == "agent.prepare_prompt"
+        and s["context"]["trace_id"].removeprefix("0x") == trace_id
+    ]
+    return span["attributes"]
+
+
 def recording(runtime) -> Recorder:
     recorder = Recorder()
     runtime.catalogue.register_model("extractive", ExtractiveAnswerer(callbacks=[recorder]))
@@ -71,13 +86,32 @@ def test_a_small_budget_drops_chunks_and_old_turns_but_still_answers(make_runtim
     # The sliding window: the newest earlier question is there, the oldest was dropped.
     assert "Conversation so far" in user.content
     assert EARLIER[-1] in user.content and EARLIER[0] not in user.content
+    # The response says what the budget held back, and so does the prepare_prompt span.
+    context = response.context
+    assert context is not None
+    assert context.budget_tokens == 330
+    assert context.prompt_tokens == count_message_tokens(recorder.calls[-1])
+    assert context.dropped_chunks == len(relevant) - len(given)
+    kept_turns = sum(q in user.content for q in EARLIER)
+    assert context.dropped_turns == 2 * (len(EARLIER) - kept_turns) > 0
+    assert context.dropped_memories == 0
+    span = prepare_prompt_span(runtime, response.trace_id)
+    assert {k: span[f"agent_platform.context.{k}"] for k in context.model_dump()} == (
+        context.model_dump()
+    )
     # The same request with the default 16k budget gets every relevant chunk and all turns.
     roomy = make_runtime()
     roomy_recorder = recording(roomy)
-    roomy.run(tenant=TENANT, user="pack", input=REFUND_QUESTION, session_id=session)
+    roomy_response = roomy.run(
+        tenant=TENANT, user="pack", input=REFUND_QUESTION, session_id=session
+    )
     roomy_system, roomy_user = roomy_recorder.calls[-1]
     assert len(parse_sources(roomy_system.content)) == 4
     assert all(q in roomy_user.content for q in EARLIER)
+    roomy_context = roomy_response.context
+    assert roomy_context is not None and roomy_context.budget_tokens > 330
+    assert (roomy_context.dropped_chunks, roomy_context.dropped_turns) == (0, 0)
+    assert roomy_response.model_dump(mode="json")["context"] == roomy_context.model_dump()
 
 
 def test_history_comes_from_short_term_memory_then_the_conversation_store(make_runtime) -> None:
