@@ -97,6 +97,33 @@ def test_a_cancelled_waiter_does_not_keep_a_slot() -> None:
     assert slots.in_use == 0
 
 
+@pytest.mark.parametrize("accepted", [False, True], ids=["before-accept", "after-accept"])
+def test_a_waiter_cancelled_after_being_granted_passes_the_slot_on(accepted: bool) -> None:
+    """The release hands the slot to the queued waiter (wake), which takes it on its loop
+    (accept). A cancel that lands before accept runs makes accept pass the slot on; one that
+    lands after, before the waiter resumes, makes the waiter give it back as it unwinds."""
+    slots = ModelSlots(1)
+
+    async def scenario() -> None:
+        holder = slots.asynchronous()
+        await holder.__aenter__()
+        waiter = asyncio.create_task(slots.asynchronous().__aenter__())
+        await asyncio.sleep(0)  # the waiter is queued
+        await holder.__aexit__(None, None, None)  # the slot is handed over: accept is scheduled
+        assert slots.in_use == 1
+        if accepted:
+            await asyncio.sleep(0)  # accept runs; the waiter is woken but has not resumed
+        waiter.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await waiter
+        assert slots.in_use == 0
+        async with asyncio.timeout(2), slots.asynchronous():  # free at once for the next caller
+            assert slots.in_use == 1
+
+    asyncio.run(scenario())
+    assert slots.in_use == 0
+
+
 def verbose_model(runtime) -> None:
     """A stand-in for a hosted model that rambles far past max_output_tokens."""
     runtime.catalogue.register_model("verbose", FakeListChatModel(responses=["word " * 600]))
