@@ -119,6 +119,12 @@ class CircuitBreaker:
                 return
             self._add(False, latency_s)
 
+    def announce(self) -> None:
+        """Tell the listener the current state, as both old and new (its first value)."""
+        with self._lock:  # ordered with the transitions, so the last value heard is the state
+            if self._listener is not None:
+                self._listener(self.name, self._state, self._state)
+
     def window_stats(self) -> WindowStats:
         with self._lock:
             self._prune()
@@ -194,7 +200,13 @@ class CircuitBreaker:
 
 
 class CircuitBreakerRegistry:
-    """One breaker per model, created on first use, with optional per-model settings."""
+    """One breaker per model, created on first use, with optional per-model settings.
+
+    `on_state_change` hears every transition of every breaker, and the state of each breaker
+    when it is created (as old and new), so a gauge fed by it shows every model in use without
+    waiting for its first transition. It is the one listener: whoever builds the
+    registry decides where its states go, however many routers share it.
+    """
 
     def __init__(
         self,
@@ -207,33 +219,27 @@ class CircuitBreakerRegistry:
         self.default = default or BreakerSettings()
         self._overrides = dict(overrides or {})
         self._clock = clock
-        self._listeners: list[StateListener] = [on_state_change] if on_state_change else []
+        self._listener = on_state_change
         self._breakers: dict[str, CircuitBreaker] = {}
         self._lock = threading.Lock()
-
-    def add_listener(self, listener: StateListener) -> None:
-        """Also tell `listener` of every state change (once, however often it is added)."""
-        with self._lock:
-            if listener not in self._listeners:
-                self._listeners.append(listener)
-
-    def _notify(self, model: str, old: BreakerState, new: BreakerState) -> None:
-        for listener in list(self._listeners):
-            listener(model, old, new)
 
     def get(self, model: str) -> CircuitBreaker:
         breaker = self._breakers.get(model)  # the common case, without the lock
         if breaker is not None:
             return breaker
         with self._lock:
-            if model not in self._breakers:
-                self._breakers[model] = CircuitBreaker(
+            breaker = self._breakers.get(model)
+            created = breaker is None
+            if breaker is None:
+                breaker = self._breakers[model] = CircuitBreaker(
                     model,
                     self._overrides.get(model, self.default),
                     clock=self._clock,
-                    on_state_change=self._notify,
+                    on_state_change=self._listener,
                 )
-            return self._breakers[model]
+        if created:  # outside the registry's lock: a listener may call the registry
+            breaker.announce()
+        return breaker
 
     def states(self) -> dict[str, BreakerState]:
         """Current state by model (for metrics and health endpoints)."""

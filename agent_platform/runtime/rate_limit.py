@@ -6,9 +6,10 @@ counters in process memory; the Redis backend keeps them in Redis, updated by `l
 scripts (atomic per key), so every process sharing the Redis shares the limits.
 
 A call is admitted only if all its limits have room: they are tested first, then consumed. The
-router admits a request once against the global and user limits (`acquire_request`) and then each
-model it tries against that model's limits (`acquire_model`), so a request that falls back counts
-once globally and per user, and once per model tried; `acquire` does all three scopes at once.
+router admits a request's first model with `acquire` (global, user and model limits, all or
+nothing) and each model it falls back to with `acquire_model` (that model's limits only), so a
+request counts once globally and per user, once per model tried, and nowhere when every model's
+own limit refuses it.
 Two processes racing for the last unit can both pass the test; the loser's consumption then fails
 and it is refused, with the units it already took left counted (the error is on the safe side).
 """
@@ -123,13 +124,9 @@ class RateLimiter:
         _check_id("model", model)
         self._acquire(self._limits(user, model), user, model, tokens)
 
-    def acquire_request(self, *, user: str, tokens: int = 0) -> None:
-        """Count one request against the global and user limits only (once per request)."""
-        _check_id("user", user)
-        self._acquire(self._limits(user, "", ("global", "user")), user, "", tokens)
-
     def acquire_model(self, *, model: str, tokens: int = 0) -> None:
-        """Count one request against `model`'s limits only (once per model a request tries)."""
+        """Count one request against `model`'s limits only (a fallback of an admitted request),
+        or raise `RateLimitExceeded` counting nothing."""
         _check_id("model", model)
         self._acquire(self._limits("", model, ("model",)), "", model, tokens)
 

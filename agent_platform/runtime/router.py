@@ -3,9 +3,8 @@
 A route names its candidate models; a strategy orders them, and that order is the fallback chain:
 
 * `ordered`: as listed in the route.
-* `cost`: cheapest expected call first: once a model has answered, its measured cost per call
-  (EMA) scaled to this prompt's size; before that, its catalogue prices x the prompt and expected
-  output tokens.
+* `cost`: cheapest expected call first: the catalogue prices x this prompt's tokens and the
+  model's measured average output tokens (EMA; before its first answer, a default).
 * `latency`: fastest first (measured latency EMA, else the catalogue's prior).
 * `quality`: 0.7 x quality + 0.15 x cheapness + 0.15 x speed (quality measured when scored, else
   the catalogue's prior).
@@ -17,7 +16,8 @@ Each model gets up to `retry.attempts` tries with exponential backoff (tenacity)
 fix (4xx other than 408/409/429) skip the remaining tries and go to the next model.
 A model whose circuit is open, or whose per-model rate limit is spent, is skipped. User and global
 rate limits are not the model's fault: they are raised to the caller at once. A request counts once
-against the global and user limits, and once against the limits of each model it tries.
+against the global and user limits, when its first model is admitted (not at all if every model's
+own limit refuses it), and once against the limits of each model it tries.
 
 Calls of hosted models run in a thread pool per model (a bulkhead: a hung provider holds threads of
 its own pool only), as large as the number of concurrent model calls allowed, so calls do not queue
@@ -143,6 +143,7 @@ class _Request:
     prompt_tokens: int
     model_kwargs: dict[str, Any]
     attempts: list[AttemptRecord] = field(default_factory=list)
+    admitted: bool = False  # counted against the global and user limits
 
 
 class IntelligentWeights(BaseModel):
@@ -214,7 +215,9 @@ class Router:
         max_workers: int = 10,
     ) -> None:
         """`max_workers`: threads per hosted model; at least the concurrent model calls allowed,
-        or calls queue and the queueing counts against `retry.timeout_s`."""
+        or calls queue and the queueing counts against `retry.timeout_s`. `breakers`: the one
+        given reports its states where its builder said (`on_state_change`); the one made here
+        feeds `telemetry`'s breaker gauge."""
         if max_workers < 1:
             raise ValueError(f"max_workers: must be >= 1, got {max_workers}")
         self.catalogue = catalogue
@@ -225,8 +228,9 @@ class Router:
                     raise ValueError(f"routes.{name}.models: unknown model {model!r}")
         self.retry = retry or RetrySettings()
         self.telemetry = telemetry or Telemetry.disabled()
-        self.breakers = breakers or CircuitBreakerRegistry()
-        self.breakers.add_listener(self.telemetry.metrics.on_breaker_change)
+        self.breakers = breakers or CircuitBreakerRegistry(
+            on_state_change=self.telemetry.metrics.on_breaker_change
+        )
         self.performance = performance or PerformanceTracker()
         self.rate_limiter = rate_limiter
         self.weights = weights or IntelligentWeights()
@@ -235,7 +239,6 @@ class Router:
         self._max_workers = max_workers
         self._pools: dict[str, ThreadPoolExecutor] = {}
         self._pools_lock = threading.Lock()
-        self._gauged: set[str] = set()  # models whose breaker gauge is exported
 
     @classmethod
     def from_settings(
@@ -258,7 +261,12 @@ class Router:
             for spec in catalogue
             if spec.max_p95_latency_ms is not None
         }
-        breakers = CircuitBreakerRegistry(runtime.breaker, overrides=overrides, clock=clock)
+        breakers = CircuitBreakerRegistry(
+            runtime.breaker,
+            overrides=overrides,
+            clock=clock,
+            on_state_change=telemetry.metrics.on_breaker_change,
+        )
         return cls(
             catalogue,
             routes=runtime.routes,
@@ -353,13 +361,12 @@ class Router:
         return perf.latency_ms if perf.latency_ms is not None else spec.latency_prior_ms
 
     def _expected_cost(self, spec: ModelSpec, prompt_tokens: int) -> float:
-        """USD of this call. Once measured, the cost EMA per call scaled by this call's tokens
-        (prompt + the model's usual output) over its usual tokens: it reflects what the provider
-        really bills (its own token counts, verbose answers). Else the catalogue prices."""
-        perf = self.performance.get(spec.name)
-        if perf.cost_usd is not None and perf.tokens and perf.output_tokens is not None:
-            return perf.cost_usd * (prompt_tokens + perf.output_tokens) / perf.tokens
-        return spec.cost(prompt_tokens, DEFAULT_EXPECTED_OUTPUT_TOKENS)
+        """USD of this call at the catalogue prices: this prompt, and the model's measured average
+        output (EMA) once it has answered, else `DEFAULT_EXPECTED_OUTPUT_TOKENS`. Input and output
+        tokens are priced apart, so a long prompt is not billed at the output price."""
+        measured = self.performance.get(spec.name).output_tokens
+        output_tokens = DEFAULT_EXPECTED_OUTPUT_TOKENS if measured is None else round(measured)
+        return spec.cost(prompt_tokens, output_tokens)
 
     def _plan(
         self,
@@ -382,26 +389,27 @@ class Router:
         )
         return ranked, prompt_tokens
 
-    def _admit_request(self, user: str, prompt_tokens: int) -> None:
-        """Count the request once against the global and user limits (raises when refused)."""
-        if self.rate_limiter is not None:
-            self.rate_limiter.acquire_request(user=user, tokens=prompt_tokens)
-
-    def _admit_model(self, spec: ModelSpec, prompt_tokens: int, req: _Request) -> bool:
-        """Whether the model's own limits let the request try it (once per model tried)."""
-        if self.rate_limiter is not None:
-            try:
-                self.rate_limiter.acquire_model(model=spec.name, tokens=prompt_tokens)
-            except RateLimitExceeded as exc:
-                req.attempts.append(AttemptRecord(spec.name, 0, "skipped", error=_describe(exc)))
-                return False
+    def _admit_model(self, spec: ModelSpec, req: _Request) -> bool:
+        """Whether the limits let the request try this model. The first model admitted takes the
+        global and user limits too, all or nothing, so a request counts once there, and not at
+        all when every model's own limit refuses it. A global or user refusal is raised."""
+        if self.rate_limiter is None:
+            return True
+        try:
+            if req.admitted:
+                self.rate_limiter.acquire_model(model=spec.name, tokens=req.prompt_tokens)
+            else:
+                self.rate_limiter.acquire(user=req.user, model=spec.name, tokens=req.prompt_tokens)
+        except RateLimitExceeded as exc:
+            if exc.scope != "model":
+                raise
+            req.attempts.append(AttemptRecord(spec.name, 0, "skipped", error=_describe(exc)))
+            return False
+        req.admitted = True
         return True
 
     def _check_breaker(self, spec: ModelSpec) -> None:
         breaker = self.breakers.get(spec.name)
-        if spec.name not in self._gauged:  # later values come with the state changes
-            self._gauged.add(spec.name)
-            self.telemetry.metrics.set_breaker_state(spec.name, breaker.state)
         if not breaker.allow():
             raise CircuitOpenError(
                 f"circuit of {spec.name!r} is {breaker.state.value}"
@@ -482,10 +490,9 @@ class Router:
         model's `invoke` (e.g. `temperature`, `max_tokens`).
         """
         ranked, prompt_tokens = self._plan(messages, route, models, strategy, required)
-        self._admit_request(user, prompt_tokens)
         req = _Request(list(messages), tenant, user, prompt_tokens, dict(model_kwargs))
         for spec in ranked:
-            if not self._admit_model(spec, prompt_tokens, req):
+            if not self._admit_model(spec, req):
                 continue
             try:
                 for attempt in Retrying(sleep=self._sleep, **self._retrying):
@@ -537,10 +544,9 @@ class Router:
     ) -> RoutedResponse:
         """`invoke` for asyncio: timeouts cancel the call instead of abandoning a thread."""
         ranked, prompt_tokens = self._plan(messages, route, models, strategy, required)
-        self._admit_request(user, prompt_tokens)
         req = _Request(list(messages), tenant, user, prompt_tokens, dict(model_kwargs))
         for spec in ranked:
-            if not self._admit_model(spec, prompt_tokens, req):
+            if not self._admit_model(spec, req):
                 continue
             try:
                 async for attempt in AsyncRetrying(**self._retrying):

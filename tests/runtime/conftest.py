@@ -13,6 +13,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 import redis
 
+from agent_platform.runtime.catalogue import Capability, ModelSpec
+
 
 @pytest.fixture
 def unique() -> str:
@@ -135,6 +137,27 @@ def _completion(model: str, content: str) -> dict[str, object]:
         ],
         "usage": {"prompt_tokens": 11, "completion_tokens": 3, "total_tokens": 14},
     }
+
+
+def hosted(base_url: str, name: str = "hosted", **overrides: object) -> ModelSpec:
+    """A hosted model served by `FakeOpenAI` at `base_url` (its key is set by `fake_openai`);
+    the client neither retries nor waits long, so the router's policies are what is tested."""
+    fields: dict[str, object] = {
+        "name": name,
+        "provider": "openai",
+        "model": "fake-gpt",
+        "base_url": base_url,
+        "api_key_env": "FAKE_OPENAI_API_KEY",
+        "input_price_per_1k": 0.5,
+        "output_price_per_1k": 1.5,
+        "context_window": 8192,
+        "capabilities": frozenset({Capability.CHAT, Capability.GROUNDED_QA}),
+        "quality_prior": 0.9,
+        "latency_prior_ms": 800.0,
+        "params": {"max_retries": 0, "timeout": 5},
+    }
+    fields.update(overrides)
+    return ModelSpec(**fields)
 
 
 @pytest.fixture

@@ -9,27 +9,13 @@ import pytest
 from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
 from langchain_core.messages import AIMessage
 
-from agent_platform.runtime.catalogue import Capability, ModelSpec, default_models
+from agent_platform.runtime.catalogue import ModelSpec, default_models
 from agent_platform.runtime.config import RetrySettings, RouteSettings
 from agent_platform.runtime.errors import ModelsFailedError
+from tests.runtime.conftest import hosted
 
 AGENT_TENANT = "handbook"
 QUESTION = "How many days do I have to request a refund?"
-
-
-def hosted(base_url: str) -> ModelSpec:
-    return ModelSpec(
-        name="hosted",
-        provider="openai",
-        model="fake-gpt",
-        base_url=base_url,
-        api_key_env="FAKE_OPENAI_API_KEY",
-        input_price_per_1k=0.5,
-        output_price_per_1k=1.5,
-        context_window=8192,
-        capabilities=frozenset({Capability.CHAT, Capability.GROUNDED_QA}),
-        params={"max_retries": 0, "timeout": 5},
-    )
 
 
 @pytest.fixture

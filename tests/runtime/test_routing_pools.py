@@ -8,29 +8,17 @@ from concurrent.futures import ThreadPoolExecutor
 from langchain_core.language_models.fake_chat_models import FakeListChatModel
 from langchain_core.messages import HumanMessage, SystemMessage
 
-from agent_platform.runtime.catalogue import Capability, ModelCatalogue, ModelSpec, default_models
+from agent_platform.runtime.catalogue import ModelCatalogue, ModelSpec, default_models
 from agent_platform.runtime.config import RetrySettings, RouteSettings
 from agent_platform.runtime.router import Router
 from agent_platform.runtime.sources import format_sources
+from tests.runtime.conftest import hosted
 
 SLOTS = 10
 MESSAGES = [
     SystemMessage(format_sources([("policy.md", "Refunds are accepted within 30 days.")])),
     HumanMessage("How many days do I have to ask for a refund?"),
 ]
-
-
-def hosted(base_url: str) -> ModelSpec:
-    return ModelSpec(
-        name="hosted",
-        provider="openai",
-        model="fake-gpt",
-        base_url=base_url,
-        api_key_env="FAKE_OPENAI_API_KEY",
-        context_window=8192,
-        capabilities=frozenset({Capability.CHAT, Capability.GROUNDED_QA}),
-        params={"max_retries": 0, "timeout": 10},
-    )
 
 
 def router_for(base_url: str, route: list[str], retry: RetrySettings) -> Router:

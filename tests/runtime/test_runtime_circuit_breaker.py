@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from agent_platform.runtime.circuit_breaker import BreakerState, CircuitBreaker
+from agent_platform.runtime.circuit_breaker import (
+    BreakerState,
+    CircuitBreaker,
+    CircuitBreakerRegistry,
+)
 from agent_platform.runtime.config import BreakerSettings
 
 
@@ -128,3 +132,20 @@ def test_p95_threshold_is_exact_and_slow_calls_leave_the_window() -> None:
     b.record_success(0.9)  # 6 slow among 101: the p95 call is slow
     assert b.state is BreakerState.OPEN
     assert "p95 latency 900 ms > 500 ms over 101 requests" in (b.last_open_reason or "")
+
+
+def test_registry_announces_each_new_breaker_then_its_transitions() -> None:
+    heard: list[tuple[str, str, str]] = []
+    registry = CircuitBreakerRegistry(
+        BreakerSettings(min_requests=2),
+        clock=Clock(),
+        on_state_change=lambda name, old, new: heard.append((name, old.value, new.value)),
+    )
+    a = registry.get("a")
+    assert registry.get("a") is a
+    assert heard == [("a", "closed", "closed")]  # once, when created
+    a.record_failure(0.01)
+    a.record_failure(0.01)
+    registry.get("b")
+    assert heard == [("a", "closed", "closed"), ("a", "closed", "open"), ("b", "closed", "closed")]
+    assert registry.states() == {"a": BreakerState.OPEN, "b": BreakerState.CLOSED}

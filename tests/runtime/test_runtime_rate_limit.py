@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import pytest
+from langchain_core.messages import HumanMessage, SystemMessage
 
-from agent_platform.runtime.config import RateLimitSettings
+from agent_platform.runtime.catalogue import ModelCatalogue, default_models
+from agent_platform.runtime.config import RateLimitSettings, RetrySettings, RouteSettings
 from agent_platform.runtime.rate_limit import RateLimiter, RateLimitExceeded
+from agent_platform.runtime.router import AllModelsFailedError, Router
+from agent_platform.runtime.sources import format_sources
 from agent_platform.runtime.telemetry import RuntimeMetrics
+from tests.runtime.conftest import hosted
 
 SMALL = RateLimitSettings(
     user_requests_per_minute=3,
@@ -98,26 +103,10 @@ def test_output_tokens_are_charged_after_the_call() -> None:
 
 
 def test_a_request_that_falls_back_counts_once_globally_and_per_user(fake_openai) -> None:
-    from langchain_core.messages import HumanMessage, SystemMessage
-
-    from agent_platform.runtime.catalogue import ModelCatalogue, ModelSpec, default_models
-    from agent_platform.runtime.config import RetrySettings, RouteSettings
-    from agent_platform.runtime.router import Router
-    from agent_platform.runtime.sources import format_sources
-
     fake_openai.script = ["500"]
-    hosted = ModelSpec(
-        name="hosted",
-        provider="openai",
-        model="fake-gpt",
-        base_url=fake_openai.base_url,
-        api_key_env="FAKE_OPENAI_API_KEY",
-        context_window=8192,
-        params={"max_retries": 0, "timeout": 5},
-    )
     limiter = RateLimiter.local(RateLimitSettings())
     router = Router(
-        ModelCatalogue([*default_models(), hosted]),
+        ModelCatalogue([*default_models(), hosted(fake_openai.base_url)]),
         routes={"default": RouteSettings(models=["hosted", "extractive"])},
         retry=RetrySettings(attempts=3, initial_delay_s=0.01, max_delay_s=0.02),
         rate_limiter=limiter,
@@ -144,17 +133,38 @@ def test_a_request_that_falls_back_counts_once_globally_and_per_user(fake_openai
     router.close()
 
 
-def test_request_and_model_scopes_can_be_acquired_separately() -> None:
+def test_a_request_every_model_refuses_is_not_charged_to_the_user() -> None:
+    """The global and user limits are taken with the first model admitted, all or nothing."""
+    limits = RateLimitSettings(model_requests_per_minute=1, user_requests_per_minute=5)
+    limiter = RateLimiter.local(limits)
+    router = Router(
+        ModelCatalogue(default_models()),
+        routes={"default": RouteSettings(models=["extractive"])},
+        rate_limiter=limiter,
+    )
+    question = [HumanMessage("How many days for refunds?")]
+    router.invoke(question, user="alice")  # spends the model's one request
+    for _ in range(3):
+        with pytest.raises(AllModelsFailedError, match="model limit 1 requests/minute"):
+            router.invoke(question, user="bob")
+    left = limiter.remaining(user="bob", model="extractive")
+    assert left["user.requests"] == limits.user_requests_per_minute
+    assert left["user.tokens"] == limits.user_tokens_per_minute
+    assert left["global.requests"] == limits.global_requests_per_minute - 1  # alice's only
+    router.close()
+
+
+def test_a_fallback_takes_only_the_next_model_s_limits() -> None:
     limiter = RateLimiter.local(SMALL)
-    limiter.acquire_request(user="alice", tokens=10)
-    limiter.acquire_model(model="m", tokens=10)
-    left = limiter.remaining(user="alice", model="m")
+    limiter.acquire(user="alice", model="m", tokens=10)  # the first model admitted
+    limiter.acquire_model(model="n", tokens=10)  # the request falls back to n
+    left = limiter.remaining(user="alice", model="n")
     assert (left["user.requests"], left["user.tokens"], left["model.requests"]) == (2, 90, 4)
     with pytest.raises(ValueError, match="model: must be a non-empty name"):
         limiter.acquire_model(model="")
     for _ in range(4):
-        limiter.acquire_model(model="m")
+        limiter.acquire_model(model="n")
     with pytest.raises(RateLimitExceeded) as info:
-        limiter.acquire_model(model="m")
+        limiter.acquire_model(model="n")
     assert info.value.scope == "model"
-    limiter.acquire_request(user="alice")  # the user's limit is untouched by the model's
+    assert limiter.remaining(user="alice", model="n")["user.requests"] == 2  # untouched by n's

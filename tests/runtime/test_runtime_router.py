@@ -9,12 +9,7 @@ import pytest
 from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
 from langchain_core.messages import AIMessage, HumanMessage, SystemMessage
 
-from agent_platform.runtime.catalogue import (
-    Capability,
-    ModelCatalogue,
-    ModelSpec,
-    default_models,
-)
+from agent_platform.runtime.catalogue import Capability, ModelCatalogue, ModelSpec, default_models
 from agent_platform.runtime.circuit_breaker import BreakerState, CircuitBreakerRegistry
 from agent_platform.runtime.config import (
     BreakerSettings,
@@ -30,27 +25,10 @@ from agent_platform.runtime.router import (
     Router,
 )
 from agent_platform.runtime.sources import format_sources
+from agent_platform.runtime.telemetry import Telemetry
+from tests.runtime.conftest import hosted
 
 FAST_RETRY = RetrySettings(attempts=3, initial_delay_s=0.01, max_delay_s=0.05, timeout_s=1.0)
-
-
-def hosted(base_url: str, name: str = "hosted", **overrides: object) -> ModelSpec:
-    fields: dict[str, object] = {
-        "name": name,
-        "provider": "openai",
-        "model": "fake-gpt",
-        "base_url": base_url,
-        "api_key_env": "FAKE_OPENAI_API_KEY",
-        "input_price_per_1k": 0.5,
-        "output_price_per_1k": 1.5,
-        "context_window": 8192,
-        "capabilities": frozenset({Capability.CHAT, Capability.GROUNDED_QA}),
-        "quality_prior": 0.9,
-        "latency_prior_ms": 800.0,
-        "params": {"max_retries": 0, "timeout": 5},
-    }
-    fields.update(overrides)
-    return ModelSpec(**fields)
 
 
 def grounded_messages() -> list:
@@ -162,13 +140,20 @@ def test_async_invoke_times_out_and_falls_back(fake_openai) -> None:
 
 def test_open_circuit_skips_the_model(fake_openai) -> None:
     now = [0.0]
+    telemetry = Telemetry.disabled()
     breakers = CircuitBreakerRegistry(
-        BreakerSettings(min_requests=2, cooldown_s=30), clock=lambda: now[0]
+        BreakerSettings(min_requests=2, cooldown_s=30),
+        clock=lambda: now[0],
+        on_state_change=telemetry.metrics.on_breaker_change,
     )
     fake_openai.script = ["500"]
     retry = RetrySettings(attempts=1, initial_delay_s=0, timeout_s=2)
     router = make_router(
-        [hosted(fake_openai.base_url)], ["hosted", "extractive"], breakers=breakers, retry=retry
+        [hosted(fake_openai.base_url)],
+        ["hosted", "extractive"],
+        breakers=breakers,
+        retry=retry,
+        telemetry=telemetry,
     )
     for _ in range(2):
         router.invoke(grounded_messages())
@@ -188,12 +173,20 @@ def test_open_circuit_skips_the_model(fake_openai) -> None:
     assert breakers.get("hosted").state is BreakerState.CLOSED
 
 
+def test_breaker_gauge_shows_a_model_before_its_first_state_change() -> None:
+    router = make_router([], ["extractive"])
+    gauge = "agent_platform_circuit_breaker_state"
+    assert router.telemetry.metrics.value(gauge, {"model": "extractive"}) is None
+    router.invoke(grounded_messages())
+    assert router.breakers.get("extractive").state is BreakerState.CLOSED
+    assert router.telemetry.metrics.value(gauge, {"model": "extractive"}) == 0
+
+
 def test_model_rate_limit_falls_back_user_limit_raises(fake_openai) -> None:
     limits = RateLimitSettings(model_requests_per_minute=1, user_requests_per_minute=2)
+    limiter = RateLimiter.local(limits)
     router = make_router(
-        [hosted(fake_openai.base_url)],
-        ["hosted", "extractive"],
-        rate_limiter=RateLimiter.local(limits),
+        [hosted(fake_openai.base_url)], ["hosted", "extractive"], rate_limiter=limiter
     )
     assert router.invoke(grounded_messages(), user="u1").model == "hosted"
     second = router.invoke(grounded_messages(), user="u1")
@@ -203,8 +196,12 @@ def test_model_rate_limit_falls_back_user_limit_raises(fake_openai) -> None:
     with pytest.raises(RateLimitExceeded) as info:  # a user limit is not the model's fault
         router.invoke(grounded_messages(), user="u1")
     assert info.value.scope == "user" and 0 < info.value.retry_after_s <= 60
+    global_left = limiter.remaining(user="u2", model="hosted")["global.requests"]
     with pytest.raises(AllModelsFailedError, match="model limit 1 requests/minute"):
         router.invoke(grounded_messages(), user="u2")  # every model's own limit is spent
+    left = limiter.remaining(user="u2", model="hosted")  # a request that never ran costs nothing
+    assert left["user.requests"] == 2 and left["global.requests"] == global_left
+    assert left["user.tokens"] == limits.user_tokens_per_minute
 
 
 def test_strategies_order_the_fallback_chain() -> None:
