@@ -12,14 +12,14 @@ from __future__ import annotations
 import os
 import tomllib
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from agent_platform.runtime.catalogue import ModelSpec, default_models
-from agent_platform.settings import settings_file
+from agent_platform.settings import Profile, settings_file
 
 RoutingStrategy = Literal["ordered", "cost", "latency", "quality", "intelligent"]
 StorageBackend = Literal["local", "redis"]
@@ -135,11 +135,14 @@ class TelemetrySettings(_Section):
             )
         return self
 
-    def resolved_exporter(self, profile: str = "local") -> ExporterKind:
-        """The exporter to use in `profile`; production refuses to run without its collector."""
+    def resolved_exporter(self, profile: Profile) -> ExporterKind:
+        """The exporter to use in `profile` (required: a forgotten one must not mean local files);
+        production refuses to run without its collector."""
+        if profile not in get_args(Profile):
+            raise ValueError(f"profile: unknown profile {profile!r} (local, production)")
         if self.exporter is not None:
             return self.exporter
-        if profile != "production":
+        if profile == "local":
             return "jsonfile"
         if not self.otlp_configured:
             raise ValueError(

@@ -38,6 +38,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 from agent_platform.runtime.catalogue import ModelSpec
 from agent_platform.runtime.circuit_breaker import BreakerState
 from agent_platform.runtime.config import TelemetrySettings
+from agent_platform.settings import Profile
 
 TRACER_NAME = "agent_platform.runtime"
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
@@ -65,11 +66,11 @@ def build_tracer_provider(
     config: TelemetrySettings,
     home_dir: Path | None = None,
     *,
+    profile: Profile,
     batch: bool = True,
-    profile: str = "local",
 ) -> TracerProvider:
-    """A tracer provider exporting where `config` says (its default depends on `profile`).
-    Not installed globally: callers decide."""
+    """A tracer provider exporting where `config` says (its default depends on `profile`, which
+    is required so production never falls back to local files). Not installed globally."""
     kind = config.resolved_exporter(profile)
     provider = TracerProvider(resource=Resource.create({"service.name": config.service_name}))
     exporter: SpanExporter | None
@@ -170,12 +171,9 @@ class RuntimeMetrics:
         if ok:  # zero for free models, so every answering model has a cost sample
             self.cost.labels(model, tenant).inc(cost_usd)
 
-    def set_breaker_state(self, model: str, state: BreakerState) -> None:
-        self.breaker_state.labels(model).set(state.gauge_value)
-
     def on_breaker_change(self, model: str, old: BreakerState, new: BreakerState) -> None:
-        """A `CircuitBreakerRegistry` listener."""
-        self.set_breaker_state(model, new)
+        """A `CircuitBreakerRegistry` listener: the gauge follows the breaker's state."""
+        self.breaker_state.labels(model).set(new.gauge_value)
 
     def rate_limited(self, scope: str) -> None:
         self.rate_limit_refusals.labels(scope).inc()
@@ -199,7 +197,7 @@ class Telemetry:
 
     @classmethod
     def from_settings(
-        cls, config: TelemetrySettings, home_dir: Path | None = None, *, profile: str = "local"
+        cls, config: TelemetrySettings, home_dir: Path | None = None, *, profile: Profile
     ) -> Telemetry:
         provider = build_tracer_provider(config, home_dir, profile=profile)
         return cls(provider.get_tracer(TRACER_NAME), RuntimeMetrics(), provider)

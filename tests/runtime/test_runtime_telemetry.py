@@ -28,7 +28,7 @@ from agent_platform.runtime.telemetry import (
 
 def test_model_calls_are_traced_and_counted(tmp_path: Path) -> None:
     config = TelemetrySettings(exporter="jsonfile", json_path=tmp_path / "traces.jsonl")
-    telemetry = Telemetry.from_settings(config)
+    telemetry = Telemetry.from_settings(config, profile="local")
     router = Router(
         ModelCatalogue(default_models()),
         routes={"default": RouteSettings(models=["extractive"])},
@@ -83,7 +83,7 @@ def test_separate_runtimes_have_separate_registries() -> None:
 
 
 def test_json_logs_carry_the_trace_id(tmp_path: Path) -> None:
-    provider = build_tracer_provider(TelemetrySettings(exporter="none"))
+    provider = build_tracer_provider(TelemetrySettings(exporter="none"), profile="local")
     tracer = provider.get_tracer("test")
     stream = io.StringIO()
     handler = logging.StreamHandler(stream)
@@ -128,6 +128,10 @@ def test_the_exporter_default_follows_the_profile(no_otlp_env: pytest.MonkeyPatc
     no_otlp_env.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:4318")
     assert TelemetrySettings().resolved_exporter("production") == "otlp"
     assert TelemetrySettings().resolved_exporter("local") == "jsonfile"
+    with pytest.raises(ValueError, match="profile: unknown profile 'prod' \\(local, production\\)"):
+        TelemetrySettings(exporter="console").resolved_exporter("prod")  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="profile"):  # no silent default: it must be said
+        Telemetry.from_settings(TelemetrySettings(exporter="none"))  # type: ignore[call-arg]
 
 
 class Collector:
