@@ -77,13 +77,9 @@ class PromptRegistry:
         *,
         ttl_seconds: float = DEFAULT_TTL_SECONDS,
         clock: Callable[[], float] = time.monotonic,
-        unpromoted_fallback: bool = False,
     ) -> None:
-        """`unpromoted_fallback`: whether the runtime's `PromptResolver` may serve `candidate`
-        or the newest version of a prompt that has no `production` version (off: refused)."""
         self.store = store
         self.ttl_seconds = ttl_seconds
-        self.unpromoted_fallback = unpromoted_fallback
         self._clock = clock
         self._cache: dict[tuple[str, str], tuple[float, Any]] = {}
         self._lock = threading.Lock()
@@ -93,11 +89,9 @@ class PromptRegistry:
     def from_settings(
         cls, settings: Any, *, ttl_seconds: float = DEFAULT_TTL_SECONDS
     ) -> PromptRegistry:
-        """A registry over the MLflow store that `Settings` resolves, with its fallback policy."""
+        """A registry over the MLflow store that `Settings` resolves."""
         return cls(
-            MlflowPromptStore(settings.resolved_mlflow_tracking_uri),
-            ttl_seconds=ttl_seconds,
-            unpromoted_fallback=settings.prompt_fallback_allowed,
+            MlflowPromptStore(settings.resolved_mlflow_tracking_uri), ttl_seconds=ttl_seconds
         )
 
     def _cached(self, key: tuple[str, str], fetch: Callable[[], Any]) -> Any:

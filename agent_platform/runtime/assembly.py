@@ -61,7 +61,7 @@ def build_services(
         runtime=runtime,
         knowledge=knowledge,
         router=router,
-        prompts=PromptResolver(registry),
+        prompts=PromptResolver(registry, unpromoted_fallback=settings.prompt_fallback_allowed),
         conversation=build_conversation_store(settings, runtime),
         working=build_working_memory(settings, runtime),
         short_term=build_short_term_memory(settings, runtime),

@@ -2,12 +2,13 @@
 
 Which version serves: a version pinned in the `AgentConfig`; else its alias (`production`) with
 the A/B variant of the user when a test runs on it. When the prompt has no version under that
-alias yet, what happens is the registry's `unpromoted_fallback` policy (setting
-`prompts.unpromoted_fallback`; on in the `local` profile, off in `production`): on, `candidate`
-serves, else the newest version; off, the request fails with an error naming the prompt and the
-command that promotes it, so nothing unapproved reaches production traffic. `PromptUsed.alias`
-records which it was. A failed alias lookup (and the newest version) is remembered for the
-registry's TTL, so an unpromoted prompt does not cost a store round trip per request.
+alias yet, what happens is the resolver's `unpromoted_fallback` policy (the setting
+`prompts.unpromoted_fallback`; unset, on in the `local` profile, off in `production`): on,
+`candidate` serves, else the newest version; off, the request fails with an error naming the
+prompt and the command that promotes it, so nothing unapproved reaches production traffic.
+`PromptUsed.alias` records which it was. A failed alias lookup (and the newest version) is
+remembered for the registry's TTL, so an unpromoted prompt does not cost a store round trip per
+request.
 
 Rendering uses the registry's sandbox and contract checks; the compiled Jinja environment of each
 (name, version) is kept, since compiling the template chain dominates the cost of a render.
@@ -41,14 +42,11 @@ LATEST = "latest"
 class PromptResolver:
     """`PromptRef` → the `LoadedPrompt` a request should use, and its rendering."""
 
-    def __init__(
-        self, registry: PromptRegistry, *, unpromoted_fallback: bool | None = None
-    ) -> None:
-        """`unpromoted_fallback` overrides the registry's policy (see the module docstring)."""
+    def __init__(self, registry: PromptRegistry, *, unpromoted_fallback: bool) -> None:
+        """`unpromoted_fallback`: `Settings.prompt_fallback_allowed` (see the module docstring);
+        required, so production never serves an unapproved prompt by default."""
         self.registry = registry
-        self.unpromoted_fallback = (
-            registry.unpromoted_fallback if unpromoted_fallback is None else unpromoted_fallback
-        )
+        self.unpromoted_fallback = unpromoted_fallback
         self._lock = threading.Lock()
         self._fallback: dict[tuple[str, str], tuple[float, str | None]] = {}
         self._envs: dict[tuple[str, int], ImmutableSandboxedEnvironment] = {}

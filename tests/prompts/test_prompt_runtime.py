@@ -191,15 +191,22 @@ def _production_settings(local: Settings, **prompts: object) -> Settings:
     )
 
 
+def _resolver(settings: Settings) -> PromptResolver:
+    """The resolver as the runtime assembles it: the fallback policy comes from the settings."""
+    return PromptResolver(
+        PromptRegistry.from_settings(settings), unpromoted_fallback=settings.prompt_fallback_allowed
+    )
+
+
 def test_local_profile_serves_unpromoted_prompts(live: PromotionService, prompt_settings) -> None:
     assert prompt_settings.profile == "local" and prompt_settings.prompt_fallback_allowed
-    resolver = PromptResolver(PromptRegistry.from_settings(prompt_settings))
+    resolver = _resolver(prompt_settings)
     prompt, alias, _ = resolver.resolve(USER_REF)
     assert (prompt.name, prompt.version, alias) == ("grounded_qa_user", 1, "candidate")
     assert resolver.resolve(SYSTEM_REF)[1:] == ("production", None)
 
     live.store.delete_alias("grounded_qa_user", CANDIDATE)
-    resolver = PromptResolver(PromptRegistry.from_settings(prompt_settings))
+    resolver = _resolver(prompt_settings)
     prompt, alias, _ = resolver.resolve(USER_REF)
     assert (prompt.version, alias) == (1, "latest")
 
@@ -209,7 +216,7 @@ def test_production_profile_refuses_unpromoted_prompts(
 ) -> None:
     production = _production_settings(prompt_settings)
     assert not production.prompt_fallback_allowed
-    resolver = PromptResolver(PromptRegistry.from_settings(production))
+    resolver = _resolver(production)
     with pytest.raises(PromptNotFoundError) as refused:
         resolver.resolve(USER_REF)
     message = str(refused.value)
@@ -222,20 +229,20 @@ def test_production_profile_refuses_unpromoted_prompts(
 
     live.approve("grounded_qa_user", 1, role="prompt-owner", by="reviewer")
     live.promote("grounded_qa_user", 1, by="release")
-    resolver = PromptResolver(PromptRegistry.from_settings(production))
+    resolver = _resolver(production)
     assert resolver.resolve(USER_REF)[1] == "production"
 
     allowed = _production_settings(prompt_settings, unpromoted_fallback=True)
     live.store.delete_alias("grounded_qa_user", "production")
-    resolver = PromptResolver(PromptRegistry.from_settings(allowed))
+    resolver = _resolver(allowed)
     assert resolver.resolve(USER_REF)[1] == "candidate"  # an explicit opt-in is honoured
 
 
 def test_latest_fallback_is_cached_with_the_ttl(live: PromotionService) -> None:
     live.store.delete_alias("grounded_qa_user", CANDIDATE)
     clock = ManualClock()
-    registry = PromptRegistry(live.store, ttl_seconds=30, clock=clock, unpromoted_fallback=True)
-    resolver = PromptResolver(registry)
+    registry = PromptRegistry(live.store, ttl_seconds=30, clock=clock)
+    resolver = PromptResolver(registry, unpromoted_fallback=True)
     assert resolver.resolve(USER_REF)[0].version == 1
     v1 = live.store.get("grounded_qa_user", 1)
     live.store.register("grounded_qa_user", v1.template.replace("Question:", "Q:"), v1.tags, "v2")
