@@ -239,21 +239,25 @@ def vectors_to_numpy(column: pa.Array | pa.ChunkedArray) -> np.ndarray:
 def sync_index(
     tenant: str, tables: TenantTables, store: VectorStore, batch_size: int = 1024
 ) -> IndexSummary:
-    """Upsert chunks the index lacks or holds with stale metadata, then delete removed chunks.
+    """Upsert chunks the index lacks, refresh stale metadata, then delete removed chunks.
 
-    A chunk whose text survives an edit of its document keeps its id, but its document hash and
-    position change: comparing the stored metadata re-upserts exactly those (no re-embedding).
+    A chunk whose text survives an edit of its document keeps its id (the id is derived from the
+    document and the text), but its document hash and position change: those get a metadata
+    update only, with no new vector in the index.
     """
     indexed = store.indexed_metadata(tenant)
     current: set[str] = set()
     upserted = 0
     for rows, vectors in iter_chunks_with_vectors(tables, batch_size):
         records = []
+        stale: dict[str, dict[str, str | int]] = {}
         for row, vector in zip(rows, vectors, strict=True):
             current.add(row["chunk_id"])
             metadata = {"document_hash": row["document_hash"], "position": row["position"]}
             stored = indexed.get(row["chunk_id"])
-            if stored is not None and stored == canonical_metadata(metadata):
+            if stored is not None:
+                if stored != canonical_metadata(metadata):
+                    stale[row["chunk_id"]] = metadata
                 continue
             records.append(
                 ChunkRecord(
@@ -267,6 +271,8 @@ def sync_index(
             )
         if records:
             upserted += store.upsert(tenant, records)
+        if stale:
+            upserted += store.update_metadata(tenant, stale)
     stale = indexed.keys() - current
     deleted = store.delete(tenant, stale) if stale else 0
     return IndexSummary(

@@ -91,12 +91,16 @@ class VectorStore(Protocol):
         """Delete records by chunk id; returns how many existed and were deleted."""
         ...
 
-    def chunk_ids(self, tenant: str) -> set[str]:
-        """All chunk ids stored for the tenant (used to diff against a new chunk table)."""
+    def update_metadata(
+        self, tenant: str, metadata: Mapping[str, Mapping[str, MetadataValue]]
+    ) -> int:
+        """Replace the metadata of stored chunks (chunk id -> new metadata), keeping their text
+        and vector; unknown ids are skipped. Returns how many chunks were updated."""
         ...
 
     def indexed_metadata(self, tenant: str) -> dict[str, str]:
-        """Chunk id -> its stored metadata as `canonical_metadata`, to find stale records."""
+        """Chunk id -> its stored metadata as `canonical_metadata`: the ids the index holds, and
+        which of them carry stale metadata."""
         ...
 
     def count(self, tenant: str) -> int: ...

@@ -2,8 +2,11 @@
 
 Why this shape: see "Embedded vector store: choice" in BENCHMARKS.md. SQLite is the source of
 truth (vectors are float32 blobs); the HNSW file is derived data that `rebuild` regenerates.
-Concurrency: any number of reader threads, one writer per tenant. Readers hold the tenant's read
-lock for a whole query; writers block readers only while they mutate the ANN, one batch at a time.
+Concurrency: any number of reader threads, one writer per tenant across threads and processes
+(`tenant_lock`). Readers hold the tenant's read lock for a whole query; writers block readers
+only while they mutate the ANN, one batch at a time. The hot path takes no store-wide lock: two
+stat calls tell whether another process swapped the tenant, and a `seq` read whether it wrote rows
+the ANN lacks.
 
 Scores: vector = (1 + cosine) / 2; keyword = bm25 / (bm25 + 5); hybrid = RRF (k=60) normalised
 by its maximum. See `validation.py` and `fusion.py`.
@@ -33,9 +36,16 @@ from agent_platform.vectorstore.base import (
     VectorStoreError,
 )
 from agent_platform.vectorstore.embedded_ann import AnnParams
-from agent_platform.vectorstore.embedded_tenant import CURRENT, TenantDamaged, TenantState
+from agent_platform.vectorstore.embedded_tenant import (
+    CURRENT,
+    LOCK,
+    TenantDamaged,
+    TenantState,
+    tenant_lock,
+)
 from agent_platform.vectorstore.validation import (
     check_filters,
+    check_metadata,
     check_record,
     check_search_args,
     check_tenant,
@@ -62,8 +72,8 @@ class EmbeddedVectorStore:
             Path(snapshots_dir) if snapshots_dir else self.root.parent / "snapshots"
         )
         self.params = params or AnnParams()
-        self._tenants: dict[str, TenantState] = {}
-        self._lock = threading.RLock()
+        self._tenants: dict[str, TenantState] = {}  # fully loaded, live states only
+        self._open_locks: dict[str, threading.Lock] = {}
 
     # --- tenant plumbing ---------------------------------------------------------------------
     def _corrupted(self, tenant: str, problem: str, ann_only: bool = False) -> IndexCorruptedError:
@@ -93,70 +103,86 @@ class EmbeddedVectorStore:
                 raise
             raise self._corrupted(tenant, f"records database error: {exc}") from exc
 
-    def _state(self, tenant: str, create: bool, load_ann: bool = True) -> TenantState | None:
-        """The open tenant; reopened when another process swapped its index (rebuild, restore)."""
+    def _open_lock(self, tenant: str) -> threading.Lock:
+        """Serialises opening one tenant (an open loads its ANN: other tenants must not wait)."""
+        return self._open_locks.setdefault(tenant, threading.Lock())
+
+    def _acquire(self, tenant: str, create: bool, load_ann: bool = True) -> TenantState | None:
+        """The live state of the tenant with a reference taken (the caller releases it).
+
+        Reopened when another process swapped its index (rebuild, restore); the stale state is
+        retired and closed by its last user.
+        """
         check_tenant(tenant)
-        stale = None
-        try:
-            with self._lock:
-                state = self._tenants.get(tenant)
-                if state is not None and not state.closed:
-                    if not state.changed_on_disk():
-                        return state
-                    stale = self._tenants.pop(tenant)
-                tenant_dir = self.root / tenant
-                with self._guard(tenant):
-                    if (tenant_dir / CURRENT).is_file() or (
-                        tenant_dir.is_dir() and any(tenant_dir.iterdir())
-                    ):
-                        state = TenantState.open(tenant, tenant_dir, self.params, load_ann)
-                    elif create:
-                        state = TenantState.create(tenant, tenant_dir, self.params)
-                    else:
-                        return None
-                if state.ann is not None or state.db.dim() is None:
-                    self._tenants[tenant] = state  # only cache fully loaded tenants
-                return state
-        finally:
-            if stale is not None:  # outside the store lock: waits for its in-flight queries
-                self._close_when_idle(stale)
+        state = self._tenants.get(tenant)
+        if state is not None and not state.changed_on_disk() and state.acquire():
+            return state
+        with self._open_lock(tenant):
+            state = self._tenants.get(tenant)
+            if state is not None:
+                if not state.changed_on_disk() and state.acquire():
+                    return state  # another thread reopened it meanwhile
+                self._evict(tenant)
+            tenant_dir = self.root / tenant
+            with self._guard(tenant):
+                if (tenant_dir / CURRENT).is_file() or (
+                    tenant_dir.is_dir() and any(p.name != LOCK for p in tenant_dir.iterdir())
+                ):
+                    state = TenantState.open(tenant, tenant_dir, self.params, load_ann)
+                elif create:
+                    state = TenantState.create(tenant, tenant_dir, self.params)
+                else:
+                    return None
+            state.acquire()
+            if state.ann is not None or state.db.dim() is None:
+                self._tenants[tenant] = state  # only cache fully loaded tenants
+            else:
+                state.retire()  # a rebuild's partial open: closed when the caller releases it
+            return state
+
+    def _exists(self, tenant: str) -> bool:
+        state = self._acquire(tenant, create=False)
+        if state is not None:
+            state.release()
+        return state is not None
 
     @contextmanager
     def _reading(self, tenant: str) -> Iterator[TenantState | None]:
-        while True:
-            state = self._state(tenant, create=False)
-            if state is None:
-                yield None
-                return
-            with state.rw.read():
-                if state.closed:
-                    continue
-                with self._guard(tenant):
+        state = self._acquire(tenant, create=False)
+        if state is None:
+            yield None
+            return
+        try:
+            with self._guard(tenant):
+                state.catch_up()
+                with state.rw.read():
                     yield state
-                return
+        finally:
+            state.release()
 
     @contextmanager
     def _writing(self, tenant: str, load_ann: bool = True) -> Iterator[TenantState]:
+        """Write lock + cross-process lock on a state checked, under both, to be the live one."""
         while True:
-            state = self._state(tenant, create=True, load_ann=load_ann)
+            state = self._acquire(tenant, create=True, load_ann=load_ann)
             assert state is not None
-            with state.write_lock:
-                if state.closed:
-                    continue
-                with self._guard(tenant):
-                    yield state
-                return
+            try:
+                with state.write_lock, tenant_lock(state.tenant_dir):
+                    if state.changed_on_disk():
+                        continue  # another process saved or swapped meanwhile: reopen
+                    with self._guard(tenant):
+                        if load_ann:
+                            state.sync()  # rows another process committed without saving
+                        yield state
+                    return
+            finally:
+                state.release()
 
     def _evict(self, tenant: str) -> None:
-        """Close a tenant's connections once no reader or writer uses it (restore, drop)."""
+        """Stop serving the tenant's cached state; its last user closes it."""
         state = self._tenants.pop(tenant, None)
         if state is not None:
-            self._close_when_idle(state)
-
-    @staticmethod
-    def _close_when_idle(state: TenantState) -> None:
-        with state.write_lock, state.rw.write():
-            state.close()
+            state.retire()
 
     # --- writes ------------------------------------------------------------------------------
     def upsert(self, tenant: str, records: Iterable[ChunkRecord]) -> int:
@@ -186,7 +212,7 @@ class EmbeddedVectorStore:
         if isinstance(chunk_ids, str):
             raise TypeError("chunk_ids must be an iterable of ids, not a single string")
         ids = list(dict.fromkeys(chunk_ids))
-        if not ids or self._state(tenant, create=False) is None:
+        if not ids or not self._exists(tenant):
             return 0
         with self._writing(tenant) as state:
             with state.db.transaction() as (conn, seq):
@@ -195,9 +221,19 @@ class EmbeddedVectorStore:
             state.maybe_save()
         return deleted
 
+    def update_metadata(
+        self, tenant: str, metadata: Mapping[str, Mapping[str, MetadataValue]]
+    ) -> int:
+        """Replace the metadata of stored chunks in place: no new vector, no ANN tombstone."""
+        checked = {cid: check_metadata(f"chunk {cid!r}", m) for cid, m in metadata.items()}
+        if not checked or not self._exists(tenant):
+            return 0
+        with self._writing(tenant) as state, state.db.transaction() as (conn, _):
+            return state.db.set_metadata(conn, checked)
+
     def drop_tenant(self, tenant: str) -> None:
         check_tenant(tenant)
-        with self._lock:
+        with self._open_lock(tenant):
             self._evict(tenant)
             shutil.rmtree(self.root / tenant, ignore_errors=True)
 
@@ -205,10 +241,6 @@ class EmbeddedVectorStore:
     def count(self, tenant: str) -> int:
         with self._reading(tenant) as state:
             return state.db.count() if state else 0
-
-    def chunk_ids(self, tenant: str) -> set[str]:
-        with self._reading(tenant) as state:
-            return state.db.chunk_ids() if state else set()
 
     def indexed_metadata(self, tenant: str) -> dict[str, str]:
         with self._reading(tenant) as state:
@@ -263,14 +295,10 @@ class EmbeddedVectorStore:
     def rebuild(self, tenant: str) -> int:
         """Works on a tenant whose ANN file is damaged: only the records database is needed."""
         with self._writing(tenant, load_ann=False) as state:
-            count = state.rebuild()
-        with self._lock:
-            if self._tenants.get(tenant) in (None, state) and not state.closed:
-                self._tenants[tenant] = state
-        return count
+            return state.rebuild()
 
     def _existing(self, tenant: str) -> None:
-        if self._state(tenant, create=False) is None:
+        if not self._exists(tenant):
             raise VectorStoreError(f"tenant {tenant!r} has no index in {self.root}")
 
     def verify(self, tenant: str) -> None:
@@ -288,7 +316,7 @@ class EmbeddedVectorStore:
         """Persist unsaved ANN changes (replayable from SQLite anyway: this saves open time)."""
         names = [tenant] if tenant else list(self._tenants)
         for name in names:
-            if self._state(name, create=False) is None:
+            if not self._exists(name):
                 continue
             with self._writing(name) as state:
                 if state.unsaved or (state.ann is not None and not state.manifest.get("ann_file")):
@@ -316,13 +344,17 @@ class EmbeddedVectorStore:
         return snap.prune(Path(snapshots_dir), check_tenant(tenant), retention_days)
 
     def close(self) -> None:
-        with self._lock:
-            for name in list(self._tenants):
-                state = self._tenants[name]
+        """Save unsaved ANN changes (only where this state is still the live one), then evict."""
+        for name, state in list(self._tenants.items()):
+            if state.unsaved and state.acquire():
                 try:
-                    with state.write_lock:
-                        if state.unsaved and not state.closed:
+                    with state.write_lock, tenant_lock(state.tenant_dir):
+                        if not state.changed_on_disk():
                             state.save()
                 except (OSError, sqlite3.Error):
                     pass  # unsaved ANN changes are replayed from SQLite on the next open
-                self._evict(name)
+                finally:
+                    state.release()
+            with self._open_lock(name):
+                if self._tenants.get(name) is state:
+                    self._evict(name)

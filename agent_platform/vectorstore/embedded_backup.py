@@ -23,6 +23,7 @@ from agent_platform.vectorstore.embedded_tenant import (
     TenantState,
     new_data_dir,
     point_current,
+    tenant_lock,
 )
 
 if TYPE_CHECKING:
@@ -107,7 +108,9 @@ def restore(
         shutil.rmtree(staged, ignore_errors=True)
         raise
     current = tenant_dir / CURRENT
-    with store._lock:  # no reader can reopen the old data between eviction and the swap
+    # No writer of any process works on the old data during the swap, and no reader of this one
+    # reopens it between eviction and the swap (others notice the new CURRENT by its stat).
+    with tenant_lock(tenant_dir), store._open_lock(tenant):
         old = current.read_text(encoding="utf-8").strip() if current.is_file() else None
         store._evict(tenant)
         point_current(tenant_dir, staged)

@@ -123,6 +123,23 @@ class RecordDB:
     def seq(self) -> int:
         return int(self.get_meta("seq") or 0)
 
+    @contextmanager
+    def snapshot(self) -> Iterator[None]:
+        """One read transaction on this thread's connection: every read inside sees one version.
+
+        Another process may commit at any time; without this, `seq`, the replayed rows and the
+        row count could come from different versions and disagree.
+        """
+        conn = self.reader()
+        if conn.in_transaction:
+            yield
+            return
+        conn.execute("BEGIN")
+        try:
+            yield
+        finally:
+            conn.execute("COMMIT")
+
     # --- writes ------------------------------------------------------------------------------
     @contextmanager
     def transaction(self) -> Iterator[tuple[sqlite3.Connection, int]]:
@@ -179,6 +196,18 @@ class RecordDB:
             ],
         )
 
+    @staticmethod
+    def set_metadata(conn: sqlite3.Connection, metadata: Mapping[str, Mapping]) -> int:
+        """Replace stored metadata in place (the vector and the ANN are untouched)."""
+        updated = 0
+        for chunk_id, values in metadata.items():
+            cursor = conn.execute(
+                "UPDATE chunks SET metadata=? WHERE chunk_id=?",
+                (canonical_metadata(values), chunk_id),
+            )
+            updated += cursor.rowcount
+        return updated
+
     def backup_to(self, path: Path) -> None:
         """A consistent online copy (sqlite3 backup API), left in rollback-journal mode."""
         dst = sqlite3.connect(path)
@@ -194,9 +223,6 @@ class RecordDB:
     # --- reads -------------------------------------------------------------------------------
     def count(self) -> int:
         return int(self.reader().execute("SELECT count(*) FROM chunks").fetchone()[0])
-
-    def chunk_ids(self) -> set[str]:
-        return {r[0] for r in self.reader().execute("SELECT chunk_id FROM chunks")}
 
     def chunk_metadata(self) -> dict[str, str]:
         """chunk id -> metadata JSON as stored (written by `canonical_metadata`)."""

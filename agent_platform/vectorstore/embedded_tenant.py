@@ -8,12 +8,16 @@ match its manifest is reported as corruption, before hnswlib ever reads it.
 
 Another process may swap files at any time (a Dagster run rebuilding the index the serving runtime
 searches): opening retries when CURRENT or the manifest changed under it, and an open tenant
-notices a new CURRENT or manifest by a stat check and is reopened by the store.
+notices a new CURRENT or manifest by a stat check and is reopened by the store. Every write,
+save, rebuild and restore holds the tenant's cross-process lock (`tenant_lock`) and first checks
+that its state is still the live one, so no process saves an ANN that misses another's deletes.
 """
 
 from __future__ import annotations
 
+import fcntl
 import json
+import os
 import sqlite3
 import threading
 import uuid
@@ -24,9 +28,15 @@ from typing import Any
 
 from agent_platform.vectorstore.embedded_ann import AnnIndex, AnnParams
 from agent_platform.vectorstore.embedded_sqlite import RecordDB
-from agent_platform.vectorstore.snapshots import file_digest, utc_now, write_json_atomic
+from agent_platform.vectorstore.snapshots import (
+    file_digest,
+    json_text,
+    stage_text,
+    utc_now,
+    write_json_atomic,
+)
 
-CURRENT, MANIFEST, RECORDS = "CURRENT", "manifest.json", "records.sqlite"
+CURRENT, MANIFEST, RECORDS, LOCK = "CURRENT", "manifest.json", "records.sqlite", "LOCK"
 FORMAT = 1
 OPEN_ATTEMPTS = 5  # a swap by another process mid-open costs one retry; five means real damage
 
@@ -87,9 +97,32 @@ def new_data_dir(tenant_dir: Path) -> Path:
 
 def point_current(tenant_dir: Path, data_dir: Path) -> None:
     """Atomically make `data_dir` the tenant's live data (os.replace of the CURRENT file)."""
-    tmp = tenant_dir / f".{CURRENT}.tmp"
-    tmp.write_text(data_dir.name, encoding="utf-8")
-    tmp.replace(tenant_dir / CURRENT)  # os.replace: atomic
+    stage_text(tenant_dir / CURRENT, data_dir.name).replace(tenant_dir / CURRENT)
+
+
+@contextmanager
+def tenant_lock(tenant_dir: Path) -> Iterator[None]:
+    """Exclusive lock on the tenant across processes (fcntl.flock on `<tenant>/LOCK`).
+
+    Not reentrant: flock on a second descriptor blocks even in the same thread.
+    """
+    path = tenant_dir / LOCK
+    while True:
+        tenant_dir.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            key = stat_key(path)
+            if key is not None and key[0] == os.fstat(fd).st_ino:
+                break
+        except BaseException:
+            os.close(fd)
+            raise
+        os.close(fd)  # the tenant was dropped meanwhile: lock the file that is there now
+    try:
+        yield
+    finally:
+        os.close(fd)  # releases the flock
 
 
 def stat_key(path: Path) -> StatKey:
@@ -125,15 +158,22 @@ def empty_manifest(params: AnnParams) -> dict[str, Any]:
 
 
 class TenantState:
-    """Open SQLite + loaded ANN for one tenant. Callers hold `write_lock` to mutate."""
+    """Open SQLite + loaded ANN for one version of a tenant on disk.
+
+    Each query or write holds a reference (`acquire`/`release`). The store `retire`s a state once
+    the disk moved on; the last user closes it, so nobody waits for in-flight queries. Mutations
+    hold `write_lock` and `tenant_lock`.
+    """
 
     def __init__(self, name: str, tenant_dir: Path, params: AnnParams, load_ann: bool) -> None:
         self.name, self.tenant_dir, self.params = name, tenant_dir, params
         self.write_lock = threading.RLock()
         self.rw = RWLock()
-        self.closed = False
         self.unsaved = 0
-        self._disk_lock = threading.Lock()
+        self.retired = self.closed = False
+        self._users = 0
+        self._users_lock = threading.Lock()
+        self._disk_lock = threading.Lock()  # held only for our own manifest swap + stat
         current = tenant_dir / CURRENT
         current_key = stat_key(current)  # each key is taken before its file is read
         if not current.is_file():
@@ -173,11 +213,45 @@ class TenantState:
                 if attempt >= OPEN_ATTEMPTS or _live_pointers(tenant_dir) == before:
                     raise
 
+    def _disk_now(self) -> tuple[StatKey, StatKey]:
+        return stat_key(self.tenant_dir / CURRENT), stat_key(self.data_dir / MANIFEST)
+
     def changed_on_disk(self) -> bool:
         """True once another process replaced CURRENT or the manifest (two stat calls)."""
-        with self._disk_lock:
-            key = (stat_key(self.tenant_dir / CURRENT), stat_key(self.data_dir / MANIFEST))
-            return key != self.disk_key
+        if self._disk_now() == self.disk_key:
+            return False
+        with self._disk_lock:  # our own save may be between its os.replace and its key update
+            return self._disk_now() != self.disk_key
+
+    # --- users -------------------------------------------------------------------------------
+    def acquire(self) -> bool:
+        """Take a reference; False once retired (the caller opens the live version instead)."""
+        with self._users_lock:
+            if self.retired:
+                return False
+            self._users += 1
+            return True
+
+    def release(self) -> None:
+        with self._users_lock:
+            self._users -= 1
+            close = self._close_due()
+        if close:
+            self.db.close()
+
+    def retire(self) -> None:
+        """No new users; closed now if idle, else by the last `release`."""
+        with self._users_lock:
+            self.retired = True
+            close = self._close_due()
+        if close:
+            self.db.close()
+
+    def _close_due(self) -> bool:  # caller holds _users_lock
+        if self.retired and self._users == 0 and not self.closed:
+            self.closed = True
+            return True
+        return False
 
     @classmethod
     def create(cls, name: str, tenant_dir: Path, params: AnnParams) -> TenantState:
@@ -233,8 +307,9 @@ class TenantState:
             except RuntimeError as exc:  # hnswlib: the file vanished after the checksum
                 raise TenantDamaged(f"ANN index file {path}: {exc}", ann_only=True) from exc
         self.ann_seq = int(m["synced_seq"])
-        self.sync()
-        count = self.db.count()
+        with self.db.snapshot():  # the count must be of the version that was replayed
+            self.sync()
+            count = self.db.count()
         live = self.ann.live if self.ann else 0
         if live != count:
             raise TenantDamaged(
@@ -242,23 +317,47 @@ class TenantState:
             )
 
     def sync(self) -> None:
-        """Replay writes newer than the ANN (`seq > ann_seq`) into it, a batch at a time."""
-        dead, batches = self.db.changes_since(self.ann_seq)
-        dim = self.db.dim()
-        if self.ann is None:
-            if dim is None:
+        """Replay writes newer than the ANN (`seq > ann_seq`) into it, a batch at a time.
+
+        The caller holds `write_lock`. Tombstones are purged only by a save, which replaces the
+        manifest: a state that may have missed some is stale and never saved (see the store).
+        """
+        with self.db.snapshot():  # seq, tombstones and rows of one committed version
+            seq = self.db.seq()
+            if seq == self.ann_seq:
                 return
-            self.ann = AnnIndex(dim, self.params, capacity=max(1024, self.db.count()))
-        with self.rw.write():
-            self.unsaved += self.ann.remove(dead)
-        for labels, vectors in batches:
+            dead, batches = self.db.changes_since(self.ann_seq)
+            dim = self.db.dim()
+            if self.ann is None:
+                if dim is None:
+                    self.ann_seq = seq
+                    return
+                self.ann = AnnIndex(dim, self.params, capacity=max(1024, self.db.count()))
             with self.rw.write():
-                self.ann.add(labels, vectors)
-            self.unsaved += len(labels)
-        self.ann_seq = self.db.seq()
+                self.unsaved += self.ann.remove(dead)
+            for labels, vectors in batches:
+                with self.rw.write():
+                    self.ann.add(labels, vectors)
+                self.unsaved += len(labels)
+            self.ann_seq = seq
+
+    def catch_up(self) -> None:
+        """For readers: replay rows another process committed but did not save (never waits).
+
+        When a writer of this process holds `write_lock`, it syncs itself after its commit.
+        """
+        if self.db.seq() == self.ann_seq or not self.write_lock.acquire(blocking=False):
+            return
+        try:
+            self.sync()
+        finally:
+            self.write_lock.release()
 
     def save(self, ann: AnnIndex | None = None) -> None:
-        """Persist `ann` (default: the live one) as the new ANN file; manifest swap commits it."""
+        """Persist `ann` (default: the live one) as the new ANN file; manifest swap commits it.
+
+        The caller holds `write_lock` and `tenant_lock` and has checked `changed_on_disk`.
+        """
         ann = ann or self.ann
         if ann is None:
             return
@@ -275,9 +374,11 @@ class TenantState:
             "ann_live": ann.live,
             "synced_seq": self.ann_seq,
         }
+        path = self.data_dir / MANIFEST
+        staged = stage_text(path, json_text(manifest))  # write + fsync outside the lock
         with self._disk_lock:  # our own swap must not look like another process's
-            write_json_atomic(self.data_dir / MANIFEST, manifest)
-            self.disk_key = (self.disk_key[0], stat_key(self.data_dir / MANIFEST))
+            staged.replace(path)
+            self.disk_key = (self.disk_key[0], stat_key(path))
         self.manifest = manifest
         self.db.purge_tombstones(self.ann_seq)
         self.unsaved = 0
@@ -308,7 +409,3 @@ class TenantState:
         with self.rw.write():
             self.ann = fresh
         return count
-
-    def close(self) -> None:
-        self.closed = True
-        self.db.close()

@@ -12,6 +12,7 @@ import hashlib
 import json
 import os
 import shutil
+import tempfile
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -49,14 +50,31 @@ def new_snapshot_dir(snapshots_dir: Path, tenant: str, now: datetime | None = No
     return candidate
 
 
+def stage_text(path: Path, text: str) -> Path:
+    """Write `text` to a fresh, fsynced temporary file next to `path`; the caller os.replaces it.
+
+    The name is unique (two processes saving at once never write into each other's file), and
+    the slow part (write + fsync) happens before the caller takes any lock for the swap.
+    """
+    fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+    except BaseException:
+        Path(name).unlink(missing_ok=True)
+        raise
+    return Path(name)
+
+
+def json_text(payload: dict[str, Any]) -> str:
+    return json.dumps(payload, indent=2, sort_keys=True)
+
+
 def write_json_atomic(path: Path, payload: dict[str, Any]) -> None:
     """Write JSON via a temporary file, fsync and os.replace: readers see old or new, never half."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    with tmp.open("w", encoding="utf-8") as fh:
-        json.dump(payload, fh, indent=2, sort_keys=True)
-        fh.flush()
-        os.fsync(fh.fileno())
-    tmp.replace(path)  # os.replace: atomic
+    stage_text(path, json_text(payload)).replace(path)  # os.replace: atomic
 
 
 def read_manifest(snapshot_dir: Path) -> dict[str, Any]:

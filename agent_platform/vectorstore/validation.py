@@ -68,7 +68,15 @@ def check_record(record: ChunkRecord, dim: int | None) -> np.ndarray:
             raise ValueError(f"{what}: {name} must be a non-empty string, got {value!r}")
     if not isinstance(record.text, str):
         raise ValueError(f"{what}: text must be a string, got {type(record.text).__name__}")
-    for key, value in record.metadata.items():
+    check_metadata(what, record.metadata)
+    return check_vector(record.vector, dim, what)
+
+
+def check_metadata(what: str, metadata: object) -> dict[str, MetadataValue]:
+    """Flat metadata with filterable keys and scalar values; returns it as a plain dict."""
+    if not isinstance(metadata, Mapping):
+        raise ValueError(f"{what}: metadata must be a mapping, got {type(metadata).__name__}")
+    for key, value in metadata.items():
         if not isinstance(key, str) or not METADATA_KEY_RE.match(key):
             raise ValueError(f"{what}: metadata key {key!r} must match {METADATA_KEY_RE.pattern}")
         if key in RESERVED_FILTER_KEYS:
@@ -80,7 +88,7 @@ def check_record(record: ChunkRecord, dim: int | None) -> np.ndarray:
             )
         if isinstance(value, float) and not math.isfinite(value):
             raise ValueError(f"{what}: metadata[{key!r}] is not finite")
-    return check_vector(record.vector, dim, what)
+    return dict(metadata)
 
 
 def check_search_args(

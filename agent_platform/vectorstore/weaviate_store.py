@@ -36,6 +36,7 @@ from agent_platform.vectorstore.base import (
 )
 from agent_platform.vectorstore.validation import (
     check_filters,
+    check_metadata,
     check_record,
     check_search_args,
     check_tenant,
@@ -171,6 +172,32 @@ class WeaviateVectorStore:
             deleted += self._tenant(tenant).data.delete_many(where=where).successful
         return deleted
 
+    def update_metadata(
+        self, tenant: str, metadata: Mapping[str, Mapping[str, MetadataValue]]
+    ) -> int:
+        """A property update (PATCH) per chunk: the vector stays. A chunk losing a metadata key
+        is replaced whole with its stored vector instead, since PATCH cannot unset `m_<key>`."""
+        checked = {cid: check_metadata(f"chunk {cid!r}", m) for cid, m in metadata.items()}
+        if not checked or not self._exists(tenant):
+            return 0
+        col = self._tenant(tenant)
+        updated = 0
+        for chunk_id, values in checked.items():
+            uuid = chunk_uuid(tenant, chunk_id)
+            obj = col.query.fetch_object_by_id(uuid, include_vector=True, return_properties=PROPS)
+            if obj is None:
+                continue
+            props = {"metadata_json": canonical_metadata(values)}
+            props |= {f"m_{k}": v for k, v in values.items()}
+            old = json.loads(obj.properties.get("metadata_json") or "{}")
+            if old.keys() <= values.keys():
+                col.data.update(uuid=uuid, properties=props)
+            else:
+                kept = {k: obj.properties[k] for k in PROPS if k != "metadata_json"}
+                col.data.replace(uuid=uuid, properties=kept | props, vector=obj.vector["default"])
+            updated += 1
+        return updated
+
     def drop_tenant(self, tenant: str) -> None:
         if self._exists(tenant):
             self._col.tenants.remove([tenant])
@@ -181,12 +208,6 @@ class WeaviateVectorStore:
         if not self._exists(tenant):
             return 0
         return int(self._tenant(tenant).aggregate.over_all(total_count=True).total_count or 0)
-
-    def chunk_ids(self, tenant: str) -> set[str]:
-        if not self._exists(tenant):
-            return set()
-        objects = self._tenant(tenant).iterator(return_properties=["chunk_id"])
-        return {o.properties["chunk_id"] for o in objects}
 
     def indexed_metadata(self, tenant: str) -> dict[str, str]:
         if not self._exists(tenant):

@@ -54,6 +54,8 @@ def test_surviving_chunks_get_their_new_position_and_document_hash(
         for chunk_id, old in before.items():
             assert after[chunk_id]["position"] == old["position"] + 1
         assert (second.chunks_upserted, second.chunks_deleted) == (3, 0)
+        # The survivors got a metadata update, not a new vector: the ANN has no tombstone.
+        assert store._tenants[T].ann.tombstones == 0 and store._tenants[T].ann.live == 3
         # Nothing changed: nothing is rewritten.
         third = pipeline.sync_index(T, tables, store)
         assert (third.chunks_upserted, third.chunks_deleted, third.chunks_total) == (0, 0, 3)

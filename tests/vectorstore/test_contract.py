@@ -35,12 +35,16 @@ def ids(hits) -> list[str]:
     return [h.chunk_id for h in hits]
 
 
+def stored_ids(store, tenant: str = T) -> set[str]:
+    return set(store.indexed_metadata(tenant))
+
+
 def test_protocol_and_counts(loaded, corpus_records) -> None:
     assert isinstance(loaded, VectorStore)
     assert loaded.count(T) == len(corpus_records)
-    assert loaded.chunk_ids(T) == {r.chunk_id for r in corpus_records}
+    assert stored_ids(loaded) == {r.chunk_id for r in corpus_records}
     assert loaded.tenants() == [T]
-    assert loaded.count("nobody") == 0 and loaded.chunk_ids("nobody") == set()
+    assert loaded.count("nobody") == 0 and stored_ids(loaded, "nobody") == set()
     stored = {r.chunk_id: canonical_metadata(r.metadata) for r in corpus_records}
     assert loaded.indexed_metadata(T) == stored
     assert loaded.indexed_metadata("nobody") == {}
@@ -73,7 +77,7 @@ def test_upsert_replaces_same_id(loaded, corpus_records, embedder) -> None:
 def test_delete(loaded, corpus_records, embedder) -> None:
     assert loaded.delete(T, ["bio-3", "geo-1", "does-not-exist"]) == 2
     assert loaded.count(T) == len(corpus_records) - 2
-    assert "bio-3" not in loaded.chunk_ids(T)
+    assert "bio-3" not in stored_ids(loaded)
     hits = loaded.search(
         T,
         query_text="zebrafish heart",
@@ -82,6 +86,32 @@ def test_delete(loaded, corpus_records, embedder) -> None:
     )
     assert "bio-3" not in ids(hits)
     assert loaded.delete(T, []) == 0 and loaded.delete("nobody", ["x"]) == 0
+
+
+def test_update_metadata_keeps_text_and_vector(loaded, corpus_records, embedder) -> None:
+    changed = {"faq-1": {"topic": "security", "public": False}, "bio-1": {"topic": "cells"}}
+    assert loaded.update_metadata(T, {**changed, "does-not-exist": {"topic": "x"}}) == 2
+    stored = loaded.indexed_metadata(T)
+    assert stored["faq-1"] == canonical_metadata(changed["faq-1"])
+    assert stored["bio-1"] == canonical_metadata(changed["bio-1"])  # the key "public" is gone
+    assert stored["faq-2"] == canonical_metadata(corpus_records[1].metadata)
+    assert loaded.count(T) == len(corpus_records)
+    q = embedder.embed_query("How do I change my login credentials?")
+    hits = loaded.search(T, query_text="password", query_vector=q, k=1, mode=SearchMode.VECTOR)
+    assert ids(hits) == ["faq-1"] and dict(hits[0].metadata) == changed["faq-1"]
+    by_filter = loaded.search(
+        T, query_text="x", query_vector=q, k=5, mode="vector", filters={"public": False}
+    )
+    assert "faq-1" in ids(by_filter) and "bio-1" not in ids(by_filter)
+    cells = loaded.search(
+        T, query_text="x", query_vector=q, k=5, mode="vector", filters={"topic": "cells"}
+    )
+    assert ids(cells) == ["bio-1"]
+    with pytest.raises(ValueError, match=r"faq-2.*metadata key 'a b'"):
+        loaded.update_metadata(T, {"faq-2": {"a b": 1}})
+    assert loaded.indexed_metadata(T)["faq-2"] == canonical_metadata(corpus_records[1].metadata)
+    assert loaded.update_metadata("nobody", {"faq-1": {}}) == 0
+    loaded.verify(T)
 
 
 def test_tenant_isolation(loaded, corpus_records, embedder) -> None:
@@ -207,7 +237,7 @@ def test_backup_restore_round_trip(loaded, corpus_records, snapshots_dir) -> Non
     loaded.upsert(T, [dataclasses.replace(corpus_records[3], chunk_id="new-1")])
     restored = loaded.restore(T, snapshots_dir, info.snapshot_id)
     assert restored.snapshot_id == info.snapshot_id
-    assert loaded.chunk_ids(T) == {r.chunk_id for r in corpus_records}
+    assert stored_ids(loaded) == {r.chunk_id for r in corpus_records}
     assert [s.snapshot_id for s in loaded.list_snapshots(T, snapshots_dir)] == [info.snapshot_id]
     hits = loaded.search(T, query_text="Forgot password", query_vector=None, k=1, mode="keyword")
     assert ids(hits) == ["faq-1"]
@@ -253,7 +283,7 @@ def test_bad_input_is_rejected_and_nothing_is_lost(loaded, corpus_records, embed
     nan = dataclasses.replace(corpus_records[1], vector=np.full(384, np.nan, dtype=np.float32))
     with pytest.raises(ValueError, match=r"faq-2.*NaN"):
         loaded.upsert(T, [nan])
-    assert loaded.count(T) == len(corpus_records) and "good-new" not in loaded.chunk_ids(T)
+    assert loaded.count(T) == len(corpus_records) and "good-new" not in stored_ids(loaded)
     q = embedder.embed_query("password")
     with pytest.raises(ValueError, match="query_text is empty"):
         loaded.search(T, query_text="  ", query_vector=q, k=3)
