@@ -30,6 +30,25 @@ def champion_config(settings: Settings, agent: str) -> AgentConfig | None:
     return champion.config() if champion else None
 
 
+def evaluated_model_quality(settings: Settings, agent: str) -> dict[str, float]:
+    """Accuracy per model from the newest evaluated version that ran that model alone, for the
+    router's quality-aware strategies ({} when nothing was evaluated)."""
+    uri = settings.resolved_mlflow_tracking_uri
+    if uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).exists():
+        return {}
+    try:
+        versions = AgentModelRegistry.from_settings(settings).versions(agent)
+    except MlflowException:
+        return {}
+    quality: dict[str, float] = {}
+    for version in versions:  # oldest first: a newer evaluation of the same model wins
+        models = version.config().models or []
+        accuracy = version.metrics.get("accuracy")
+        if version.evaluated and len(models) == 1 and accuracy is not None:
+            quality[models[0]] = accuracy
+    return quality
+
+
 def as_json(version: AgentVersion) -> dict[str, Any]:
     return {
         "name": version.name,

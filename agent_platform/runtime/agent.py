@@ -78,9 +78,9 @@ class AgentRuntime:
     ) -> AgentRuntime:
         """Build every service from settings (backends follow `Settings`: SQLite/Redis/Postgres)."""
         settings = settings or get_settings()
-        if agent is None:  # serve the registered champion; the default config before any promotion
-            from agent_platform.model_registry.serving import champion_config
+        from agent_platform.model_registry.serving import champion_config, evaluated_model_quality
 
+        if agent is None:  # serve the registered champion; the default config before any promotion
             agent = champion_config(settings, settings.serving_agent) or AgentConfig()
         services = build_services(
             settings,
@@ -90,6 +90,9 @@ class AgentRuntime:
             access=access,
             max_concurrent_model_calls=max_concurrent_model_calls,
         )
+        # evaluation scores replace the catalogue's quality priors in quality-aware routing
+        for model, score in evaluated_model_quality(settings, agent.name).items():
+            services.router.performance.record_quality(model, score)
         return cls(settings, services, RequestLog(settings.home_dir / "runtime" / "requests.jsonl"))
 
     # --- conveniences ----------------------------------------------------------------------

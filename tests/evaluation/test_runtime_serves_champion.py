@@ -1,4 +1,5 @@
-"""The runtime serves the registered `champion` by default, and the default config before one."""
+"""The runtime serves the registered `champion` by default, and the default config before one;
+evaluated accuracy feeds the router's quality scores."""
 
 from agent_platform.model_registry import AgentModelRegistry
 from agent_platform.runtime import AgentConfig, AgentRuntime, RetrievalConfig
@@ -22,7 +23,7 @@ def test_runtime_serves_the_champion_by_default(eval_settings) -> None:
         champion.name,
         version.version,
         run_id="manual",
-        metrics={"accuracy": 1.0},
+        metrics={"accuracy": 0.42},
         gates_passed=True,
         dataset_version="test",
     )
@@ -31,5 +32,9 @@ def test_runtime_serves_the_champion_by_default(eval_settings) -> None:
     served = AgentRuntime.from_settings(eval_settings)
     try:
         assert served.agent == champion
+        # the evaluated accuracy replaces the catalogue's quality prior (0.6) in routing
+        performance = served.services.router.performance
+        assert performance.get("extractive").quality == 0.42
+        assert performance.get("gemma-3-270m").quality is None  # never evaluated alone
     finally:
         served.close()
