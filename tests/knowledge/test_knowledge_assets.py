@@ -155,11 +155,20 @@ def test_reindex_job_rebuilds_while_a_reader_keeps_searching(
 
     from agent_platform.definitions import build_definitions
 
-    ingest(settings, "weekly", write_corpus(tmp_path / "weekly", DOCS))
+    source = write_corpus(tmp_path / "weekly", DOCS)
+    ingest(settings, "weekly", source)
     reader = KnowledgeBase(settings)  # long-lived, like the serving runtime
     try:
         query = "how long are snapshots kept?"
         assert reader.search("weekly", query, k=1, mode=SearchMode.VECTOR)[0].source == "backups.md"
+        paging = "Who gets paged when the checkout service is down?"
+        assert reader.search("weekly", paging, k=1, mode=SearchMode.VECTOR)[0].source != "oncall.md"
+        # Another run changes the data before the rebuild: the reader must see the new chunks.
+        (source / "oncall.md").write_text(
+            "# On call\n\nWhen the checkout service is down, the payments on-call engineer is "
+            "paged first, then the incident commander."
+        )
+        ingest(settings, "weekly", source)
         before = live_ann_file(settings, "weekly")
         # Exactly what the weekly schedule launches: the job with its own config, no overrides.
         job = build_definitions(settings).resolve_job_def("reindex_job")
@@ -173,6 +182,7 @@ def test_reindex_job_rebuilds_while_a_reader_keeps_searching(
         assert live_ann_file(settings, "weekly") != before
         hits = reader.search("weekly", query, k=1, mode=SearchMode.VECTOR)
         assert hits[0].source == "backups.md"
+        assert reader.search("weekly", paging, k=1, mode=SearchMode.VECTOR)[0].source == "oncall.md"
         assert reader.search("weekly", "reciprocal", k=1, mode=SearchMode.KEYWORD)[0].source == (
             "glossary.html"
         )
