@@ -22,6 +22,9 @@ from agent_platform.settings import EmbeddingSettings
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
 
+SORT_WINDOW_BATCHES = 16
+"""Model batches per `encode` call: the span over which texts are length-sorted."""
+
 ProgressCallback = Callable[[int, int], None]
 """Called with (texts done, texts total) after each encoded batch."""
 
@@ -136,8 +139,11 @@ class Embedder:
             return np.zeros((0, self.dimension), dtype=np.float32)
         out = np.empty((len(texts), self.dimension), dtype=np.float32)
         size = self._settings.batch_size
-        for start in range(0, len(texts), size):
-            batch = list(texts[start : start + size])
+        # sentence-transformers sorts the texts of one call by length before batching, so a call
+        # of many batches pads far less than one call per batch; progress is reported per call
+        window = size * SORT_WINDOW_BATCHES
+        for start in range(0, len(texts), window):
+            batch = list(texts[start : start + window])
             out[start : start + len(batch)] = model.encode(
                 batch,
                 batch_size=size,
@@ -146,7 +152,7 @@ class Embedder:
                 show_progress_bar=False,
             ).astype(np.float32, copy=False)
             if progress:
-                progress(min(start + size, len(texts)), len(texts))
+                progress(min(start + window, len(texts)), len(texts))
         return out
 
     def embed_texts_with_stats(
