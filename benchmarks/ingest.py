@@ -124,11 +124,20 @@ def memory_prefill(chunks: int, work: Path) -> None:
     shutil.rmtree(settings.knowledge_dir)  # the measured run starts from scratch but the cache
 
 
+def _peak_rss_kib() -> int:
+    """This process image's RSS high-water mark (VmHWM). Not `ru_maxrss`: Linux carries that over
+    from the forked parent across exec, so a child of a large parent would report its size."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1])
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # not Linux
+
+
 def memory_measure(work: Path) -> None:
     """Own process: the full knowledge job; its peak RSS is this process's high-water mark."""
     settings = _settings(work / "home")
     elapsed, meta = _ingest(settings, "mem", work / "corpus")
-    peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    peak_kb = _peak_rss_kib()
     index_bytes = sum(p.stat().st_size for p in settings.index_dir.rglob("*") if p.is_file())
     chunks = meta["document_chunks"]["chunks_total"]
     print(
