@@ -36,7 +36,7 @@ from agent_platform.vectorstore.embedded import EmbeddedVectorStore
 from agent_platform.vectorstore.embedded_ann import AnnParams
 
 DIM, K, TENANT = 384, 10, "bench"
-EF_SWEEP = (32, 64, 96, 128, 256)
+EF_SWEEP = (32, 48, 64, 96, 128, 256)
 
 
 def unit(x: np.ndarray) -> np.ndarray:

@@ -83,3 +83,19 @@ def test_prompt_fallback_follows_the_profile_unless_set(
         "unpromoted_fallback": True,
         "tokenizer_dirs": {"minilm": str(Path("~/tok").expanduser().resolve())},
     }
+
+
+def test_hnsw_search_breadth_is_a_setting(
+    platform_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from agent_platform.vectorstore.factory import open_vector_store
+
+    monkeypatch.setenv("AGENT_PLATFORM_HNSW_EF_SEARCH", "96")
+    store = open_vector_store(Settings())
+    try:
+        assert store.params.ef_search == 96
+    finally:
+        store.close()
+    monkeypatch.setenv("AGENT_PLATFORM_HNSW_EF_SEARCH", "0")
+    with pytest.raises(ValidationError, match="hnsw_ef_search"):
+        Settings()

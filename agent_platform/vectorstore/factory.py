@@ -11,8 +11,13 @@ def open_vector_store(settings: Settings) -> VectorStore:
     backend = settings.resolved_vector_backend
     if backend == "embedded":
         from agent_platform.vectorstore.embedded import EmbeddedVectorStore
+        from agent_platform.vectorstore.embedded_ann import AnnParams
 
-        return EmbeddedVectorStore(settings.index_dir, snapshots_dir=settings.snapshots_dir)
+        return EmbeddedVectorStore(
+            settings.index_dir,
+            snapshots_dir=settings.snapshots_dir,
+            params=AnnParams(ef_search=settings.hnsw_ef_search),
+        )
     if backend == "weaviate":
         if not settings.weaviate_url:
             raise ValueError(
@@ -25,5 +30,6 @@ def open_vector_store(settings: Settings) -> VectorStore:
             grpc_port=settings.weaviate_grpc_port,
             api_key=settings.weaviate_api_key,
             snapshots_dir=settings.snapshots_dir,
+            ef=settings.hnsw_ef_search,
         )
     raise ValueError(f"unknown vector backend {backend!r}: expected 'embedded' or 'weaviate'")
