@@ -115,6 +115,36 @@ def test_passing_challenger_is_promoted_then_compared(home: Path, tmp_path: Path
     assert registry.aliases("grounded-qa")[CHAMPION] == 1  # not better: champion stays
 
 
+def test_a_better_challenger_replaces_the_champion(home: Path, tmp_path: Path) -> None:
+    """The reverse of the test above: keyword k=1 serves first, then the hybrid extractive agent
+    wins the paired comparison and is promoted, with the comparison as the recorded reason."""
+    worse = (
+        '[candidates.keyword-k1]\nmodels = ["extractive"]\n'
+        'retrieval = { k = 1, mode = "keyword" }\n'
+    )
+    plan = small_plan(tmp_path, extra=worse)
+    gates = {"accuracy_gate": 0.3, "consistency_gate": 0.5, "latency_p95_budget_ms": 60_000.0}
+    config = {
+        "ops": {
+            "evaluated_model_versions": {
+                "config": {"candidates": ["keyword-k1"], "max_examples": 20}
+            }
+        }
+    }
+    dg.materialize(GRAPH, resources=resources(home, plan, **gates), run_config=config)
+    registry = AgentModelRegistry.from_settings(Settings(home=home))
+    weak = registry.champion("grounded-qa")
+    assert weak.candidate == "keyword-k1"
+    config["ops"]["evaluated_model_versions"]["config"]["candidates"] = ["extractive"]
+    second = dg.materialize(GRAPH, resources=resources(home, plan, **gates), run_config=config)
+    meta = second.asset_materializations_for_node("evaluated_model_versions")[0].metadata
+    reason = meta["promotion_reason"].value
+    assert meta["promotion_recommended"].value is True
+    assert reason.startswith("correct: challenger") and reason.endswith("): better"), reason
+    champion = registry.champion("grounded-qa")
+    assert champion.candidate == "extractive" and champion.version != weak.version
+
+
 def test_challenger_evaluation_leaves_the_champions_record_alone(
     home: Path, tmp_path: Path
 ) -> None:
