@@ -81,20 +81,24 @@ def test_failed_gates_block_promotion_and_everything_is_logged(home: Path, tmp_p
     assert len(table) == 58 and {"correct", "groundedness", "latency_ms"} <= set(table.columns)
 
 
+# a weaker agent: one keyword hit instead of five hybrid ones
+KEYWORD_K1 = (
+    '[candidates.keyword-k1]\nmodels = ["extractive"]\nretrieval = { k = 1, mode = "keyword" }\n'
+)
+# lenient thresholds where a test is about the comparison, not the gates (or machine load)
+LENIENT_GATES = {"accuracy_gate": 0.3, "consistency_gate": 0.5, "latency_p95_budget_ms": 60_000.0}
+
+
+def round_config(candidates: list[str], max_examples: int) -> dict:
+    """Run config of `evaluated_model_versions` for one evaluation round."""
+    settings = {"candidates": candidates, "max_examples": max_examples}
+    return {"ops": {"evaluated_model_versions": {"config": settings}}}
+
+
 def test_passing_challenger_is_promoted_then_compared(home: Path, tmp_path: Path) -> None:
-    worse = (
-        '[candidates.keyword-k1]\nmodels = ["extractive"]\n'
-        'retrieval = { k = 1, mode = "keyword" }\n'
-    )
-    plan = small_plan(tmp_path, extra=worse)
-    gates = {"accuracy_gate": 0.3, "consistency_gate": 0.5, "latency_p95_budget_ms": 60_000.0}
-    config = {
-        "ops": {
-            "evaluated_model_versions": {
-                "config": {"candidates": ["extractive"], "max_examples": 20}
-            }
-        }
-    }
+    plan = small_plan(tmp_path, extra=KEYWORD_K1)
+    gates = LENIENT_GATES
+    config = round_config(["extractive"], 20)
     first = dg.materialize(GRAPH, resources=resources(home, plan, **gates), run_config=config)
     assert first.asset_materializations_for_node("champion_promotion")[0].metadata["promoted"].value
     registry = AgentModelRegistry.from_settings(Settings(home=home))
@@ -118,25 +122,17 @@ def test_passing_challenger_is_promoted_then_compared(home: Path, tmp_path: Path
 def test_a_better_challenger_replaces_the_champion(home: Path, tmp_path: Path) -> None:
     """The reverse of the test above: keyword k=1 serves first, then the hybrid extractive agent
     wins the paired comparison and is promoted, with the comparison as the recorded reason."""
-    worse = (
-        '[candidates.keyword-k1]\nmodels = ["extractive"]\n'
-        'retrieval = { k = 1, mode = "keyword" }\n'
-    )
-    plan = small_plan(tmp_path, extra=worse)
-    gates = {"accuracy_gate": 0.3, "consistency_gate": 0.5, "latency_p95_budget_ms": 60_000.0}
-    config = {
-        "ops": {
-            "evaluated_model_versions": {
-                "config": {"candidates": ["keyword-k1"], "max_examples": 20}
-            }
-        }
-    }
-    dg.materialize(GRAPH, resources=resources(home, plan, **gates), run_config=config)
+    plan = small_plan(tmp_path, extra=KEYWORD_K1)
+    first = round_config(["keyword-k1"], 20)
+    dg.materialize(GRAPH, resources=resources(home, plan, **LENIENT_GATES), run_config=first)
     registry = AgentModelRegistry.from_settings(Settings(home=home))
     weak = registry.champion("grounded-qa")
     assert weak.candidate == "keyword-k1"
-    config["ops"]["evaluated_model_versions"]["config"]["candidates"] = ["extractive"]
-    second = dg.materialize(GRAPH, resources=resources(home, plan, **gates), run_config=config)
+    second = dg.materialize(
+        GRAPH,
+        resources=resources(home, plan, **LENIENT_GATES),
+        run_config=round_config(["extractive"], 20),
+    )
     meta = second.asset_materializations_for_node("evaluated_model_versions")[0].metadata
     reason = meta["promotion_reason"].value
     assert meta["promotion_recommended"].value is True
@@ -156,8 +152,7 @@ def test_challenger_evaluation_leaves_the_champions_record_alone(
     dataset.write_text("".join(json.dumps(row | {"paraphrases": []}) + "\n" for row in rows))
     twin = '[candidates.twin]\nmodels = ["extractive"]\ndescription = "extractive, re-registered"\n'
     plan = small_plan(tmp_path, extra=twin, dataset=dataset)
-    # lenient thresholds: this test is about the comparison, not the gates (or machine load)
-    gates = {"accuracy_gate": 0.3, "consistency_gate": 0.5, "latency_p95_budget_ms": 60_000.0}
+    gates = LENIENT_GATES
     config = {"ops": {"evaluated_model_versions": {"config": {"max_examples": 8}}}}
     config["ops"]["evaluated_model_versions"]["config"]["candidates"] = ["extractive"]
     dg.materialize(GRAPH, resources=resources(home, plan, **gates), run_config=config)
