@@ -19,9 +19,7 @@ class ModelPerformance:
     failures: int = 0
     latency_ms: float | None = None
     error_rate: float | None = None
-    cost_usd: float | None = None
-    tokens: float | None = None  # input + output, per call
-    output_tokens: float | None = None
+    output_tokens: float | None = None  # per call; cost is priced from it and the prompt
     quality: float | None = None
     quality_samples: int = 0
 
@@ -31,7 +29,7 @@ def _ema(previous: float | None, value: float, alpha: float) -> float:
 
 
 class PerformanceTracker:
-    """Thread-safe EMAs of latency, error rate, cost, tokens and quality, by model."""
+    """Thread-safe EMAs of latency, error rate, output tokens and quality, by model."""
 
     def __init__(self, alpha: float = 0.2) -> None:
         if not 0 < alpha <= 1:
@@ -43,9 +41,7 @@ class PerformanceTracker:
     def _current(self, model: str) -> ModelPerformance:
         return self._stats.get(model) or ModelPerformance(model=model)
 
-    def record_success(
-        self, model: str, latency_s: float, input_tokens: int, output_tokens: int, cost_usd: float
-    ) -> None:
+    def record_success(self, model: str, latency_s: float, output_tokens: int) -> None:
         a = self.alpha
         with self._lock:
             s = self._current(model)
@@ -54,8 +50,6 @@ class PerformanceTracker:
                 calls=s.calls + 1,
                 latency_ms=_ema(s.latency_ms, latency_s * 1000.0, a),
                 error_rate=_ema(s.error_rate, 0.0, a),
-                cost_usd=_ema(s.cost_usd, cost_usd, a),
-                tokens=_ema(s.tokens, float(input_tokens + output_tokens), a),
                 output_tokens=_ema(s.output_tokens, float(output_tokens), a),
             )
 

@@ -432,7 +432,7 @@ class Router:
         if self.rate_limiter is not None:  # input tokens were counted on admission
             self.rate_limiter.charge_tokens(user=req.user, model=spec.name, tokens=output_tokens)
         self.breakers.get(spec.name).record_success(latency)
-        self.performance.record_success(spec.name, latency, input_tokens, output_tokens, cost)
+        self.performance.record_success(spec.name, latency, output_tokens)
         self.telemetry.metrics.observe_call(
             model=spec.name,
             tenant=req.tenant,

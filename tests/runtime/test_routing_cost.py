@@ -63,8 +63,8 @@ def test_measured_cost_decides_between_otherwise_equal_models() -> None:
     router = Router(ModelCatalogue([priced("verbose", 1.0), priced("terse", 1.0)]))
     assert order(router, "intelligent") == ["verbose", "terse"]  # a tie keeps the route's order
     for _ in range(3):  # same latency and tokens in; the verbose model answers at length
-        router.performance.record_success("verbose", 0.2, 20, 400, 0.42)
-        router.performance.record_success("terse", 0.2, 20, 5, 0.025)
+        router.performance.record_success("verbose", 0.2, 400)
+        router.performance.record_success("terse", 0.2, 5)
     assert order(router, "intelligent") == ["terse", "verbose"]
     assert order(router, "cost") == ["terse", "verbose"]
 
