@@ -215,6 +215,11 @@ class Settings(BaseSettings):
         return self.home_dir / "snapshots"
 
     @property
+    def memory_index_dir(self) -> Path:
+        """Long-term memories: a store namespace of its own, beside (not inside) `index_dir`."""
+        return self.home_dir / "memory-index"
+
+    @property
     def knowledge_dir(self) -> Path:
         """Per-tenant tables (documents, chunks, embeddings) between the knowledge assets."""
         return self.home_dir / "knowledge"
@@ -237,6 +242,7 @@ class Settings(BaseSettings):
             "knowledge_dir": str(self.knowledge_dir),
             "index_dir": str(self.index_dir),
             "snapshots_dir": str(self.snapshots_dir),
+            "memory_index_dir": str(self.memory_index_dir),
             "snapshot_retention_days": self.snapshot_retention_days,
             "vector_backend": self.resolved_vector_backend,
             "weaviate_url": self.weaviate_url,

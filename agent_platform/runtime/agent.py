@@ -300,7 +300,7 @@ class AgentRuntime:
     def close(self) -> None:
         s = self.services
         s.router.close()
-        for closable in (s.conversation, s.working, s.short_term, s.knowledge):
+        for closable in (s.conversation, s.working, s.short_term, s.long_term, s.knowledge):
             close = getattr(closable, "close", None)
             if close is not None:
                 close()

@@ -1,5 +1,7 @@
 """Build the services of an `AgentRuntime` from settings: telemetry, limits, catalogue and router,
-knowledge, prompts, the memory layers and the gatekeeper (backends follow `Settings`)."""
+knowledge, prompts, the memory layers and the gatekeeper (backends follow `Settings`).
+
+Long-term memory gets its own store, opened on the memory namespace: never the knowledge store."""
 
 from __future__ import annotations
 
@@ -22,6 +24,8 @@ from agent_platform.runtime.router import Router
 from agent_platform.runtime.telemetry import Telemetry
 from agent_platform.settings import Settings
 from agent_platform.tenants import TenantRegistry
+from agent_platform.vectorstore.factory import open_vector_store
+from agent_platform.vectorstore.namespaces import StoreNamespace
 
 
 def build_services(
@@ -66,7 +70,9 @@ def build_services(
         working=build_working_memory(settings, runtime),
         short_term=build_short_term_memory(settings, runtime),
         long_term=VectorLongTermMemory(
-            knowledge.store, knowledge.embedder, min_score=DEFAULT_MIN_SCORE
+            open_vector_store(settings, StoreNamespace.MEMORY),
+            knowledge.embedder,
+            min_score=DEFAULT_MIN_SCORE,
         ),
         gatekeeper=Gatekeeper(
             TenantRegistry(settings.tenant_registry_path),

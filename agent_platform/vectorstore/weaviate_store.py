@@ -1,5 +1,9 @@
 """`VectorStore` over Weaviate (client v4): one multi-tenant collection, vectors we provide.
 
+One store object serves one namespace (`namespaces.py`): knowledge chunks in
+`AgentPlatformChunks`, long-term memories in `AgentPlatformMemories`. A tenant is a Weaviate
+tenant inside that collection, so no tenant name can reach the other namespace.
+
 Chunk ids map to uuid5(tenant, chunk_id), so re-inserting a chunk overwrites it (batch inserts
 with an existing UUID replace the object). Metadata keys become `m_<key>` properties so they can be
 filtered; `metadata_json` keeps the exact values. Scores follow `validation.py`: vector
@@ -34,6 +38,7 @@ from agent_platform.vectorstore.base import (
     VectorStoreError,
     canonical_metadata,
 )
+from agent_platform.vectorstore.namespaces import WEAVIATE_COLLECTIONS, StoreNamespace
 from agent_platform.vectorstore.validation import (
     check_filters,
     check_metadata,
@@ -64,7 +69,7 @@ class WeaviateVectorStore:
         *,
         grpc_port: int = 50051,
         api_key: str | None = None,
-        collection: str = "AgentPlatformChunks",
+        collection: str = WEAVIATE_COLLECTIONS[StoreNamespace.KNOWLEDGE],
         snapshots_dir: Path | None = None,
         ef: int = 128,
         ef_construction: int = 128,
