@@ -106,5 +106,38 @@ def test_concurrent_ingests_of_one_tenant_serialise(platform_home: Path, tmp_pat
         assert summary["documents_seen"] == len(list(corpora[label].iterdir()))
     registered = TenantRegistry(platform_home / "tenants.json").source_dir("conc2")
     last = next(label for label, path in corpora.items() if path.resolve() == registered)
-    hits = json.loads(invoke("search", "--tenant", "conc2", "--json", "--k", "10", "page").stdout)
+    found = invoke("search", "--tenant", "conc2", "--json", "--k", "10", "page")
+    hits = json.loads(found.stdout)["hits"]
     assert {h["source"] for h in hits} == {p.name for p in corpora[last].iterdir()}
+
+
+def test_weaviate_backend_opens_memories_in_their_own_collection(
+    settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Weaviate cannot run here: check the wiring, with the server-bound class recording its
+    arguments instead of connecting."""
+    from agent_platform.vectorstore import weaviate_store
+    from agent_platform.vectorstore.factory import open_vector_store
+    from agent_platform.vectorstore.namespaces import StoreNamespace
+
+    opened: list[dict] = []
+    monkeypatch.setattr(
+        weaviate_store, "WeaviateVectorStore", lambda url, **kw: opened.append(kw) or kw
+    )
+    production = settings.model_copy(
+        update={"vector_backend": "weaviate", "weaviate_url": "http://weaviate.invalid:8080"}
+    )
+    open_vector_store(production)
+    open_vector_store(production, StoreNamespace.MEMORY)
+    assert [o["collection"] for o in opened] == ["AgentPlatformChunks", "AgentPlatformMemories"]
+    assert opened[0]["snapshots_dir"] != opened[1]["snapshots_dir"]
+
+
+def test_weaviate_store_defaults_to_the_knowledge_collection() -> None:
+    """The Dagster resource constructs the store without a collection: it must get knowledge."""
+    import inspect
+
+    from agent_platform.vectorstore.weaviate_store import WeaviateVectorStore
+
+    default = inspect.signature(WeaviateVectorStore).parameters["collection"].default
+    assert default == "AgentPlatformChunks"
