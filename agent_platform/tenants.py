@@ -67,7 +67,7 @@ class TenantRegistry:
     @contextmanager
     def _locked(self) -> Iterator[None]:
         self._path.parent.mkdir(parents=True, exist_ok=True)
-        with open(self._path.with_name(f".{self._path.name}.lock"), "a") as handle:
+        with self._path.with_name(f".{self._path.name}.lock").open("a") as handle:
             fcntl.flock(handle, fcntl.LOCK_EX)
             try:
                 yield

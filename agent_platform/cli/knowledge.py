@@ -175,11 +175,12 @@ def search(
     """Search a tenant's index (vector, keyword or hybrid)."""
     from agent_platform.knowledge.service import KnowledgeBase
 
-    tenant = _known_tenant(tenant)
+    tenant = _tenant(tenant)
     if (query is None) == (queries_file is None):
         raise typer.BadParameter("give exactly one of QUERY or --queries-file")
     queries = [query] if query is not None else _read_queries(queries_file)  # type: ignore[arg-type]
     equality = _parse_filters(filters or [])
+    _known_tenant(tenant)  # after the usage checks, which exit 2
     kb = KnowledgeBase(get_settings())
     try:
         for text in queries:

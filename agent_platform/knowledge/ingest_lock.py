@@ -27,7 +27,7 @@ def tenant_ingest_lock(
     """Hold the tenant's ingest lock; `on_wait` hears once when another ingest holds it."""
     path = ingest_lock_path(home, tenant)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a") as handle:
+    with path.open("a") as handle:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

@@ -64,7 +64,7 @@ class VectorLongTermMemory:
         *,
         shared: bool = False,
     ) -> str:
-        """Store a fact for `user`; `shared=True` makes it recallable by every user of the tenant."""
+        """Store a fact for `user`; `shared=True` lets every user of the tenant recall it."""
         validate_tenant_name(tenant)
         if not text or not text.strip():
             raise ValueError("text: a memory must not be empty")

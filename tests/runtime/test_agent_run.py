@@ -17,7 +17,6 @@ from agent_platform.runtime.errors import (
 from agent_platform.runtime.memory import MemoryScope
 from agent_platform.runtime.response import MAX_INPUT_CHARS, AgentRequest
 from agent_platform.runtime.workflow import RunContext
-from agent_platform.tenants import validate_tenant_name
 
 AGENT_TENANT = "handbook"  # indexed by the `agent_home` fixture (conftest.py)
 

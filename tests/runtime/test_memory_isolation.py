@@ -73,7 +73,7 @@ def test_a_tenant_named_like_the_memory_namespace_reaches_no_memory(
     question = "What is the corporate card PIN?"
     response = guarded.run(tenant=SQUATTER, user="mallory", input=question)
     assert "4417" not in response.answer
-    assert all("4417" not in c.text for c in response.citations)
+    assert all(not c.chunk_id.startswith("mem-") for c in response.citations)
     assert _memories_for(guarded, SQUATTER, "mallory", question) == []
     with pytest.raises(NotAuthorizedError):
         guarded.run(tenant=AGENT_TENANT, user="mallory", input=question)
