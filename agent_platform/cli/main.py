@@ -102,7 +102,8 @@ def demo(
     settings = get_settings()
     source = source or sample_docs_dir()
     console.rule("[bold]1. Knowledge: documents → chunks → embeddings → index")
-    knowledge.ingest(directory=source, tenant=SAMPLE_TENANT, as_json=False)
+    # The sample tenant belongs to the demo: it follows `--source` (or the shipped docs).
+    knowledge.ingest(directory=source, tenant=SAMPLE_TENANT, as_json=False, change_source=True)
     console.rule("[bold]2. Prompts: validate, test and register in MLflow")
     prompts = run_job(settings, "prompts_job")
     for key, meta in sorted(prompts.metadata.items()):
