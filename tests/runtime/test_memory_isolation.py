@@ -63,6 +63,17 @@ def test_a_tenant_named_like_the_memory_namespace_reaches_no_memory(
         PIN_FACT
     ]
 
+    # Rebuilding, backing up and restoring that tenant leave the memory alone too.
+    assert runner.invoke(app, ["index", "rebuild", "--tenant", SQUATTER]).exit_code == 0
+    backup = runner.invoke(app, ["index", "backup", "--tenant", SQUATTER])
+    assert backup.exit_code == 0, backup.output
+    snapshot = json.loads(backup.stdout)["snapshot_id"]
+    restore = ["index", "restore", "--tenant", SQUATTER, "--snapshot", snapshot]
+    assert runner.invoke(app, restore).exit_code == 0
+    assert [m.text for m in runtime.services.long_term.recall(AGENT_TENANT, "alice", "PIN")] == [
+        PIN_FACT
+    ]
+
     # `search --tenant handbook__memory PIN` shows the tenant's documents, never the memory.
     searched = runner.invoke(app, ["search", "--tenant", SQUATTER, "--json", "PIN"])
     assert searched.exit_code == 0, searched.output
