@@ -141,3 +141,17 @@ def test_weaviate_store_defaults_to_the_knowledge_collection() -> None:
 
     default = inspect.signature(WeaviateVectorStore).parameters["collection"].default
     assert default == "AgentPlatformChunks"
+
+
+def test_knowledge_base_search_refuses_an_unknown_tenant(settings) -> None:
+    """The Python API (which a gateway would call) refuses it too, rather than finding nothing."""
+    from agent_platform.knowledge.service import KnowledgeBase
+    from agent_platform.tenants import UnknownTenantError
+
+    kb = KnowledgeBase(settings)
+    try:
+        with pytest.raises(UnknownTenantError, match="unknown tenant 'ghost'"):
+            kb.search("ghost", "anything")
+    finally:
+        kb.close()
+    assert not (settings.index_dir / "ghost").exists()
