@@ -76,6 +76,7 @@ def test_changing_a_tenants_source_directory_must_be_explicit(
     assert {h["source"] for h in hits} == {"bravo-0.md", "bravo-1.md"}
 
 
+@pytest.mark.slow
 def test_concurrent_ingests_of_one_tenant_serialise(platform_home: Path, tmp_path: Path) -> None:
     """Three processes ingest `conc2` from three directories at once (the issue's reproduction):
     each reports the directory and documents it was given, and the index ends up holding one of
