@@ -14,6 +14,7 @@ from agent_platform.cli.models import models_app
 from agent_platform.cli.prompts import prompts_app
 from agent_platform.cli.readiness import readiness_app
 from agent_platform.cli.run import run_command, runtime_app
+from agent_platform.cli.serve import serve
 from agent_platform.dagster_home import ensure_dagster_home
 from agent_platform.settings import get_settings
 
@@ -32,6 +33,7 @@ app.command("run")(run_command)
 app.add_typer(runtime_app, name="runtime")
 app.command("ingest")(knowledge.ingest)
 app.command("search")(knowledge.search)
+app.command("serve")(serve)
 
 console = Console()
 SAMPLE_TENANT = "sample"
