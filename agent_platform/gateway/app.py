@@ -28,6 +28,7 @@ from agent_platform.gateway.middleware import (
 from agent_platform.gateway.problems import PROBLEM_JSON, ProblemResponse, from_exception, problem
 from agent_platform.gateway.serving import AgentServer
 from agent_platform.model_registry.errors import ModelRegistryError
+from agent_platform.prompts.errors import PromptNotFoundError
 from agent_platform.runtime.errors import AgentRunError
 from agent_platform.runtime.memory import VersionNotFoundError
 from agent_platform.runtime.rate_limit import RateLimitExceeded
@@ -117,6 +118,7 @@ def create_app(settings: Settings | None = None, *, server: AgentServer | None =
         RateLimitExceeded,
         ModelRegistryError,
         VersionNotFoundError,
+        PromptNotFoundError,
     ):
         app.add_exception_handler(error, _library_error)
     app.add_exception_handler(RequestValidationError, _invalid_request)

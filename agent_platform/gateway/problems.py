@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from agent_platform.gateway import errors as gw
 from agent_platform.gateway.protocol import Problem
 from agent_platform.model_registry.errors import UnknownAgentError, UnknownVersionError
+from agent_platform.prompts.errors import PromptNotFoundError
 from agent_platform.runtime import errors as rt
 from agent_platform.runtime.memory import VersionNotFoundError
 from agent_platform.runtime.rate_limit import RateLimitExceeded
@@ -90,6 +91,8 @@ def from_exception(exc: BaseException) -> ProblemResponse:
             return problem(503, str(exc), retry_after=exc.retry_after_s)
         case gw.ShuttingDownError():
             return problem(503, str(exc) or "the worker is shutting down", retry_after=1)
+        case PromptNotFoundError():  # the agent's prompt is not published: nothing can answer
+            return problem(503, str(exc).strip("'\""), retry_after=DEFAULT_RETRY_AFTER_S)
         case rt.ResourceUnavailableError():
             return problem(503, str(exc), retry_after=DEFAULT_RETRY_AFTER_S)
         case gw.DeadlineExceededError():
