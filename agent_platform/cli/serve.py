@@ -48,7 +48,7 @@ def serve(
         loop="uvloop",
         http="httptools",
         lifespan="on",
-        timeout_graceful_shutdown=int(round(serving.graceful_shutdown_s)) or None,
+        timeout_graceful_shutdown=round(serving.graceful_shutdown_s) or None,
         log_level=log_level,
         access_log=access_log,
         server_header=False,

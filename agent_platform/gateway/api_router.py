@@ -225,13 +225,15 @@ async def readyz(request: Request) -> Response:
     server = _server(request)
     reasons = await asyncio.to_thread(server.not_ready_reasons)
     if reasons:
-        raise NotReady("; ".join(reasons))
+        raise NotReadyError("; ".join(reasons))
     return _json(
-        Health(status="ok", agent=server.settings.serving_agent, agent_version=server.serving_label())
+        Health(
+            status="ok", agent=server.settings.serving_agent, agent_version=server.serving_label()
+        )
     )
 
 
-class NotReady(Exception):
+class NotReadyError(Exception):
     """The worker cannot serve yet (or any more); the message lists why."""
 
 
@@ -245,5 +247,5 @@ async def metrics(request: Request) -> Response:
     return Response(request.app.state.metrics.exposition(), media_type=CONTENT_TYPE)
 
 
-def not_ready_problem(exc: NotReady):
+def not_ready_problem(exc: NotReadyError):
     return problem(503, str(exc), retry_after=1)

@@ -17,7 +17,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
-from agent_platform.gateway.api_router import NotReady, not_ready_problem, probes, router
+from agent_platform.gateway.api_router import NotReadyError, not_ready_problem, probes, router
 from agent_platform.gateway.errors import GatewayError
 from agent_platform.gateway.metrics import GatewayMetrics
 from agent_platform.gateway.middleware import (
@@ -79,7 +79,7 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
 
 
 async def _not_ready(request: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, NotReady)
+    assert isinstance(exc, NotReadyError)
     return _render(request, not_ready_problem(exc))
 
 
@@ -108,9 +108,7 @@ def create_app(settings: Settings | None = None, *, server: AgentServer | None =
     app.state.server = server
     app.state.hooks = []  # authentication and policy (see middleware.RequestHook)
     app.state.metrics = GatewayMetrics(
-        lambda: [
-            (s.agent, s.label, s.runtime.telemetry.metrics.registry) for s in server.loaded()
-        ]
+        lambda: [(s.agent, s.label, s.runtime.telemetry.metrics.registry) for s in server.loaded()]
     )
     for error in (
         AgentRunError,
@@ -123,7 +121,7 @@ def create_app(settings: Settings | None = None, *, server: AgentServer | None =
         app.add_exception_handler(error, _library_error)
     app.add_exception_handler(RequestValidationError, _invalid_request)
     app.add_exception_handler(HTTPException, _http_error)
-    app.add_exception_handler(NotReady, _not_ready)
+    app.add_exception_handler(NotReadyError, _not_ready)
     app.include_router(router)
     app.include_router(probes)
     serving = settings.serving

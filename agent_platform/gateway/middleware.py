@@ -36,7 +36,10 @@ async def send_problem(send, scope: Scope, answer: ProblemResponse) -> None:
         update={"instance": scope.get("path"), "trace_id": scope["state"].get("trace_id")}
     ).model_dump(mode="json", exclude_none=True)
     payload = json.dumps(body).encode()
-    headers = [(b"content-type", PROBLEM_JSON.encode()), (b"content-length", str(len(payload)).encode())]
+    headers = [
+        (b"content-type", PROBLEM_JSON.encode()),
+        (b"content-length", str(len(payload)).encode()),
+    ]
     headers += [(k.lower().encode(), v.encode()) for k, v in answer.headers.items()]
     await send({"type": "http.response.start", "status": answer.problem.status, "headers": headers})
     await send({"type": "http.response.body", "body": payload})

@@ -52,7 +52,7 @@ from agent_platform.runtime.agent import AgentRuntime
 from agent_platform.runtime.agent_config import AgentConfig
 from agent_platform.runtime.circuit_breaker import BreakerState
 from agent_platform.runtime.config import RuntimeSettings
-from agent_platform.runtime.memory import MemoryScope, VersionNotFoundError
+from agent_platform.runtime.memory import VersionNotFoundError
 from agent_platform.runtime.response import AgentResponse
 from agent_platform.settings import Settings
 
@@ -103,7 +103,7 @@ class AgentServer:
         for model in served.runtime.services.model_chain():
             try:  # load each model of the route once, now rather than on the first request
                 served.runtime.catalogue.chat_model(model)
-            except Exception as exc:  # noqa: BLE001 - its breaker and the router handle it later
+            except Exception as exc:
                 logger.warning("model %s of the serving route did not load: %s", model, exc)
         self.started = True
 
@@ -147,7 +147,7 @@ class AgentServer:
         raise UnknownServedAgentError(f"model: agent {agent!r} has no {alias!r} version")
 
     def cached(self, model: str) -> ServedVersion | None:
-        """The loaded version for `model` when its alias is fresh (no I/O: the event loop's path)."""
+        """The loaded version for `model` if its alias is fresh (no I/O, for the event loop)."""
         agent, ref = parse_model(model)
         label = ref
         if not ref.isdigit():
@@ -179,7 +179,7 @@ class AgentServer:
     def _build(self, agent: str, label: str) -> ServedVersion:
         registered = None
         if label == DEFAULT_VERSION:
-            config = AgentConfig()  # exactly what AgentRuntime.from_settings serves before promotion
+            config = AgentConfig()  # as AgentRuntime.from_settings before promotion
         else:
             registry = self._registry_or_none()
             if registry is None:
@@ -190,7 +190,10 @@ class AgentServer:
                 raise UnknownServedAgentError(f"model: {agent}@{label}: {exc.message}") from None
             config = registered.config()
         runtime = AgentRuntime.from_settings(
-            self.settings, agent=config, runtime_settings=self.runtime_settings, knowledge=self.knowledge
+            self.settings,
+            agent=config,
+            runtime_settings=self.runtime_settings,
+            knowledge=self.knowledge,
         )
         return ServedVersion(agent, label, runtime, registered)
 
@@ -228,7 +231,12 @@ class AgentServer:
             served.in_flight -= 1
 
     async def chat(
-        self, request: ChatCompletionRequest, served: ServedVersion, *, tenant: str, timeout_s: float
+        self,
+        request: ChatCompletionRequest,
+        served: ServedVersion,
+        *,
+        tenant: str,
+        timeout_s: float,
     ) -> AgentResponse:
         text = request.input_text()
         if text is None:
@@ -283,8 +291,8 @@ class AgentServer:
         registered = served.registered
         tags = registered.tags if registered else {}
         prompts = {
-            "system": _prompt_view(config.system_prompt, tags, "system"),
-            "user": _prompt_view(config.user_prompt, tags, "user"),
+            "system": _prompt_view(config.system_prompt, tags),
+            "user": _prompt_view(config.user_prompt, tags),
         }
         lineage = {
             k: v
@@ -294,7 +302,7 @@ class AgentServer:
         aliases: dict[str, int] = {}
         if registered is not None and self._registry_or_none() is not None:
             aliases = self._registry_or_none().aliases(served.agent)  # type: ignore[union-attr]
-        snapshot = next((v for k, v in tags.items() if k.startswith("index") and "snapshot" in k), None)
+        snapshot = tags.get("index_snapshot_id")
         return AgentView(
             agent=served.agent,
             serving_version=served.label,
@@ -323,7 +331,7 @@ class AgentServer:
             return [f"the serving agent {self.settings.serving_agent!r} is not resolved"]
         try:
             self.knowledge.store.tenants()
-        except Exception as exc:  # noqa: BLE001 - any failure means the index is not usable
+        except Exception as exc:
             reasons.append(f"the vector index is not open: {type(exc).__name__}")
         chain = served.runtime.services.model_chain()
         breakers = served.runtime.services.router.breakers
@@ -332,8 +340,8 @@ class AgentServer:
         return reasons
 
 
-def _prompt_view(ref, tags: dict[str, str], role: str) -> PromptRefView:
-    pinned = next((v for k, v in tags.items() if k.startswith(f"prompt.{role}") and "version" in k), None)
+def _prompt_view(ref, tags: dict[str, str]) -> PromptRefView:
+    pinned = tags.get(f"prompt.{ref.name}.version")  # what the version was registered with
     return PromptRefView(
         name=ref.name,
         alias=None if ref.version else ref.alias,
