@@ -49,9 +49,7 @@ def test_404_for_unknown_agent_version_tenant_and_session(client, ask):
     )
     assert_problem(client.get("/v1/agents/grounded-qa@challenger"), 404, "challenger")
     assert_problem(
-        client.post(
-            "/v1/chat/completions", json=ask(user="u404"), headers={"X-Tenant": "ghost"}
-        ),
+        client.post("/v1/chat/completions", json=ask(user="u404"), headers={"X-Tenant": "ghost"}),
         404,
         "ghost",
     )
