@@ -73,7 +73,8 @@ class PlatformVectorStore(LCVectorStore):
     ) -> tuple[list[str], list[dict[str, Any]], list[str]]:
         """Texts, metadata copies and ids, with a fresh id wherever none was given."""
         texts = list(texts)
-        metas = [dict(m or {}) for m in (metadatas if metadatas is not None else [None] * len(texts))]
+        given_metas = metadatas if metadatas is not None else [None] * len(texts)
+        metas = [dict(m or {}) for m in given_metas]
         given = list(ids) if ids is not None else [None] * len(texts)
         if not (len(texts) == len(metas) == len(given)):
             raise ValueError(
