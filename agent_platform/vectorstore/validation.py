@@ -108,7 +108,7 @@ def _check_json(what: str, where: str, value: object, depth: int) -> MetadataVal
         return value
     if isinstance(value, list | tuple):
         return [_check_json(what, f"{where}[{i}]", v, depth + 1) for i, v in enumerate(value)]
-    if isinstance(value, Mapping):
+    if isinstance(value, dict):
         return {
             _check_key(what, where, k): _check_json(what, f"{where}[{k!r}]", v, depth + 1)
             for k, v in value.items()
