@@ -1,5 +1,5 @@
-"""Fixtures for the LangChain suites: one store per backend for the session, a fresh tenant per
-test (a tenant costs a directory, a whole store a model of setup), dropped afterwards."""
+"""Fixtures for the LangChain suites: one store per backend for the session and a fresh tenant per
+test, dropped afterwards (the suites want an empty store per test; a tenant is the cheap way)."""
 
 from __future__ import annotations
 
