@@ -131,7 +131,7 @@ def check_size(size: int, limit: int | None = None) -> None:
 def text_size(value: Any, limit: int) -> int:
     """About how many characters `str(value)` has, without building it; counting stops as soon as
     it passes `limit` (so a list holding one huge string a million times costs one step)."""
-    if isinstance(value, str):
+    if isinstance(value, str | bytes):
         return len(value)
     if isinstance(value, bool) or value is None:
         return 5
@@ -160,14 +160,24 @@ def check_text(value: Any) -> None:
 
 
 def check_format(template: str, args: Any) -> None:
-    """Refuse a `%` or `str.format` template whose widths or precisions are over the size limit
-    (`'%1000000000s' % x` or `'{:>1000000000}'.format(x)` would build a gigabyte)."""
+    """Refuse a `%` or `str.format` template whose output could pass the size limit: widths or
+    precisions over it (`'%1000000000s' % x`), or fields that repeat a big argument
+    (`'{0}{0}{0}'.format(s)`), estimated as every field taking the biggest argument."""
     limit = max_chars()
     specs = [m.group(1) or m.group(2) or "" for m in _PERCENT_SPEC.finditer(template)]
-    specs += [m.group(0) for m in _BRACE_SPEC.finditer(template)]
-    for spec in specs:
+    fields = [m.group(0) for m in _BRACE_SPEC.finditer(template)]
+    widths = 0
+    for spec in specs + fields:
         if "*" in spec:
             raise RenderLimitError("a '*' width or precision in a format string is not allowed")
         for number in _FORMAT_NUMBER.findall(spec):
-            check_size(limit + 1 if len(number) > 12 else int(number), limit)
-    check_text(args)
+            widths += limit + 1 if len(number) > 12 else int(number)
+            check_size(widths, limit)
+    if isinstance(args, dict):
+        values: Any = list(args.values())
+    elif isinstance(args, list | tuple):
+        values = args
+    else:
+        values = [args]
+    biggest = max((text_size(value, limit) for value in values), default=0)
+    check_size(len(template) + widths + (len(specs) + len(fields)) * biggest, limit)

@@ -51,7 +51,9 @@ from agent_platform.prompts.limits import (
 MAX_EXPONENT = 100  # prompts format numbers; they never need big powers
 MAX_INT_BITS = 4096  # about 1,200 decimal digits
 _BLANK_RUNS = re.compile(r"\n[ \t]*\n(?:[ \t]*\n)+")  # empty blocks leave blank runs
-_SEQUENCES = (str, list, tuple)
+_SEQUENCES = (str, bytes, list, tuple)
+_BUILTIN_VALUES = (str, bytes, int, float, list, tuple, dict, set, frozenset)
+MAX_JSON_INDENT = 16
 # filters and str methods whose output is the text of their input: check that text's size first
 _TEXT_FILTERS = frozenset(
     [
@@ -84,7 +86,8 @@ _TEXT_FILTERS = frozenset(
     ]
 )
 _WIDTH_METHODS = frozenset({"center", "ljust", "rjust", "zfill"})
-_REFUSED_METHODS = frozenset({"translate", "maketrans", "expandtabs"})  # unbounded growth
+# unbounded growth (translate, expandtabs), or bytes, which prompts never need (encode)
+_REFUSED_METHODS = frozenset({"translate", "maketrans", "expandtabs", "encode"})
 
 
 class PromptCodeGenerator(CodeGenerator):
@@ -151,10 +154,18 @@ def _check_replace(text: Any, old: Any, new: Any) -> None:
         check_size(len(text) + hits * max(len(new) - len(old), 0))
 
 
-def _check_join(items: Any, separator: Any) -> None:
-    if isinstance(items, list | tuple | set | frozenset | dict) and isinstance(separator, str):
+def _check_join(items: list[Any], separator: Any) -> None:
+    if isinstance(separator, str):
         limit = max_chars()
-        check_size(text_size(list(items), limit) + len(separator) * len(items), limit)
+        check_size(text_size(items, limit) + len(separator) * len(items), limit)
+
+
+def _check_sum(start: Any) -> None:
+    if not isinstance(start, int | float):
+        raise RenderLimitError(
+            "|sum with a start that is not a number is not allowed (adding up sequences takes "
+            "quadratic time); use |join or a loop"
+        )
 
 
 def _guard_filter(name: str, func: Callable[..., Any]) -> Callable[..., Any]:
@@ -166,14 +177,24 @@ def _guard_filter(name: str, func: Callable[..., Any]) -> Callable[..., Any]:
     def guarded(*args: Any, **kwargs: Any) -> Any:
         tick()
         value = args[offset] if len(args) > offset else None
+        if name == "join" and value is not None and not isinstance(value, list | str):
+            value = list(value)  # a generator could be any length: count it before joining
+            args = (*args[:offset], value, *args[offset + 1 :])
         extra = [*args[offset + 1 :], *kwargs.values()]
         _check_int_args(f"|{name}", extra)
         if name in _TEXT_FILTERS:
             check_text(value)
         if name == "replace" and len(extra) >= 2:
             _check_replace(value, extra[0], extra[1])
-        elif name == "join":
-            _check_join(value, extra[0] if extra else "")
+        elif name == "join" and isinstance(value, list):
+            _check_join(value, kwargs.get("d", args[offset + 1] if len(args) > offset + 1 else ""))
+        elif name == "sum":
+            positional = args[offset + 2] if len(args) > offset + 2 else 0
+            _check_sum(kwargs.get("start", positional))
+        elif name == "tojson":
+            indent = kwargs.get("indent", args[offset + 1] if len(args) > offset + 1 else None)
+            if isinstance(indent, int) and indent > MAX_JSON_INDENT:
+                raise RenderLimitError(f"|tojson indent over {MAX_JSON_INDENT} is not allowed")
         elif name == "format" and isinstance(value, str):
             check_format(value, extra)
         elif name == "indent" and isinstance(value, str):
@@ -246,24 +267,28 @@ class PromptSandbox(ImmutableSandboxedEnvironment):
     def call(__self, __context: Context, __obj: Any, *args: Any, **kwargs: Any) -> Any:  # noqa: N805
         tick()
         owner = getattr(__obj, "__self__", None)
-        if isinstance(owner, str):
-            __self._check_str_method(owner, getattr(__obj, "__name__", ""), args, kwargs)
+        method = getattr(__obj, "__name__", "")
+        if isinstance(owner, _BUILTIN_VALUES):  # `(1).to_bytes(10**9)`, `'x'.ljust(10**9)`
+            _check_int_args(f"{type(owner).__name__}.{method}", [*args, *kwargs.values()])
+        if isinstance(owner, str | bytes):
+            if method == "join" and args and not isinstance(args[0], list):
+                args = (list(args[0]), *args[1:])  # count a generator before joining it
+            __self._check_str_method(owner, method, args, kwargs)
         result = super().call(__context, __obj, *args, **kwargs)
-        if isinstance(result, str):
+        if isinstance(result, str | bytes):
             built(len(result))
         elif isinstance(result, list | tuple):
             check_size(len(result))
         return result
 
     @staticmethod
-    def _check_str_method(text: str, method: str, args: Any, kwargs: dict[str, Any]) -> None:
+    def _check_str_method(text: Any, method: str, args: Any, kwargs: dict[str, Any]) -> None:
         if method in _REFUSED_METHODS:
-            raise RenderLimitError(f"str.{method} is not allowed in prompts (unbounded output)")
-        _check_int_args(f"str.{method}", [*args, *kwargs.values()])
+            raise RenderLimitError(f"str.{method} is not allowed in prompts")
         if method == "replace" and len(args) >= 2:
             _check_replace(text, args[0], args[1])
-        elif method == "join" and args:
-            _check_join(args[0] if isinstance(args[0], list | tuple) else list(args[0]), text)
+        elif method == "join" and args and isinstance(text, str):
+            _check_join(args[0], text)
         elif method in _WIDTH_METHODS and args and isinstance(args[0], int):
             check_size(args[0])
 

@@ -98,6 +98,14 @@ def test_prompt_tests_refuse_runaway_templates(runaway_dir: Path) -> None:
         ("{% set s = 'x' * 1000000 %}{{ ([s] * 1000000)|join }}", "over the limit of 2,000,000"),
         ("{% set s = 'x' * 1000000 %}{{ [s] * 1000000 }}", "over the limit of 2,000,000"),
         ("{{ 'a\tb'.expandtabs(1000000) }}", "str.expandtabs is not allowed"),
+        ("{{ ([[1] * 1000] * 2000)|sum(start=[]) }}", "|sum with a start that is not a number"),
+        (
+            "{% set l = range(3000)|list %}{{ l|map('string')|join(l|join) }}",
+            "over the limit of 2,000,000",
+        ),
+        ("{% set s = 'x' * 1000000 %}{{ '{0}{0}{0}'.format(s) }}", "over the limit of 2,000,000"),
+        ("{{ (1).to_bytes(1000000000, 'big') }}", "int.to_bytes with an argument of 1,000,"),
+        ("{{ [1]|tojson(indent=1000000) }}", "|tojson indent over 16 is not allowed"),
         ("{% macro f(n) %}{{ f(n) }}{% endmacro %}{{ f(1) }}", "recursion too deep"),
     ],
 )
