@@ -89,6 +89,13 @@ class PromptSettings(BaseSettings):
             "budgets of those models are counted exactly; others use the chars/3 estimate."
         ),
     )
+    roles_file: Path | None = Field(
+        default=None,
+        description=(
+            "The committed TOML file naming who holds which prompt review role. Unset: the "
+            "project's prompts/roles.toml."
+        ),
+    )
 
 
 class ServingSettings(BaseSettings):
