@@ -89,6 +89,51 @@ class PromptSettings(BaseSettings):
             "budgets of those models are counted exactly; others use the chars/3 estimate."
         ),
     )
+    roles_file: Path | None = Field(
+        default=None,
+        description=(
+            "The committed TOML file naming who holds which prompt review role. Unset: the "
+            "project's prompts/roles.toml."
+        ),
+    )
+
+
+class ServingSettings(BaseSettings):
+    """The HTTP gateway (`agent-platform serve`): where it listens and what it bounds.
+
+    Every limit is a bound, not a queue: a request over a limit is answered at once (413, 422,
+    503 with Retry-After, 504) so a saturated worker sheds load instead of letting latency grow.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="AGENT_PLATFORM_SERVING_", extra="ignore")
+
+    host: str = Field(default="127.0.0.1", description="Interface the server binds.")
+    port: int = Field(default=8080, ge=0, le=65535, description="TCP port (0: any free port).")
+    workers: int = Field(default=1, ge=1, le=64, description="Worker processes.")
+    max_body_bytes: int = Field(
+        default=64 * 1024, ge=1024, description="Largest request body accepted (413 above)."
+    )
+    max_concurrent_requests: int = Field(
+        default=64,
+        ge=1,
+        description="Requests one worker runs at once; more are refused with 503 + Retry-After.",
+    )
+    request_timeout_s: float = Field(
+        default=30.0, gt=0, description="Wall-clock limit of one agent request (504 above)."
+    )
+    graceful_shutdown_s: float = Field(
+        default=20.0,
+        ge=0,
+        description="On SIGTERM, how long in-flight requests may take to finish before exit.",
+    )
+    champion_ttl_s: float = Field(
+        default=5.0,
+        gt=0,
+        description="How often the `champion` alias is re-read, so a promotion needs no restart.",
+    )
+    retry_after_s: int = Field(
+        default=1, ge=1, description="Retry-After sent with 503 when the worker is saturated."
+    )
 
 
 class Settings(BaseSettings):
@@ -131,6 +176,7 @@ class Settings(BaseSettings):
     )
     embedding: EmbeddingSettings = Field(default_factory=EmbeddingSettings)
     prompts: PromptSettings = Field(default_factory=PromptSettings)
+    serving: ServingSettings = Field(default_factory=ServingSettings)
 
     @classmethod
     def settings_customise_sources(
@@ -261,6 +307,7 @@ class Settings(BaseSettings):
                 "unpromoted_fallback": self.prompt_fallback_allowed,
                 "tokenizer_dirs": {m: str(d) for m, d in self.prompt_tokenizer_dirs.items()},
             },
+            "serving": self.serving.model_dump(mode="json"),
         }
 
 

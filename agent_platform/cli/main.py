@@ -10,10 +10,12 @@ import typer
 from rich.console import Console
 
 from agent_platform.cli import knowledge
+from agent_platform.cli.audit import audit_app
 from agent_platform.cli.models import models_app
 from agent_platform.cli.prompts import prompts_app
 from agent_platform.cli.readiness import readiness_app
 from agent_platform.cli.run import run_command, runtime_app
+from agent_platform.cli.serve import serve
 from agent_platform.dagster_home import ensure_dagster_home
 from agent_platform.settings import get_settings
 
@@ -28,10 +30,12 @@ app.add_typer(knowledge.index_app, name="index")
 app.add_typer(prompts_app, name="prompts")
 app.add_typer(models_app, name="models")
 app.add_typer(readiness_app, name="readiness")
+app.add_typer(audit_app, name="audit")
 app.command("run")(run_command)
 app.add_typer(runtime_app, name="runtime")
 app.command("ingest")(knowledge.ingest)
 app.command("search")(knowledge.search)
+app.command("serve")(serve)
 
 console = Console()
 SAMPLE_TENANT = "sample"

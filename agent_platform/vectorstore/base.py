@@ -12,11 +12,12 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-MetadataValue = str | int | float | bool
+MetadataValue = str | int | float | bool | list[Any] | dict[str, Any] | None
+"""JSON data, nested values included; filters compare top-level scalars only."""
 
 
 class SearchMode(StrEnum):
@@ -101,6 +102,11 @@ class VectorStore(Protocol):
     def indexed_metadata(self, tenant: str) -> dict[str, str]:
         """Chunk id -> its stored metadata as `canonical_metadata`: the ids the index holds, and
         which of them carry stale metadata."""
+        ...
+
+    def get_records(self, tenant: str, chunk_ids: Iterable[str]) -> list[ChunkRecord]:
+        """The stored records (with vectors) of these ids, in the order asked; unknown ids are
+        skipped and repeated ids returned once."""
         ...
 
     def count(self, tenant: str) -> int: ...

@@ -242,6 +242,15 @@ class EmbeddedVectorStore:
         with self._reading(tenant) as state:
             return state.db.count() if state else 0
 
+    def get_records(self, tenant: str, chunk_ids: Iterable[str]) -> list[ChunkRecord]:
+        if isinstance(chunk_ids, str):
+            raise TypeError("chunk_ids must be an iterable of ids, not a single string")
+        ids = list(dict.fromkeys(chunk_ids))
+        if not ids:
+            return []
+        with self._reading(tenant) as state:
+            return state.db.records(ids) if state else []
+
     def indexed_metadata(self, tenant: str) -> dict[str, str]:
         with self._reading(tenant) as state:
             return state.db.chunk_metadata() if state else {}

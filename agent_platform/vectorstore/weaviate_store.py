@@ -52,6 +52,7 @@ from agent_platform.vectorstore.validation import (
 from agent_platform.vectorstore.weaviate_schema import (
     chunk_uuid,
     create_collection,
+    metadata_properties,
     weaviate_filter,
 )
 
@@ -120,6 +121,18 @@ class WeaviateVectorStore:
         return self._dims.get(tenant)
 
     @staticmethod
+    def _record(obj: Any) -> ChunkRecord:
+        p = obj.properties
+        return ChunkRecord(
+            chunk_id=p["chunk_id"],
+            document_id=p["document_id"],
+            source=p["source"],
+            text=p["text"],
+            vector=np.asarray(obj.vector["default"], dtype=np.float32),
+            metadata=json.loads(p.get("metadata_json") or "{}"),
+        )
+
+    @staticmethod
     def _hit(obj: Any, score: float) -> SearchHit:
         p = obj.properties
         return SearchHit(
@@ -144,7 +157,7 @@ class WeaviateVectorStore:
             props = {"chunk_id": record.chunk_id, "document_id": record.document_id}
             props |= {"source": record.source, "text": record.text}
             props["metadata_json"] = canonical_metadata(record.metadata)
-            props |= {f"m_{k}": v for k, v in record.metadata.items()}
+            props |= metadata_properties(record.metadata)
             objects.append(
                 DataObject(
                     properties=props,
@@ -192,10 +205,10 @@ class WeaviateVectorStore:
             obj = col.query.fetch_object_by_id(uuid, include_vector=True, return_properties=PROPS)
             if obj is None:
                 continue
-            props = {"metadata_json": canonical_metadata(values)}
-            props |= {f"m_{k}": v for k, v in values.items()}
+            new_props = metadata_properties(values)
+            props = {"metadata_json": canonical_metadata(values)} | new_props
             old = json.loads(obj.properties.get("metadata_json") or "{}")
-            if old.keys() <= values.keys():
+            if metadata_properties(old).keys() <= new_props.keys():
                 col.data.update(uuid=uuid, properties=props)
             else:
                 kept = {k: obj.properties[k] for k in PROPS if k != "metadata_json"}
@@ -213,6 +226,26 @@ class WeaviateVectorStore:
         if not self._exists(tenant):
             return 0
         return int(self._tenant(tenant).aggregate.over_all(total_count=True).total_count or 0)
+
+    def get_records(self, tenant: str, chunk_ids: Iterable[str]) -> list[ChunkRecord]:
+        from weaviate.classes.query import Filter
+
+        if isinstance(chunk_ids, str):
+            raise TypeError("chunk_ids must be an iterable of ids, not a single string")
+        ids = list(dict.fromkeys(chunk_ids))
+        if not ids or not self._exists(tenant):
+            return []
+        found: dict[str, ChunkRecord] = {}
+        for start in range(0, len(ids), 500):
+            part = [chunk_uuid(tenant, c) for c in ids[start : start + 500]]
+            res = self._tenant(tenant).query.fetch_objects(
+                filters=Filter.by_id().contains_any(part),
+                limit=len(part),
+                include_vector=True,
+                return_properties=PROPS,
+            )
+            found.update((o.properties["chunk_id"], self._record(o)) for o in res.objects)
+        return [found[c] for c in ids if c in found]
 
     def indexed_metadata(self, tenant: str) -> dict[str, str]:
         if not self._exists(tenant):
@@ -297,17 +330,7 @@ class WeaviateVectorStore:
             include_vector=True, return_properties=PROPS, cache_size=batch_size
         )
         for o in objects:
-            p = o.properties
-            batch.append(
-                ChunkRecord(
-                    chunk_id=p["chunk_id"],
-                    document_id=p["document_id"],
-                    source=p["source"],
-                    text=p["text"],
-                    vector=np.asarray(o.vector["default"], dtype=np.float32),
-                    metadata=json.loads(p.get("metadata_json") or "{}"),
-                )
-            )
+            batch.append(self._record(o))
             if len(batch) >= batch_size:
                 yield batch
                 batch = []
