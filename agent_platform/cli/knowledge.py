@@ -2,7 +2,9 @@
 
 Output contract (kept stable for scripts):
 - `ingest --json`: one object with documents_seen, documents_skipped [{path, reason}],
-  chunks_total, chunks_embedded, chunks_reused, chunks_deleted.
+  chunks_total, chunks_embedded, chunks_reused, chunks_deleted, index_repaired ("none",
+  "rebuilt": a damaged ANN file regenerated from the records, "reindexed": damaged records
+  indexed again from the tenant's chunks).
 - `search --json`: one line per query: {"query", "hits": [{"source", "chunk_id", "score", "text"}]}.
 """
 
@@ -23,7 +25,7 @@ from agent_platform.settings import get_settings
 from agent_platform.tenants import InvalidTenantNameError, TenantRegistry, validate_tenant_name
 from agent_platform.vectorstore.base import SearchHit, SearchMode, VectorStoreError
 
-console = Console(stderr=True)
+console = Console(stderr=True, soft_wrap=True)  # an error stays one line
 index_app = typer.Typer(help="Back up, restore and verify tenants' vector indexes.")
 
 TenantOption = Annotated[str, typer.Option("--tenant", help="Tenant name (a-z, 0-9, - and _).")]
@@ -46,6 +48,7 @@ def ingest_summary(metadata: dict[str, dict]) -> dict:
         "chunks_embedded": metadata.get("embeddings", {}).get("chunks_embedded", 0),
         "chunks_reused": metadata.get("embeddings", {}).get("chunks_reused", 0),
         "chunks_deleted": metadata.get("vector_index", {}).get("chunks_deleted", 0),
+        "index_repaired": metadata.get("vector_index", {}).get("repaired", "none"),
     }
 
 
