@@ -119,7 +119,14 @@ def search(
     tenant: TenantOption,
     query: Annotated[str | None, typer.Argument(help="The query text.")] = None,
     queries_file: Annotated[
-        Path | None, typer.Option("--queries-file", help="JSON Lines with a 'query' field.")
+        Path | None,
+        typer.Option(
+            "--queries-file",
+            help="JSON Lines with a 'query' field.",
+            exists=True,
+            dir_okay=False,
+            readable=True,
+        ),
     ] = None,
     k: Annotated[int, typer.Option("--k", min=1, max=1000)] = 5,
     mode: Annotated[SearchMode, typer.Option("--mode")] = SearchMode.HYBRID,
