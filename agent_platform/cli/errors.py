@@ -18,6 +18,7 @@ from pydantic import ValidationError
 from typer.core import TyperGroup
 
 DEBUG_ENV = "AGENT_PLATFORM_DEBUG"
+MLFLOW_LEVEL_ENV = "MLFLOW_LOGGING_LEVEL"
 USAGE = 2  # click's exit status of a usage error, used for invalid input and configuration
 DEBUG_HINT = f"rerun with --debug (or {DEBUG_ENV}=1) for the traceback"
 _SECRET_IN_URI = re.compile(r"(\w+://[^:/@\s]+):[^@\s]+@")
@@ -142,19 +143,25 @@ class _StderrLines(logging.Handler):
 
 
 def configure_logging(ctx: typer.Context, debug: bool) -> None:
-    """Send the library's log records to stderr for the duration of the command."""
+    """Send the library's log records to stderr for the duration of the command; MLflow's
+    INFO lines (its database migration on a fresh home) only under --debug."""
     handler = _StderrLines(debug)
-    library = logging.getLogger("agent_platform")
+    library, mlflow = logging.getLogger("agent_platform"), logging.getLogger("mlflow")
+    levels = library.level, mlflow.level
     library.addHandler(handler)
-    previous = library.level
     if debug:
         library.setLevel(logging.DEBUG)
+    else:  # MLflow configures its logger when first imported, later in the command
+        os.environ.setdefault(MLFLOW_LEVEL_ENV, "WARNING")
+        mlflow.setLevel(logging.WARNING)
+    ctx.call_on_close(lambda: _restore(handler, levels))
 
-    def restore() -> None:
-        library.removeHandler(handler)
-        library.setLevel(previous)
 
-    ctx.call_on_close(restore)
+def _restore(handler: logging.Handler, levels: tuple[int, int]) -> None:
+    library, mlflow = logging.getLogger("agent_platform"), logging.getLogger("mlflow")
+    library.removeHandler(handler)
+    library.setLevel(levels[0])
+    mlflow.setLevel(levels[1])
 
 
 class ErrorReportingGroup(TyperGroup):
