@@ -59,6 +59,7 @@ class PromptResolver:
         self.registry = registry
         self.unpromoted_fallback = unpromoted_fallback
         self.publisher = publisher
+        self._known: set[str] = set()  # prompts known to have a registered version
         self._lock = threading.Lock()
         self._fallback: dict[tuple[str, str], tuple[float, str | None]] = {}
         self._envs: dict[tuple[str, int], ImmutableSandboxedEnvironment] = {}
@@ -70,7 +71,7 @@ class PromptResolver:
         try:
             return self._resolve(ref, subject_id)
         except PromptNotFoundError:
-            if self.registry.store.latest(ref.name) is not None:
+            if self._registered(ref.name):
                 raise  # registered, just not under the alias or version asked for
             if self.publisher is None:
                 raise self._unpublished(ref.name) from None
@@ -79,6 +80,15 @@ class PromptResolver:
         with self._lock:
             self._fallback.clear()
         return self._resolve(ref, subject_id)
+
+    def _registered(self, name: str) -> bool:
+        """Whether `name` has any version (a yes is remembered: versions are never deleted)."""
+        if name in self._known:
+            return True
+        if self.registry.store.latest(name) is None:
+            return False
+        self._known.add(name)
+        return True
 
     def _resolve(
         self, ref: PromptRef, subject_id: str | None
