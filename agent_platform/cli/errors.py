@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import re
-from typing import Any
+from typing import Any, NoReturn
 
 import typer
 from pydantic import ValidationError
@@ -167,22 +167,32 @@ def _restore(handler: logging.Handler, levels: tuple[int, int]) -> None:
 class ErrorReportingGroup(TyperGroup):
     """The root command: turns what escapes a sub-command into `report`'s line and status."""
 
+    def parse_args(self, ctx: typer.Context, args: list[str]) -> list[str]:
+        try:
+            return super().parse_args(ctx, args)
+        except typer.TyperException as exc:  # a bad root option, before --debug is known
+            _usage_error(exc, ctx)
+
     def invoke(self, ctx: typer.Context) -> Any:
         try:
             return super().invoke(ctx)
         except (typer.Exit, typer.Abort):
             raise
         except typer.TyperException as exc:  # click's errors, vendored by typer
-            if debug_requested(ctx) or getattr(exc, "exit_code", 1) != USAGE:
-                raise  # not a usage error: typer shows it
-            failed = getattr(exc, "ctx", None) or ctx
-            typer.echo(
-                f"error: {one_line(exc.format_message()).rstrip('.')}; "
-                f"see '{failed.command_path} --help'",
-                err=True,
-            )
-            raise typer.Exit(USAGE) from None
+            _usage_error(exc, ctx)
         except Exception as exc:
             if debug_requested(ctx):
                 raise
             raise typer.Exit(report(exc)) from None
+
+
+def _usage_error(exc: Exception, ctx: typer.Context) -> NoReturn:
+    """A usage error as one line pointing at the failing command's --help (exit status 2);
+    other click errors are left to typer, as is everything under --debug."""
+    help_shown = type(exc).__name__ == "NoArgsIsHelpError"  # its message is the help page
+    if help_shown or debug_requested(ctx) or getattr(exc, "exit_code", 1) != USAGE:
+        raise exc
+    failed = getattr(exc, "ctx", None) or ctx
+    message = one_line(exc.format_message()).rstrip(".")  # type: ignore[attr-defined]
+    typer.echo(f"error: {message}; see '{failed.command_path} --help'", err=True)
+    raise typer.Exit(USAGE) from None
