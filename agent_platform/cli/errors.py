@@ -95,7 +95,7 @@ def describe(exc: BaseException) -> tuple[str, int]:
             return _settings_error(exc)
         return f"invalid input ({exc.title}): {exc}", 2
     if isinstance(exc, AgentRunError):
-        ids = f" (trace_id {exc.trace_id}, session_id {exc.session_id})" if exc.trace_id else ""
+        ids = f" (trace_id: {exc.trace_id}, session_id: {exc.session_id})" if exc.trace_id else ""
         return f"{exc}{ids}", 2 if isinstance(exc, RequestValidationError) else 1
     if isinstance(exc, VectorStoreError | PromptError):
         return str(exc), 1
