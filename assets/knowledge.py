@@ -7,6 +7,7 @@ import dagster as dg
 
 from agent_platform.knowledge import pipeline
 from agent_platform.knowledge.chunking import chunker_for
+from agent_platform.knowledge.repair import sync_repairing
 from agent_platform.progress import progress_reporter
 from assets.partitions import tenants_partitions
 from resources.embedder import EmbedderResource
@@ -107,7 +108,8 @@ def embeddings(
 
 
 class VectorIndexConfig(dg.Config):
-    """`rebuild` re-creates the ANN and keyword indexes from stored vectors (weekly schedule)."""
+    """`rebuild` regenerates the ANN and keyword indexes from the stored records first (weekly
+    schedule, `index rebuild`); it also repairs a damaged ANN file."""
 
     rebuild: bool = False
 
@@ -124,12 +126,16 @@ def vector_index(
     knowledge: KnowledgeWorkspaceResource,
     vector_store: VectorStoreResource,
 ) -> dg.MaterializeResult:
-    """The tenant's searchable index: new chunks upserted, removed chunks deleted."""
+    """The tenant's searchable index: new chunks upserted, removed chunks deleted; a damaged
+    index is repaired from the stored records or, when those are damaged, from the chunks."""
     tenant = context.partition_key
-    summary = pipeline.sync_index(tenant, knowledge.tables(tenant), vector_store.store)
-    rebuilt = vector_store.store.rebuild(tenant) if config.rebuild else None
+    store = vector_store.store
+    rebuilt = store.rebuild(tenant) if config.rebuild else None
     if rebuilt is not None:
         context.log.info(f"rebuilt the index of {tenant} from {rebuilt} stored vectors")
+    summary, repair = sync_repairing(tenant, knowledge.tables(tenant), store)
+    if repair is not None:
+        context.log.warning(f"damaged index of {tenant} {repair.action}: {repair.problem}")
     return dg.MaterializeResult(
         metadata={
             "backend": vector_store.backend_name,
@@ -137,6 +143,7 @@ def vector_index(
             "chunks_deleted": summary.chunks_deleted,
             "chunks_total": summary.chunks_total,
             "rebuilt": rebuilt is not None,
+            "repaired": repair.action if repair else "none",
         }
     )
 

@@ -2,7 +2,9 @@
 
 Output contract (kept stable for scripts):
 - `ingest --json`: one object with source_dir (the directory the run read), documents_seen,
-  documents_skipped [{path, reason}], chunks_total, chunks_embedded, chunks_reused, chunks_deleted.
+  documents_skipped [{path, reason}], chunks_total, chunks_embedded, chunks_reused, chunks_deleted,
+  index_repaired ("none", "rebuilt": a damaged ANN file regenerated from the records,
+  "reindexed": damaged records indexed again from the tenant's chunks).
 
 Tenants: `ingest` registers a tenant (and refuses to re-point it to another directory without
 `--change-source`); every other command here refuses a tenant that is not registered, as `run`
@@ -33,7 +35,7 @@ from agent_platform.tenants import (
 )
 from agent_platform.vectorstore.base import SearchHit, SearchMode, VectorStoreError
 
-console = Console(stderr=True)
+console = Console(stderr=True, soft_wrap=True)  # an error stays one line
 index_app = typer.Typer(help="Back up, restore and verify tenants' vector indexes.")
 
 TenantOption = Annotated[str, typer.Option("--tenant", help="Tenant name (a-z, 0-9, - and _).")]
@@ -67,6 +69,7 @@ def ingest_summary(metadata: dict[str, dict]) -> dict:
         "chunks_embedded": metadata.get("embeddings", {}).get("chunks_embedded", 0),
         "chunks_reused": metadata.get("embeddings", {}).get("chunks_reused", 0),
         "chunks_deleted": metadata.get("vector_index", {}).get("chunks_deleted", 0),
+        "index_repaired": metadata.get("vector_index", {}).get("repaired", "none"),
     }
 
 
@@ -161,7 +164,14 @@ def search(
     tenant: TenantOption,
     query: Annotated[str | None, typer.Argument(help="The query text.")] = None,
     queries_file: Annotated[
-        Path | None, typer.Option("--queries-file", help="JSON Lines with a 'query' field.")
+        Path | None,
+        typer.Option(
+            "--queries-file",
+            help="JSON Lines with a 'query' field.",
+            exists=True,
+            dir_okay=False,
+            readable=True,
+        ),
     ] = None,
     k: Annotated[int, typer.Option("--k", min=1, max=1000)] = 5,
     mode: Annotated[SearchMode, typer.Option("--mode")] = SearchMode.HYBRID,

@@ -11,6 +11,7 @@ from rich.console import Console
 
 from agent_platform.cli import knowledge
 from agent_platform.cli.audit import audit_app
+from agent_platform.cli.errors import DEBUG_ENV, ErrorReportingGroup, configure_logging
 from agent_platform.cli.models import models_app
 from agent_platform.cli.prompts import prompts_app
 from agent_platform.cli.readiness import readiness_app
@@ -23,6 +24,7 @@ app = typer.Typer(
     help="agent-platform: knowledge bases, prompts and agent versions as Dagster assets.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
+    cls=ErrorReportingGroup,  # every failure: one line on stderr and an exit status
 )
 config_app = typer.Typer(help="Show the resolved configuration.")
 app.add_typer(config_app, name="config")
@@ -45,6 +47,22 @@ DEMO_QUERIES = (
     "What happens to a corrupted index?",
     "Which fusion does hybrid search use?",
 )
+
+
+@app.callback()
+def main(
+    ctx: typer.Context,
+    debug: Annotated[
+        bool,
+        typer.Option(
+            "--debug",
+            envvar=DEBUG_ENV,
+            help="Show the traceback of an error and the library's log records.",
+        ),
+    ] = False,
+) -> None:
+    """agent-platform: knowledge bases, prompts and agent versions as Dagster assets."""
+    configure_logging(ctx, debug)
 
 
 @config_app.command("show")

@@ -295,7 +295,8 @@ class AgentRuntime:
             if record.get("prompt"):
                 extra["prompt_version"] = record["prompt"]["version"]
                 extra["prompt_variant"] = record["prompt"].get("variant") or "none"
-            logger.log(level, "agent request %s", record["outcome"], extra=extra)
+            failed = f": {record['error']}" if record.get("error") else ""
+            logger.log(level, "agent request %s%s", record["outcome"], failed, extra=extra)
 
     def close(self) -> None:
         s = self.services

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from agent_platform.knowledge.service import KnowledgeBase
 from agent_platform.prompts import PromptRegistry
+from agent_platform.prompts.first_use import FirstUsePublisher
 from agent_platform.runtime.access import AccessPolicy, Gatekeeper
 from agent_platform.runtime.agent_config import AgentConfig
 from agent_platform.runtime.catalogue import ModelCatalogue
@@ -65,7 +66,11 @@ def build_services(
         runtime=runtime,
         knowledge=knowledge,
         router=router,
-        prompts=PromptResolver(registry, unpromoted_fallback=settings.prompt_fallback_allowed),
+        prompts=PromptResolver(
+            registry,
+            unpromoted_fallback=settings.prompt_fallback_allowed,
+            publisher=_first_use_publisher(settings, registry),
+        ),
         conversation=build_conversation_store(settings, runtime),
         working=build_working_memory(settings, runtime),
         short_term=build_short_term_memory(settings, runtime),
@@ -84,3 +89,14 @@ def build_services(
         model_slots=ModelSlots(max_concurrent_model_calls),
     )
     return services
+
+
+def _first_use_publisher(settings: Settings, registry: PromptRegistry) -> FirstUsePublisher | None:
+    """Publishes shipped prompts on first use where the settings allow it (local by default)."""
+    if not settings.prompt_publish_on_first_use:
+        return None
+    return FirstUsePublisher(
+        registry.store,
+        settings.home_dir / "prompts" / "publish.lock",
+        tokenizer_dirs=settings.prompt_tokenizer_dirs,
+    )

@@ -348,16 +348,16 @@ class WeaviateVectorStore:
             raise VectorStoreError(f"Weaviate is not ready; cannot verify tenant {tenant!r}")
         status = self._col.tenants.get().get(tenant)
         if status is None:
-            raise IndexCorruptedError(f"tenant {tenant!r} is missing in Weaviate. Restore: {hint}")
+            raise IndexCorruptedError(f"tenant {tenant!r} is missing in Weaviate. Repair: {hint}")
         try:
             total = self.count(tenant)
             seen = sum(len(b) for b in self.iter_records(tenant, 2048))
         except Exception as exc:  # any server-side read failure means the shard is unusable
-            problem = f"tenant {tenant!r} is unreadable ({exc}). Restore: {hint}"
+            problem = f"tenant {tenant!r} is unreadable ({exc}). Repair: {hint}"
             raise IndexCorruptedError(problem) from exc
         if total != seen:
             raise IndexCorruptedError(
-                f"tenant {tenant!r}: count {total} but {seen} objects readable. Restore: {hint}"
+                f"tenant {tenant!r}: count {total} but {seen} objects readable. Repair: {hint}"
             )
 
     def backup(self, tenant: str, snapshots_dir: Path) -> SnapshotInfo:
