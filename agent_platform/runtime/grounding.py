@@ -28,8 +28,11 @@ optimum, so there every chunk above the minimum counts as strong.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
+from typing import Protocol
 
 from agent_platform.runtime.agent_config import RetrievalConfig
+from agent_platform.runtime.response import Citation
 from agent_platform.runtime.tokens import count_tokens
 
 DEFAULT_MIN_RELEVANCE = {"hybrid": 0.70, "vector": 0.60, "keyword": 0.40}
@@ -55,6 +58,28 @@ def optimal_relevance(config: RetrievalConfig) -> float | None:
 def cited_numbers(answer: str) -> list[int]:
     """Source numbers cited as `[n]`, unique, in order of first citation."""
     return list(dict.fromkeys(int(n) for n in _CITATION.findall(answer)))
+
+
+class _Given(Protocol):
+    source: str
+    chunk_id: str
+    score: float
+
+
+def cite(answer: str, given: Sequence[_Given]) -> list[Citation]:
+    """One citation per `[n]` marker of `answer`, numbered as the marker, in order of first
+    citation: source n is `given[n - 1]`, the n-th source rendered into the prompt. The answer's
+    markers and the citations come from this one mapping, so they always agree (call it after
+    `output_problem` has refused markers out of range)."""
+    return [
+        Citation(
+            number=n,
+            source=given[n - 1].source,
+            chunk_id=given[n - 1].chunk_id,
+            score=given[n - 1].score,
+        )
+        for n in cited_numbers(answer)
+    ]
 
 
 def _normalise(text: str) -> str:
