@@ -188,7 +188,8 @@ def _quality_gates(inputs: ChecklistInputs) -> list[Item]:
         )
     else:
         reason = no_champion_reason(best, inputs.agent)
-        head = Item(SECTION, f"{SECTION}.champion", "Champion", "fail", f"no champion: {reason}")
+        status = "missing" if best is None else "fail"  # nothing evaluated vs. gates failed
+        head = Item(SECTION, f"{SECTION}.champion", "Champion", status, f"no champion: {reason}")
     if best is None:
         return [head] + [
             Item(

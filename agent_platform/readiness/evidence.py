@@ -19,7 +19,10 @@ RUNBOOKS: dict[str, tuple[str, ...]] = {
 }
 RUNBOOK_FILES = ("docs/operations.md", "docs/runbooks.md")
 _HEADING = re.compile(r"^(#{1,6})\s+(.+?)\s*#*\s*$")
-_STEP = re.compile(r"^\s*(?:[-*+]|\d+[.)])\s+\S|^\s*```|^ {4}\S")
+# a step: a list item, a code block, or a command to run (`agent-platform …`, `make …`)
+_STEP = re.compile(
+    r"^\s*(?:[-*+]|\d+[.)])\s+\S|^\s*```|^ {4}\S|`(?:agent-platform|make)\s[^`]+`", re.MULTILINE
+)
 
 
 @dataclass(frozen=True)
@@ -30,8 +33,8 @@ class Section:
 
     @property
     def has_steps(self) -> bool:
-        """A runbook says what to do: a list item or a command block."""
-        return any(_STEP.match(line) for line in self.body.splitlines())
+        """A runbook says what to do: steps or a command, not only a description."""
+        return _STEP.search(self.body) is not None
 
 
 def sections(root: Path, files: tuple[str, ...] = RUNBOOK_FILES) -> list[Section]:
