@@ -47,6 +47,8 @@ def gates_figure(candidates: list[CandidatePoint], gates: GateThresholds) -> str
     if not candidates:
         return None
     plt = _pyplot()
+    from matplotlib.patches import Patch
+
     fig, (quality, latency) = plt.subplots(
         1, 2, figsize=(13, 5), gridspec_kw={"width_ratios": [3, 1.4]}
     )
@@ -66,7 +68,6 @@ def gates_figure(candidates: list[CandidatePoint], gates: GateThresholds) -> str
             color=colours,
             hatch=hatches[i % len(hatches)],
             edgecolor="white",
-            label=cand.label,
         )
         for bar, value in zip(bars, values, strict=True):
             text = "n/a" if math.isnan(value) else f"{value:.2f}"
@@ -80,14 +81,26 @@ def gates_figure(candidates: list[CandidatePoint], gates: GateThresholds) -> str
     for j, gate in enumerate(QUALITY_GATES):
         threshold = getattr(gates, gate)
         quality.hlines(threshold, j - 0.45, j + 0.45, colors=LINE_COLOUR, linestyles="--", lw=2)
-        quality.annotate(
-            f"gate ≥ {threshold:g}", (j + 0.45, threshold), ha="right", va="bottom", fontsize=10
-        )
-    quality.set_xticks(range(len(QUALITY_GATES)), [g.title() for g in QUALITY_GATES])
+    ticks = [f"{g.title()}\n(gate ≥ {getattr(gates, g):g})" for g in QUALITY_GATES]
+    quality.set_xticks(range(len(QUALITY_GATES)), ticks)
     quality.set_ylim(0, 1.12)
     quality.set_ylabel("score on the evaluation dataset (0–1)")
-    quality.set_title("Quality gates per candidate (dashed: threshold)")
-    quality.legend(loc="lower left", fontsize=11, framealpha=0.9)
+    quality.set_title("Quality gates per candidate (dashed line: threshold)")
+    handles = [
+        Patch(facecolor="white", edgecolor="#444", hatch=hatches[i % len(hatches)], label=c.label)
+        for i, c in enumerate(candidates)
+    ] + [
+        Patch(color=PASS_COLOUR, label="meets its gate"),
+        Patch(color=FAIL_COLOUR, label="fails its gate"),
+    ]
+    fig.legend(
+        handles=handles,
+        loc="lower center",
+        ncol=min(len(handles), 6),
+        fontsize=11,
+        frameon=False,
+        bbox_to_anchor=(0.5, -0.02),
+    )
 
     p95 = [c.metrics.get("latency_p95_ms", math.nan) for c in candidates]
     ys = np.arange(len(candidates))
@@ -106,8 +119,8 @@ def gates_figure(candidates: list[CandidatePoint], gates: GateThresholds) -> str
     finite = [v for v in p95 if not math.isnan(v)]
     latency.set_xlim(0, max([gates.latency_p95_ms, *finite]) * 1.35)
     latency.set_xlabel("p95 latency (ms)")
-    latency.set_title(f"Latency gate (dashed: {gates.latency_p95_ms:g} ms)")
-    fig.tight_layout()
+    latency.set_title(f"p95 latency gate (dashed: ≤ {gates.latency_p95_ms:g} ms)")
+    fig.tight_layout(rect=(0, 0.1, 1, 1))
     encoded = _png(fig)
     plt.close(fig)
     return encoded

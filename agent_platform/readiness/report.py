@@ -69,6 +69,10 @@ class ReadinessReport:
             key=lambda i: (i.section != SECTION, _URGENCY.get(i.status, 5)),
         )
 
+    def listed_blockers(self) -> list[Item]:
+        """The open items the first screen lists (the champion item is the "why" line)."""
+        return [i for i in self.blockers() if not (self.why and i.key == f"{SECTION}.champion")]
+
     @property
     def title(self) -> str:
         subject = f"champion v{self.champion}" if self.champion is not None else "no champion"
@@ -95,16 +99,16 @@ class ReadinessReport:
         lines = [f"# {self.title}", ""]
         if self.why:
             lines += [f"**Why no champion:** {self.why}", ""]
-        blockers = self.blockers()
-        if blockers:
+        if self.links:
+            lines += [" · ".join(f"[{name}]({url})" for name, url in self.links.items()), ""]
+        shown = self.listed_blockers()
+        if shown:
             lines.append("**Open items:**")
             lines += [
                 f"- {SYMBOL.get(i.status, '')} **{i.title}** ({_label(i.status)}): {i.detail}"
-                for i in blockers
+                for i in shown
             ]
             lines.append("")
-        if self.links:
-            lines += [" · ".join(f"[{name}]({url})" for name, url in self.links.items()), ""]
         lines += [
             f"Gates measured on the {self.measured or 'no evaluated version'}. "
             f"Generated {self.generated_at}.",
@@ -163,19 +167,20 @@ def _html_body(report: ReadinessReport) -> str:
     parts = [f"<h1>{e(report.title.replace('`', ''))}</h1>"]
     if report.why:
         parts.append(f"<p class='verdict'><b>Why no champion:</b> {e(report.why)}</p>")
-    if report.blockers():
-        parts.append("<h2>Open items</h2><ul>")
-        parts += [
-            f"<li class='{i.status}'>{SYMBOL.get(i.status, '')} <b>{e(i.title)}</b> "
-            f"({e(_label(i.status))}): {e(i.detail)}</li>"
-            for i in report.blockers()
-        ]
-        parts.append("</ul>")
     if report.links:
         anchors = " · ".join(
             f"<a href='{e(url, quote=True)}'>{e(name)}</a>" for name, url in report.links.items()
         )
         parts.append(f"<p>{anchors}</p>")
+    shown = report.listed_blockers()
+    if shown:
+        parts.append("<h2>Open items</h2><ul>")
+        parts += [
+            f"<li class='{i.status}'>{SYMBOL.get(i.status, '')} <b>{e(i.title)}</b> "
+            f"({e(_label(i.status))}): {e(i.detail)}</li>"
+            for i in shown
+        ]
+        parts.append("</ul>")
     parts.append(
         f"<p>Gates measured on the {e(report.measured or 'no evaluated version')}. "
         f"Generated {e(report.generated_at)}.</p>"
