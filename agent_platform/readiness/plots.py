@@ -80,7 +80,9 @@ def gates_figure(candidates: list[CandidatePoint], gates: GateThresholds) -> str
             )
     for j, gate in enumerate(QUALITY_GATES):
         threshold = getattr(gates, gate)
-        quality.hlines(threshold, j - 0.45, j + 0.45, colors=LINE_COLOUR, linestyles="--", lw=2)
+        quality.hlines(
+            threshold, j - 0.45, j + 0.45, colors=LINE_COLOUR, linestyles="--", lw=2, zorder=3
+        )
     ticks = [f"{g.title()}\n(gate ≥ {getattr(gates, g):g})" for g in QUALITY_GATES]
     quality.set_xticks(range(len(QUALITY_GATES)), ticks)
     quality.set_ylim(0, 1.12)
