@@ -12,8 +12,9 @@ scale (see `agent_platform.vectorstore.validation`), so one number cannot serve 
   refuses (the extractive model's term coverage, the prompt's refusal rule).
 * vector 0.60, i.e. cosine 0.2 on the `(1 + cosine) / 2` scale. Measured on the project docs with
   all-MiniLM-L6-v2: on-topic questions' top hits score 0.62-0.78, off-topic ones 0.53-0.56.
-* keyword 0.40, i.e. raw BM25 3.3 on the `bm25 / (bm25 + 5)` scale. On the same docs on-topic top
-  hits score 0.42-0.68, off-topic ones up to 0.44: keyword scores separate poorly.
+* keyword 0.50: the chunk holds at least half of the question's content words (the keyword score is
+  that share, see `agent_platform.vectorstore.keyword_scale`). On the project docs on-topic top
+  hits score 0.67-1.0, off-topic ones at most 0.33.
 
 An explicit `min_relevance` is applied as given, on the mode's scale.
 
@@ -35,7 +36,7 @@ from agent_platform.runtime.agent_config import RetrievalConfig
 from agent_platform.runtime.response import Citation
 from agent_platform.runtime.tokens import count_tokens
 
-DEFAULT_MIN_RELEVANCE = {"hybrid": 0.70, "vector": 0.60, "keyword": 0.40}
+DEFAULT_MIN_RELEVANCE = {"hybrid": 0.70, "vector": 0.60, "keyword": 0.50}
 DEFAULT_OPTIMAL_RELEVANCE = {"hybrid": 0.85}
 OUTPUT_TOKEN_SLACK = 2.0  # our counter over-counts sub-word tokens; allow 2x max_output_tokens
 _CITATION = re.compile(r"\[(\d{1,4})\]")
