@@ -23,7 +23,13 @@ def readiness_report(
     """The spec's readiness checklist for the champion: tools where they can, sign-offs else."""
     registry = model_registry.registry()
     settings = model_registry.settings()
-    report = build_report(settings, evaluation.plan(), registry, run_tools=config.run_tools)
+    report = build_report(
+        settings,
+        evaluation.plan(),
+        registry,
+        run_tools=config.run_tools,
+        dagster_run_id=context.run_id,
+    )
     report = write_report(report, settings, registry)
     for item in report.blockers():
         context.log.warning(f"not ready: {item.key}: {item.status}: {item.detail}")
@@ -31,10 +37,12 @@ def readiness_report(
         metadata={
             "ready": report.ready,
             "champion_version": report.champion or -1,
+            "why": report.why or "champion present",
             "open_items": len(report.blockers()),
             "report": dg.MetadataValue.md(report.markdown()),
             "html": dg.MetadataValue.path(report.paths["html"]),
             "mlflow_run_id": report.mlflow_run_id,
+            **{name: dg.MetadataValue.url(url) for name, url in report.links.items()},
         }
     )
 

@@ -75,9 +75,9 @@ def run_command(
     typer.echo(response.answer)
     if response.citations:
         typer.echo("\nSources:")
-        for number, citation in enumerate(response.citations, start=1):
+        for citation in response.citations:  # numbered as the answer's [n] markers
             typer.echo(
-                f"  [{number}] {citation.source} (chunk {citation.chunk_id}, "
+                f"  [{citation.number}] {citation.source} (chunk {citation.chunk_id}, "
                 f"score {citation.score:.3f})"
             )
     prompt = response.prompt

@@ -8,7 +8,7 @@ only while they mutate the ANN, one batch at a time. The hot path takes no store
 stat calls tell whether another process swapped the tenant, and a `seq` read whether it wrote rows
 the ANN lacks.
 
-Scores: vector = (1 + cosine) / 2; keyword = bm25 / (bm25 + 5); hybrid = RRF (k=60) normalised
+Scores: vector = (1 + cosine) / 2; keyword = query coverage; hybrid = RRF (k=60) normalised
 by its maximum. See `validation.py` and `fusion.py`.
 """
 
