@@ -2,13 +2,14 @@
 
 Reproduction from the issue: alice asks tenant `handbook` to remember a PIN; then a tenant named
 `handbook__memory` (the old memory namespace, a valid tenant name) is ingested, searched and
-asked by mallory. Before the fix the ingest deleted the memory and mallory's search and run
+asked by another user. Before the fix the ingest deleted the memory and that user's search and run
 returned it.
 """
 
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -21,6 +22,7 @@ from agent_platform.runtime.errors import NotAuthorizedError
 from agent_platform.runtime.memory import MemoryScope
 from agent_platform.runtime.response import AgentRequest
 from agent_platform.runtime.workflow import RunContext
+from agent_platform.settings import Settings
 from agent_platform.vectorstore.namespaces import (
     StoreNamespace,
     embedded_root,
@@ -44,15 +46,18 @@ def _memories_for(runtime, tenant: str, user: str, question: str) -> list[str]:
 def test_a_tenant_named_like_the_memory_namespace_reaches_no_memory(
     make_runtime, agent_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    runtime = make_runtime()
+    home = tmp_path / "home"  # a copy: the CLI registers a tenant and writes Dagster runs
+    shutil.copytree(agent_home, home)
+    settings = Settings(home=home)
+    runtime = make_runtime(settings=settings)
     runtime.run(tenant=AGENT_TENANT, user="alice", input=f"remember that {PIN_FACT}")
     assert [m.text for m in runtime.services.long_term.recall(AGENT_TENANT, "alice", "PIN")] == [
         PIN_FACT
     ]
 
     # `ingest --tenant handbook__memory DIR`: an ordinary tenant that deletes nothing else.
-    monkeypatch.setenv("AGENT_PLATFORM_HOME", str(agent_home))
-    monkeypatch.setenv("DAGSTER_HOME", str(agent_home / "dagster"))
+    monkeypatch.setenv("AGENT_PLATFORM_HOME", str(home))
+    monkeypatch.setenv("DAGSTER_HOME", str(home / "dagster"))
     docs = tmp_path / "squatter"
     docs.mkdir()
     (docs / "cards.md").write_text("# Cards\n\nLost corporate cards are reported to finance.")
@@ -79,15 +84,16 @@ def test_a_tenant_named_like_the_memory_namespace_reaches_no_memory(
     assert searched.exit_code == 0, searched.output
     assert "4417" not in searched.stdout
 
-    # With `handbook` restricted to alice, mallory gets nothing of hers by any tenant name.
-    guarded = make_runtime(access=AccessPolicy({AGENT_TENANT: ["alice"]}))
+    # With `handbook` restricted to alice, eve (the issue's mallory; that name is another test's)
+    # gets nothing of hers by any tenant name.
+    guarded = make_runtime(settings=settings, access=AccessPolicy({AGENT_TENANT: ["alice"]}))
     question = "What is the corporate card PIN?"
-    response = guarded.run(tenant=SQUATTER, user="mallory", input=question)
+    response = guarded.run(tenant=SQUATTER, user="eve", input=question)
     assert "4417" not in response.answer
     assert all(not c.chunk_id.startswith("mem-") for c in response.citations)
-    assert _memories_for(guarded, SQUATTER, "mallory", question) == []
+    assert _memories_for(guarded, SQUATTER, "eve", question) == []
     with pytest.raises(NotAuthorizedError):
-        guarded.run(tenant=AGENT_TENANT, user="mallory", input=question)
+        guarded.run(tenant=AGENT_TENANT, user="eve", input=question)
     assert _memories_for(guarded, AGENT_TENANT, "alice", question) == [PIN_FACT]
 
 
