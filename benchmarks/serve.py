@@ -10,8 +10,9 @@ are raised so they never refuse. The extractive model answers over real hybrid r
 1. In process: `AgentRuntime.run` serially (latency, CPU time per request).
 2. For each worker count: `agent-platform serve --workers N` on a loopback port; locust
    (headless, FastHttpUser, constant throughput per user) offers a rate for `--step-s` seconds,
-   stepping the rate up by 1.4x until p95 > 250 ms, errors > 0.1 % or the achieved rate falls
-   below 90 % of the offered one. Server CPU time (all its processes) per request from psutil.
+   stepping the rate up by `--factor` until p95 > 250 ms, errors > 0.1 % or the achieved rate
+   falls below 90 % of the offered one (but at least `--min-steps` steps, for the plot).
+   Server CPU time (all its processes) per request from psutil.
 Prints a table; writes benchmarks/results/serve.json and docs/images/serve_latency.png.
 """
 
@@ -189,7 +190,7 @@ def sweep(home: Path, workers: int, args, workdir: Path) -> dict:
             )
             steps.append(step)
             print(f"  workers={workers} offered {rate:6.1f} rps: {json.dumps(step)}", flush=True)
-            if not step["sustained"]:
+            if not step["sustained"] and len(steps) >= args.min_steps:
                 break
             rate = round(rate * args.factor, 1)
     finally:
@@ -231,6 +232,9 @@ def main() -> None:
     parser.add_argument("--start-rps", type=float, default=4.0)
     parser.add_argument("--factor", type=float, default=1.4)
     parser.add_argument("--max-steps", type=int, default=8)
+    parser.add_argument(
+        "--min-steps", type=int, default=4, help="Steps run even past a failed one (the plot)."
+    )
     parser.add_argument("--in-process", type=int, default=200)
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--in-process-only", type=Path, help=argparse.SUPPRESS)
