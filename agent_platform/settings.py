@@ -213,6 +213,12 @@ class ServingSettings(BaseSettings):
     retry_after_s: int = Field(
         default=1, ge=1, description="Retry-After sent with 503 when the worker is saturated."
     )
+    worker_healthcheck_timeout_s: int = Field(
+        default=60,
+        ge=1,
+        description="With several workers, how long the supervisor waits for a worker's health "
+        "ping before restarting it (uvicorn's 5 s kills workers still importing torch).",
+    )
 
 
 class Settings(BaseSettings):
