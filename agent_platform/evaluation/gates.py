@@ -45,7 +45,8 @@ class GateResult:
         if math.isnan(self.value):
             return f"{self.metric} missing"
         broken = "<" if self.comparison == ">=" else ">"
-        return f"{self.metric} {self.value:.3g} {broken} {self.threshold:g}"
+        value = f"{self.value:.3g}" if abs(self.value) < 100 else f"{self.value:.0f}"
+        return f"{self.metric} {value} {broken} {self.threshold:g}"
 
 
 GATES: tuple[tuple[str, str, str], ...] = (
