@@ -222,7 +222,6 @@ def champion_promotion(
             "challenger_version": challenger.version if challenger else -1,
             "champion_before": before or -1,
             "champion_after": after or -1,
-            "reason": reason,
             "rollback_command": dg.MetadataValue.md(
                 f"`agent-platform models rollback {plan.agent} --by NAME`"
             ),

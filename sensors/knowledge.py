@@ -54,6 +54,10 @@ def knowledge_sources_sensor(
             run_requests.append(
                 dg.RunRequest(partition_key=tenant, run_key=f"{tenant}-{digest[:16]}")
             )
+    if not run_requests and not new_tenants:
+        return dg.SensorResult(
+            skip_reason="no tenant's documents changed", cursor=json.dumps(cursor, sort_keys=True)
+        )
     return dg.SensorResult(
         run_requests=run_requests,
         dynamic_partitions_requests=(

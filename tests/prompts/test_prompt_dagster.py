@@ -226,7 +226,7 @@ def test_sensor_without_cursor_starts_from_what_was_materialized(
         "grounded_qa_system",
         "grounded_qa_user",
     }
-    edit(prompt_dir / "grounded_qa_user.jinja", "Question: {{ question }}", "Question:{{ question }}")
+    edit(prompt_dir / "grounded_qa_user.jinja", "Question: {{ question }}", "Question:{{question}}")
     for cursor in (first.cursor, None):
         [request] = evaluate(cursor).run_requests
         assert set(request.asset_selection) == {

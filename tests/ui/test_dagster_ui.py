@@ -71,10 +71,10 @@ class DagsterUI:
     def sensor_ticks(self) -> dict[str, list[dict]]:
         data = self.graphql(
             "{ repositoriesOrError { ... on RepositoryConnection { nodes { sensors { name "
-            "sensorState { ticks(limit: 10) { status runIds skipReason } } } } } } }"
+            "sensorState { ticks(limit: 10, dayRange: 1) { status runIds skipReason } } } } } } }"
         )
-        [repository] = data["repositoriesOrError"]["nodes"]
-        return {s["name"]: s["sensorState"]["ticks"] for s in repository["sensors"]}
+        repositories = data["repositoriesOrError"].get("nodes") or []  # none while reloading
+        return {s["name"]: s["sensorState"]["ticks"] for r in repositories for s in r["sensors"]}
 
 
 def _free_port() -> int:
