@@ -129,9 +129,10 @@ def demo(
     console.rule("[bold]2. Prompts: validate, test and register in MLflow")
     prompts = run_job(settings, "prompts_job")
     for key, meta in sorted(prompts.metadata.items()):
-        if key.startswith("prompts/versions/"):
+        if key.startswith("prompts/") and key.endswith("_version"):
             console.print(
-                f"{key.removeprefix('prompts/versions/')}: v{meta['mlflow_version']} "
+                f"{key.removeprefix('prompts/').removesuffix('_version')}: "
+                f"v{meta['mlflow_version']} "
                 f"({meta['semver']}), aliases {meta['aliases']}"
             )
     _fail_on(prompts)
