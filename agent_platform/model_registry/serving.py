@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -13,8 +12,6 @@ from agent_platform.runtime.agent_config import AgentConfig
 
 if TYPE_CHECKING:
     from agent_platform.settings import Settings
-
-_LINEAGE_PREFIXES = ("prompt", "index", "embedding", "dataset", "dagster", "code", "git", "tenant")
 
 
 def champion_config(settings: Settings, agent: str) -> AgentConfig | None:
@@ -60,10 +57,11 @@ def as_json(version: AgentVersion) -> dict[str, Any]:
         "metrics": version.metrics,
         "lineage": {
             k: v
-            for k, v in version.tags.items()
+            for k, v in version.lineage.items()
             if k.startswith(("prompt.", "index", "embedding", "dataset", "dagster", "code", "git"))
         },
         "created_at": version.created_at.isoformat(timespec="seconds"),
-        "run_id": version.run_id,
-        "config": json.loads(version.tags.get("agent_config", "{}")),
+        "run_id": version.tags.get("eval.run_id", ""),
+        "model_id": version.model_id,
+        "config": version.config().model_dump(mode="json") if version.lineage else {},
     }
