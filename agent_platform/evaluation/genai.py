@@ -11,7 +11,9 @@ repeats, latency, errors) is carried in the outputs and reported as it was measu
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+import os
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 import mlflow
@@ -24,7 +26,7 @@ from mlflow.utils.mlflow_tags import MLFLOW_GENAI_EVALUATE_DATASET_IDENTITY
 from agent_platform.evaluation import metrics as m
 from agent_platform.evaluation.dataset import EvaluationDataset, Example
 from agent_platform.evaluation.runner import ExampleResult
-from agent_platform.model_registry.store import using_tracking_uri
+from agent_platform.model_registry.store import sqlite_path, using_tracking_uri
 
 
 def _measured(outputs: dict[str, Any], key: str) -> float | None:
@@ -170,6 +172,27 @@ def log_genai_evaluation(
     """Run the scorers in the existing run `run_id` for the LoggedModel `model_id`; one trace
     with its assessments per example. Returns MLflow's aggregated scorer metrics."""
     frame = evaluation_frame(dataset, examples, results)
-    with using_tracking_uri(tracking_uri), mlflow.start_run(run_id=run_id):
+    # the scorers are cheap code: parallel workers only contend for an SQLite store's connections
+    serial = sqlite_path(tracking_uri) is not None
+    workers = {"MLFLOW_GENAI_EVAL_MAX_WORKERS": "1", "MLFLOW_GENAI_EVAL_MAX_SCORER_WORKERS": "1"}
+    with (
+        _environment(workers if serial else {}),
+        using_tracking_uri(tracking_uri),
+        mlflow.start_run(run_id=run_id),
+    ):
         outcome = mlflow.genai.evaluate(data=frame, scorers=SCORERS, model_id=model_id)
     return {k: float(v) for k, v in outcome.metrics.items()}
+
+
+@contextmanager
+def _environment(values: dict[str, str]) -> Iterator[None]:
+    saved = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
