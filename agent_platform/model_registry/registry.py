@@ -234,7 +234,11 @@ class AgentModelRegistry:
             experiment_id,
             name=f"{config.name}-{candidate}",
             params={k: str(v)[:6000] for k, v in params.items()},
-            tags={**_EXTERNAL, **{t: params[t] for t in LINEAGE_TAGS if params.get(t)}},
+            tags={
+                **_EXTERNAL,
+                **{t: params[t] for t in LINEAGE_TAGS if params.get(t)},
+                "mlflow.note.content": _describe(config, candidate),
+            },
             model_type="agent",
         )
         self.client.finalize_logged_model(model.model_id, LoggedModelStatus.READY)
@@ -352,6 +356,13 @@ class AgentModelRegistry:
     def load_config(self, name: str, ref: int | str = CHAMPION) -> AgentConfig:
         """The `AgentConfig` of a version or alias (the runtime serves `champion`)."""
         return self.get(name, ref).config()
+
+
+def _describe(config: AgentConfig, candidate: str) -> str:
+    """The LoggedModel's description: which candidate, what it runs, and its own description."""
+    models = ", ".join(config.models or []) or f"route {config.route}"
+    retrieval = f"{config.retrieval.mode} retrieval, k={config.retrieval.k}"
+    return f"Candidate `{candidate}` of {config.name}: {models}; {retrieval}. {config.description}"
 
 
 def config_params(config: AgentConfig) -> dict[str, str]:

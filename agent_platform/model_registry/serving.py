@@ -14,16 +14,21 @@ if TYPE_CHECKING:
     from agent_platform.settings import Settings
 
 
-def champion_config(settings: Settings, agent: str) -> AgentConfig | None:
-    """The serving configuration of `agent`, or None before anything was promoted."""
+def champion_version(settings: Settings, agent: str) -> AgentVersion | None:
+    """The version `agent` serves (its config and LoggedModel), or None before any promotion."""
     uri = settings.resolved_mlflow_tracking_uri
     if uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).exists():
         return None  # no local store yet: nothing was ever registered, and none is created here
     registry = AgentModelRegistry.from_settings(settings)
     try:
-        champion = registry.champion(agent)
+        return registry.champion(agent)
     except MlflowException:
         return None
+
+
+def champion_config(settings: Settings, agent: str) -> AgentConfig | None:
+    """The serving configuration of `agent`, or None before anything was promoted."""
+    champion = champion_version(settings, agent)
     return champion.config() if champion else None
 
 

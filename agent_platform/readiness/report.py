@@ -198,7 +198,7 @@ def write_report(
     (directory / files["html"]).write_text(report.html(), encoding="utf-8")
     client = registry.client
     run = client.create_run(
-        registry.experiment_id(report.agent),
+        registry.reports_experiment_id(report.agent),
         run_name="readiness report",
         tags={"kind": "readiness", "champion": str(report.champion)},
     )
