@@ -253,7 +253,9 @@ class AgentModelRegistry:
             )
         # what `mlflow.register_model` records: the Agent versions view lists it
         versions = [{"name": config.name, "version": str(mv.version)}]
-        self.client.set_logged_model_tags(model.model_id, {MODEL_VERSIONS_TAG: json.dumps(versions)})
+        self.client.set_logged_model_tags(
+            model.model_id, {MODEL_VERSIONS_TAG: json.dumps(versions)}
+        )
         return self.get(config.name, int(mv.version)), True
 
     def record_evaluation(

@@ -9,13 +9,16 @@ another backend keeps working. Spans are batched off the request path.
 from __future__ import annotations
 
 import logging
-from collections import defaultdict
 from collections.abc import Sequence
 
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
 MODEL_ID_ATTRIBUTE = "agent_platform.model_id"
+_METADATA = (
+    ("agent_platform.tenant", "agent_platform.tenant"),
+    ("gen_ai.conversation.id", "agent_platform.session"),
+)
 _log = logging.getLogger(__name__)
 
 
@@ -73,9 +76,9 @@ class MlflowSpanExporter(SpanExporter):
         metadata = {"mlflow.trace_schema.version": "3"}
         if model_id:
             metadata["mlflow.modelId"] = model_id
-        for key, name in (("agent_platform.tenant", "tenant"), ("gen_ai.conversation.id", "session")):
+        for key, name in _METADATA:
             if attributes.get(key):
-                metadata[f"agent_platform.{name}"] = str(attributes[key])
+                metadata[name] = str(attributes[key])
         start, end = root.start_time or 0, root.end_time or root.start_time or 0
         return TraceInfo(
             trace_id=generate_mlflow_trace_id_from_otel_trace_id(root.context.trace_id),
@@ -93,8 +96,8 @@ class MlflowSpanExporter(SpanExporter):
 
 def _grouping(attributes: dict) -> dict[str, str]:
     """Trace tags a person filters on in the Traces view."""
-    tags: dict[str, str] = defaultdict(str)
+    tags: dict[str, str] = {}
     for key in ("agent_platform.outcome", "gen_ai.response.model", "agent_platform.prompt.name"):
         if attributes.get(key) is not None:
             tags[key.split(".", 1)[1]] = str(attributes[key])
-    return dict(tags)
+    return tags

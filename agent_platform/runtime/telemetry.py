@@ -219,8 +219,10 @@ class Telemetry:
         """`model_id`: the MLflow LoggedModel of the agent version served, which traces link to;
         with `mlflow_tracking_uri` and `agent` it turns MLflow tracing on where `config` says."""
         mlflow = None
-        if mlflow_tracking_uri and agent and config.mlflow_enabled(
-            profile, serving_version=bool(model_id)
+        if (
+            mlflow_tracking_uri
+            and agent
+            and config.mlflow_enabled(profile, serving_version=bool(model_id))
         ):
             from agent_platform.model_registry.registry import EXPERIMENT_PREFIX
             from agent_platform.runtime.mlflow_tracing import MlflowSpanExporter

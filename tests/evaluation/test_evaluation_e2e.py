@@ -197,7 +197,8 @@ def test_daily_quality_gate_fails_loudly_when_the_champion_drops(
     champion = registry.champion("grounded-qa")
     # the registered version serves the prompt versions it was evaluated with
     pinned = champion.config().system_prompt.version
-    assert pinned is not None and str(pinned) == champion.lineage["prompt.grounded_qa_system.version"]
+    served = champion.lineage["prompt.grounded_qa_system.version"]
+    assert pinned is not None and str(pinned) == served
     # a new index snapshot since promotion: the daily check still checks the champion itself
     assert run_tenant_job(Settings(home=home), "index_backup_job", "sample").success
     versions_before = len(registry.versions("grounded-qa"))

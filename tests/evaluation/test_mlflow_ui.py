@@ -21,7 +21,8 @@ import httpx
 import pytest
 
 from agent_platform.evaluation import EvaluationService, load_plan
-from agent_platform.model_registry import AgentModelRegistry
+from agent_platform.model_registry import CHAMPION, AgentModelRegistry
+from agent_platform.runtime import AgentRuntime
 from agent_platform.settings import Settings
 from tests.evaluation.test_evaluation_e2e import KEYWORD_K1, small_plan
 
@@ -40,9 +41,18 @@ def _free_port() -> int:
 
 @pytest.fixture
 def evaluated_home(home: Path, tmp_path: Path) -> Path:
-    """Two candidates evaluated on a few examples; the better one becomes challenger."""
+    """Two candidates evaluated on a few examples; the better one is promoted and answers one
+    request (traced to its version)."""
+    settings = Settings(home=home)
     plan = load_plan(small_plan(tmp_path, extra=KEYWORD_K1, gates=LENIENT_GATES_TOML))
-    EvaluationService(Settings(home=home), plan=plan).run_round(max_examples=6)
+    outcome = EvaluationService(settings, plan=plan).run_round(max_examples=6)
+    registry = AgentModelRegistry.from_settings(settings)
+    registry.promote(plan.agent, outcome.challenger.version.version, by="test")
+    runtime = AgentRuntime.from_settings(settings)
+    try:
+        runtime.run(tenant="sample", user="ann", input="How do I list the snapshots of a tenant?")
+    finally:
+        runtime.close()
     return home
 
 
@@ -154,4 +164,15 @@ def test_mlflow_ui_shows_agent_versions_and_their_evaluations(
         expect(page.get_by_text("6 of 6")).to_be_visible()
         expect(page.get_by_text('"question"').first).to_be_visible()
         page.screenshot(path=shots / "mlflow-evaluation-results.png")
+
+        # an example's trace with the scorers' assessments and their rationales
+        page.get_by_text('"question"').first.click()
+        expect(page.get_by_text("all key facts present").first).to_be_visible()
+        page.screenshot(path=shots / "mlflow-evaluation-example.png")
+
+        # the serving version's Traces tab: the request it answered, openable from there
+        champion = registry.by_alias("grounded-qa", CHAMPION)
+        show(f"models/{champion.model_id}/traces")
+        expect(page.get_by_text("invoke_agent grounded-qa").first).to_be_visible()
+        page.screenshot(path=shots / "mlflow-version-traces.png")
         browser.close()
