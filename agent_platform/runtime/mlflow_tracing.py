@@ -9,6 +9,7 @@ another backend keeps working. Spans are batched off the request path.
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Sequence
 
 from opentelemetry.sdk.trace import ReadableSpan
@@ -27,6 +28,9 @@ class MlflowSpanExporter(SpanExporter):
     LoggedModel id (`mlflow.modelId`) of the version that served it."""
 
     def __init__(self, tracking_uri: str, experiment_name: str, model_id: str = "") -> None:
+        # MLflow prices spans from a model catalogue it downloads from GitHub on first use; this
+        # platform prices its own calls, and a serving process makes no such outbound request
+        os.environ.setdefault("MLFLOW_MODEL_CATALOG_URI", "")
         from mlflow import MlflowClient
         from mlflow.tracing.client import TracingClient
 

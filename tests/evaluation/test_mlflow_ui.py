@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -50,9 +51,10 @@ def evaluated_home(home: Path, tmp_path: Path) -> Path:
     registry.promote(plan.agent, outcome.challenger.version.version, by="test")
     runtime = AgentRuntime.from_settings(settings)
     try:
-        runtime.run(tenant="sample", user="ann", input="How do I list the snapshots of a tenant?")
+        answer = runtime.run(tenant="sample", user="ann", input="How do I list the snapshots?")
     finally:
         runtime.close()
+    (home / "served-trace-id").write_text(answer.trace_id)
     return home
 
 
@@ -105,6 +107,7 @@ def mlflow_ui(evaluated_home: Path, tmp_path: Path) -> Iterator[str]:
         log.close()
 
 
+@pytest.mark.timeout(1500)  # indexes the sample tenant and evaluates two candidates first
 def test_mlflow_ui_shows_agent_versions_and_their_evaluations(
     mlflow_ui: str, evaluated_home: Path, tmp_path: Path
 ) -> None:
@@ -165,14 +168,18 @@ def test_mlflow_ui_shows_agent_versions_and_their_evaluations(
         expect(page.get_by_text('"question"').first).to_be_visible()
         page.screenshot(path=shots / "mlflow-evaluation-results.png")
 
-        # an example's trace with the scorers' assessments and their rationales
+        # an example's trace: question, answer, and the scorers' assessments
         page.get_by_text('"question"').first.click()
-        expect(page.get_by_text("all key facts present").first).to_be_visible()
+        page.get_by_role("button", name=re.compile(r"Assess trace \(\d+ assessments\)")).click()
+        assessments = page.get_by_role("complementary").or_(page.locator("body"))
+        for scorer in ("correct", "no_pii", "groundedness", "consistency"):
+            expect(assessments.get_by_text(scorer, exact=True).first).to_be_visible()
         page.screenshot(path=shots / "mlflow-evaluation-example.png")
 
         # the serving version's Traces tab: the request it answered, openable from there
         champion = registry.by_alias("grounded-qa", CHAMPION)
+        served = (evaluated_home / "served-trace-id").read_text()
         show(f"models/{champion.model_id}/traces")
-        expect(page.get_by_text("invoke_agent grounded-qa").first).to_be_visible()
+        expect(page.get_by_text(re.compile(f"^tr-{served[:6]}")).first).to_be_visible()
         page.screenshot(path=shots / "mlflow-version-traces.png")
         browser.close()
