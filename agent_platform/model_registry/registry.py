@@ -69,13 +69,18 @@ class AgentVersion:
     @property
     def metrics(self) -> dict[str, float]:
         """The metrics of the version's own evaluation (what the gates and promotion read)."""
-        return {k: float(v) for k, v in json.loads(self.tags.get("eval.metrics", "{}")).items()}
+        if "eval.metrics" not in self.tags:  # registered before LoggedModels: one tag per metric
+            old = {k.removeprefix("eval.metric."): v for k, v in self.tags.items()}
+            return {k: float(v) for k, v in old.items() if f"eval.metric.{k}" in self.tags}
+        return {k: float(v) for k, v in json.loads(self.tags["eval.metrics"]).items()}
 
     @property
     def candidate(self) -> str:
         return self.tags.get("candidate", "")
 
     def config(self) -> AgentConfig:
+        if CONFIG_PARAM not in self.lineage:  # registered before LoggedModels
+            return AgentConfig.model_validate_json(self.tags["agent_config"])
         config = json.loads(self.lineage[CONFIG_PARAM])
         return AgentConfig.model_validate({**config, "description": self.description})
 
