@@ -154,7 +154,7 @@ def demo(
         "(dagster dev -w workspace.yaml) and browse to http://127.0.0.1:3000: "
         f"Assets → knowledge (partition '{SAMPLE_TENANT}') and prompts.\n"
         f"MLflow UI: mlflow ui --backend-store-uri {settings.resolved_mlflow_tracking_uri} "
-        "→ Prompts."
+        f"--default-artifact-root {settings.resolved_mlflow_artifact_root} → Prompts."
     )
 
 

@@ -199,7 +199,9 @@ def demo_evaluation_steps(console: object) -> bool:
     say(
         "Dagster UI (make ui): Assets → evaluation (evaluated_model_versions, its gate checks, "
         "champion_promotion, readiness_report). MLflow UI: `mlflow ui --backend-store-uri "
-        f"{settings.resolved_mlflow_tracking_uri}` → Experiments → agent-platform/agents/"
-        "grounded-qa, and Models → grounded-qa (aliases champion/challenger)."
+        f"{settings.resolved_mlflow_tracking_uri} --default-artifact-root "
+        f"{settings.resolved_mlflow_artifact_root}` → Experiments → agent-platform/agents/"
+        "grounded-qa → Agent versions and Evaluation runs, and Models → grounded-qa (aliases "
+        "champion/challenger)."
     )
     return bool(report.get("ready"))

@@ -37,11 +37,19 @@ def build_services(
     knowledge: KnowledgeBase | None = None,
     access: AccessPolicy | None = None,
     max_concurrent_model_calls: int = 10,
+    model_id: str = "",
 ) -> AgentServices:
     """Rate limits in Redis when configured (or `redis_url` is set), else in process; the access
     policy from `<home>/runtime/access.json` unless one is given."""
     home = settings.home_dir
-    telemetry = Telemetry.from_settings(runtime.telemetry, home, profile=settings.profile)
+    telemetry = Telemetry.from_settings(
+        runtime.telemetry,
+        home,
+        profile=settings.profile,
+        mlflow_tracking_uri=settings.resolved_mlflow_tracking_uri,
+        agent=agent.name,
+        model_id=model_id,
+    )
     limits = runtime.rate_limits
     on_refusal = lambda exc: telemetry.metrics.rate_limited(exc.scope)  # noqa: E731
     use_redis = (limits.backend or ("redis" if settings.redis_url else "local")) == "redis"

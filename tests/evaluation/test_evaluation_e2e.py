@@ -80,8 +80,12 @@ def test_failed_gates_block_promotion_and_everything_is_logged(home: Path, tmp_p
         "prompt.grounded_qa_system.version",
         "dagster_run_id",
     ):
-        assert version.tags[tag] not in ("", "none", "unregistered"), tag
-    assert version.tags["dagster_run_id"] == result.run_id
+        assert version.lineage[tag] not in ("", "none", "unregistered"), tag
+    assert version.lineage["dagster_run_id"] == result.run_id
+    # the model version carries only the tags a person filters on; the rest is on the LoggedModel
+    assert {"candidate", "git_commit", "index_snapshot_id"} <= set(version.tags)
+    assert not {"agent_config", "prompts", "embedding_model"} & set(version.tags)
+    assert len(version.tags) <= 12, sorted(version.tags)
     examples = EvaluationService(Settings(home=home), plan=load_plan(plan), registry=registry)
     table = examples.examples_of(version.tags["eval.run_id"])
     assert len(table) == 58 and {"correct", "groundedness", "latency_ms"} <= set(table.columns)
@@ -199,7 +203,8 @@ def test_daily_quality_gate_fails_loudly_when_the_champion_drops(
     champion = registry.champion("grounded-qa")
     # the registered version serves the prompt versions it was evaluated with
     pinned = champion.config().system_prompt.version
-    assert pinned is not None and str(pinned) == champion.tags["prompt.grounded_qa_system.version"]
+    served = champion.lineage["prompt.grounded_qa_system.version"]
+    assert pinned is not None and str(pinned) == served
     # a new index snapshot since promotion: the daily check still checks the champion itself
     assert run_tenant_job(Settings(home=home), "index_backup_job", "sample").success
     versions_before = len(registry.versions("grounded-qa"))
