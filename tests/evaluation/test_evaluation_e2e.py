@@ -274,17 +274,18 @@ def test_evaluation_sensor_starts_from_what_was_evaluated(home: Path, tmp_path: 
 
     plan = small_plan(tmp_path, extra="max_examples = 3\n")
     graph_resources = resources(home, plan, **LENIENT_GATES)
-    storage = str(tmp_path / "dagster")  # one instance, opened twice around the backup job
+    storage = tmp_path / "dagster"  # one instance, opened twice around the backup job
+    storage.mkdir()
 
     def tick(instance: dg.DagsterInstance) -> dg.SensorResult:
         with dg.build_sensor_context(resources=graph_resources, instance=instance) as context:
             return evaluation_request_sensor(context)
 
-    with dg.instance_for_test(temp_dir=storage) as instance:
+    with dg.instance_for_test(temp_dir=str(storage)) as instance:
         assert dg.materialize(GRAPH, resources=graph_resources, instance=instance).success
         first = tick(instance)
     assert not first.run_requests and first.cursor
     assert run_tenant_job(Settings(home=home), "index_backup_job", "sample").success
-    with dg.instance_for_test(temp_dir=storage) as instance:
+    with dg.instance_for_test(temp_dir=str(storage)) as instance:
         [request] = tick(instance).run_requests
     assert request.tags["evaluation/reason"] == "extractive.index_snapshot_id"
