@@ -270,3 +270,27 @@ def test_examples_that_error_count_as_failures_among_answered_ones(home: Path) -
     # one unscored warm-up request went first, and its latency is not among the scored ones
     assert result.warmup_ms > 0
     assert logged_requests(home) - logged_before == len(result.latencies_ms) + 1
+
+
+def test_evaluation_sensor_starts_from_what_was_evaluated(home: Path, tmp_path: Path) -> None:
+    """Switched on over an evaluated home (the first `make ui` after `make demo`), the sensor
+    requests nothing; a snapshot taken since the evaluation still requests one."""
+    from sensors.evaluation import evaluation_request_sensor
+
+    plan = small_plan(tmp_path, extra="max_examples = 3\n")
+    graph_resources = resources(home, plan, **LENIENT_GATES)
+    storage = tmp_path / "dagster"  # one instance, opened twice around the backup job
+    storage.mkdir()
+
+    def tick(instance: dg.DagsterInstance) -> dg.SensorResult:
+        with dg.build_sensor_context(resources=graph_resources, instance=instance) as context:
+            return evaluation_request_sensor(context)
+
+    with dg.instance_for_test(temp_dir=str(storage)) as instance:
+        assert dg.materialize(GRAPH, resources=graph_resources, instance=instance).success
+        first = tick(instance)
+    assert not first.run_requests and first.cursor
+    assert run_tenant_job(Settings(home=home), "index_backup_job", "sample").success
+    with dg.instance_for_test(temp_dir=str(storage)) as instance:
+        [request] = tick(instance).run_requests
+    assert request.tags["evaluation/reason"] == "extractive.index_snapshot_id"
