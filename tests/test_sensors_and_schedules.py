@@ -27,10 +27,10 @@ def workspace(settings: Settings, tmp_path: Path) -> KnowledgeWorkspaceResource:
 
 
 def _evaluate(instance: dg.DagsterInstance, workspace, cursor: str | None) -> dg.SensorResult:
-    context = dg.build_sensor_context(
+    with dg.build_sensor_context(
         instance=instance, cursor=cursor, resources={"knowledge": workspace}
-    )
-    return knowledge_sources_sensor(context)
+    ) as context:
+        return knowledge_sources_sensor(context)
 
 
 def test_sensor_registers_new_tenants_and_runs_on_content_changes(workspace) -> None:
@@ -87,9 +87,9 @@ def test_schedules_request_one_run_per_tenant() -> None:
     with dg.instance_for_test() as instance:
         instance.add_dynamic_partitions("tenants", ["acme", "globex"])
         when = datetime(2026, 11, 25, 2, 0, tzinfo=UTC)
-        context = dg.build_schedule_context(instance=instance, scheduled_execution_time=when)
-        backups = daily_index_backup(context)
-        reindexes = weekly_reindex(context)
+        with dg.build_schedule_context(instance=instance, scheduled_execution_time=when) as context:
+            backups = daily_index_backup(context)
+            reindexes = weekly_reindex(context)
     assert sorted(r.partition_key for r in backups) == ["acme", "globex"]
     assert all(r.run_key.startswith("backup-") for r in backups)
     assert sorted(r.partition_key for r in reindexes) == ["acme", "globex"]
