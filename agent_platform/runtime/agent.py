@@ -47,6 +47,7 @@ from agent_platform.runtime.request_log import (
 from agent_platform.runtime.response import AgentResponse, Usage
 from agent_platform.runtime.telemetry import Telemetry
 from agent_platform.runtime.workflow import RunContext, WorkflowNodes
+from agent_platform.security.crypto import value_cipher
 from agent_platform.settings import Settings, get_settings
 
 logger = logging.getLogger(__name__)
@@ -93,7 +94,10 @@ class AgentRuntime:
         # evaluation scores replace the catalogue's quality priors in quality-aware routing
         for model, score in evaluated_model_quality(settings, agent.name).items():
             services.router.performance.record_quality(model, score)
-        return cls(settings, services, RequestLog(settings.home_dir / "runtime" / "requests.jsonl"))
+        log = RequestLog(
+            settings.home_dir / "runtime" / "requests.jsonl", cipher=value_cipher(settings)
+        )
+        return cls(settings, services, log)
 
     # --- conveniences ----------------------------------------------------------------------
     @property

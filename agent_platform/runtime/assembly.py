@@ -20,6 +20,7 @@ from agent_platform.runtime.prompting import PromptResolver
 from agent_platform.runtime.rate_limit import RateLimiter
 from agent_platform.runtime.router import Router
 from agent_platform.runtime.telemetry import Telemetry
+from agent_platform.security.crypto import value_cipher
 from agent_platform.settings import Settings
 from agent_platform.tenants import TenantRegistry
 
@@ -66,7 +67,10 @@ def build_services(
         working=build_working_memory(settings, runtime),
         short_term=build_short_term_memory(settings, runtime),
         long_term=VectorLongTermMemory(
-            knowledge.store, knowledge.embedder, min_score=DEFAULT_MIN_SCORE
+            knowledge.store,
+            knowledge.embedder,
+            min_score=DEFAULT_MIN_SCORE,
+            cipher=value_cipher(settings),
         ),
         gatekeeper=Gatekeeper(
             TenantRegistry(settings.tenant_registry_path),

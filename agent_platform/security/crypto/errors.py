@@ -4,7 +4,7 @@ from __future__ import annotations
 
 
 class EncryptionError(RuntimeError):
-    """Base class: encryption at rest cannot proceed, so nothing is read or written (fail closed)."""
+    """Encryption at rest cannot proceed, so nothing is read or written (fail closed)."""
 
 
 class KeyServiceError(EncryptionError):

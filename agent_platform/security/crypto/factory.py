@@ -1,8 +1,9 @@
 """Build the key ring and the value cipher the settings call for (one per process and source).
 
-Key-encryption key, first found: `encryption.kms_url` (Vault transit), `AGENT_PLATFORM_ENCRYPTION_KEK`,
-`encryption.kek_file`, and in the `local` profile only `<home>/keys/kek.json`, generated on first
-use (0600). `production` accepts only a key service: without one it fails closed at start.
+Key-encryption key, first found: `encryption.kms_url` (Vault transit),
+`AGENT_PLATFORM_ENCRYPTION_KEK`, `encryption.kek_file`, and in the `local` profile only
+`<home>/keys/kek.json`, generated on first use (0600). `production` accepts only a key
+service: without one it fails closed at start.
 Wrapped data keys live in PostgreSQL in `production`, in `<home>/keys/data_keys.sqlite` locally.
 """
 
@@ -52,7 +53,8 @@ def open_data_key_store(settings: Any) -> DataKeyStore:
     if settings.profile == "production":
         if not settings.postgres_url:
             raise KeyServiceError(
-                "encryption: production keeps data keys in PostgreSQL; set AGENT_PLATFORM_POSTGRES_URL"
+                "encryption: production keeps data keys in PostgreSQL; "
+                "set AGENT_PLATFORM_POSTGRES_URL"
             )
         return PostgresDataKeyStore(settings.postgres_url)
     return SQLiteDataKeyStore(private_dir(keys_dir(settings)) / "data_keys.sqlite")

@@ -212,7 +212,7 @@ class LocalKeyFile(_KeyMap):
             json.dump({"versions": entries}, handle, indent=1)
             handle.flush()
             os.fsync(handle.fileno())
-        os.replace(tmp, self.path)
+        tmp.replace(self.path)
 
     def create_version(self) -> int | None:
         with self._locked():
