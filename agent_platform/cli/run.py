@@ -28,9 +28,14 @@ UserOption = Annotated[str, typer.Option("--user", help="Who asks (rate limits, 
 
 def _runtime():
     from agent_platform.runtime.agent import AgentRuntime
+    from agent_platform.security.crypto import EncryptionError
     from agent_platform.settings import get_settings
 
-    return AgentRuntime.from_settings(get_settings())
+    try:
+        return AgentRuntime.from_settings(get_settings())
+    except EncryptionError as exc:  # a missing or wrong key: one line, nothing read or written
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
 
 
 def _fail(exc: Exception) -> None:
