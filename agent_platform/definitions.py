@@ -24,6 +24,7 @@ from assets.evaluation import (
     quality_gate_job,
 )
 from assets.jobs import index_backup_job, knowledge_job, prompts_job, reindex_job
+from assets.keys import encryption_keys, key_rotation_job
 from assets.knowledge import (
     document_chunks,
     embeddings,
@@ -35,6 +36,7 @@ from assets.knowledge_checks import knowledge_checks
 from assets.prompts import build_prompt_assets, prompt_names
 from assets.readiness import readiness_job, readiness_report
 from resources.embedder import EmbedderResource
+from resources.keys import KeyRingResource
 from resources.knowledge import KnowledgeWorkspaceResource
 from resources.model_registry import (
     EvaluationResource,
@@ -51,7 +53,7 @@ from resources.vector_store import (
 from sensors.evaluation import daily_quality_gate, evaluation_request_sensor
 from sensors.knowledge import knowledge_sources_sensor
 from sensors.prompts import build_prompt_sensor
-from sensors.schedules import daily_index_backup, weekly_reindex
+from sensors.schedules import daily_index_backup, key_rotation, weekly_reindex
 
 
 def build_vector_store_resource(settings: Settings) -> VectorStoreResource:
@@ -106,6 +108,7 @@ def build_resources(
         "prompts": PromptsResource.from_settings(settings, prompt_dirs=prompt_dirs),
         "evaluation": EvaluationResource(),
         "model_registry": build_model_registry_resource(settings),
+        "key_ring": KeyRingResource(home=str(settings.home_dir)),
     }
 
 
@@ -133,6 +136,7 @@ def build_definitions(
             champion_promotion,
             champion_quality,
             readiness_report,
+            encryption_keys,
         ],
         asset_checks=[
             *knowledge_checks,
@@ -148,8 +152,9 @@ def build_definitions(
             evaluation_job,
             quality_gate_job,
             readiness_job,
+            key_rotation_job,
         ],
-        schedules=[daily_index_backup, weekly_reindex, daily_quality_gate],
+        schedules=[daily_index_backup, weekly_reindex, daily_quality_gate, key_rotation],
         sensors=[knowledge_sources_sensor, prompt_files_sensor, evaluation_request_sensor],
         resources=build_resources(settings, prompt_dirs),
     )
