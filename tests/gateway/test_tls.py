@@ -51,9 +51,11 @@ def _client_context(ca: trustme.CA, **versions: ssl.TLSVersion) -> ssl.SSLContex
 
 def _served_certificate(gateway: TLSGateway) -> tuple[str, bytes]:
     context = _client_context(gateway.ca)
-    with socket.create_connection(("127.0.0.1", gateway.port), timeout=10) as raw:
-        with context.wrap_socket(raw, server_hostname="localhost") as tls:
-            return str(tls.version()), tls.getpeercert(binary_form=True) or b""
+    with (
+        socket.create_connection(("127.0.0.1", gateway.port), timeout=10) as raw,
+        context.wrap_socket(raw, server_hostname="localhost") as tls,
+    ):
+        return str(tls.version()), tls.getpeercert(binary_form=True) or b""
 
 
 @pytest.fixture(scope="module")
@@ -110,9 +112,11 @@ def test_tls13_client_is_served(tls_gateway: TLSGateway) -> None:
 
 def test_tls12_only_client_is_refused(tls_gateway: TLSGateway) -> None:
     context = _client_context(tls_gateway.ca, maximum_version=ssl.TLSVersion.TLSv1_2)
-    with socket.create_connection(("127.0.0.1", tls_gateway.port), timeout=10) as raw:
-        with pytest.raises(ssl.SSLError):  # the server ends the handshake: no 1.2 offered
-            context.wrap_socket(raw, server_hostname="localhost")
+    with (
+        socket.create_connection(("127.0.0.1", tls_gateway.port), timeout=10) as raw,
+        pytest.raises(ssl.SSLError),  # the server ends the handshake: it offers no 1.2
+    ):
+        context.wrap_socket(raw, server_hostname="localhost")
     with pytest.raises(httpx.ConnectError):
         httpx.get(f"https://localhost:{tls_gateway.port}/healthz", verify=context)
 
