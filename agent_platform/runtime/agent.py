@@ -79,6 +79,7 @@ class AgentRuntime:
     ) -> AgentRuntime:
         """Build every service from settings (backends follow `Settings`: SQLite/Redis/Postgres)."""
         settings = settings or get_settings()
+        value_cipher(settings)  # a missing or wrong key fails here, before anything is opened
         from agent_platform.model_registry.serving import champion_config, evaluated_model_quality
 
         if agent is None:  # serve the registered champion; the default config before any promotion

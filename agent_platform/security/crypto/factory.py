@@ -60,7 +60,7 @@ def open_data_key_store(settings: Any) -> DataKeyStore:
     return SQLiteDataKeyStore(private_dir(keys_dir(settings)) / "data_keys.sqlite")
 
 
-def open_kek(settings: Any, store: DataKeyStore) -> KeyEncryptionKey:
+def open_kek(settings: Any, store: DataKeyStore | None) -> KeyEncryptionKey:
     """The configured key-encryption key (KeyServiceError, one line, when there is none)."""
     e = settings.encryption
     if e.kms_url:
@@ -77,7 +77,7 @@ def open_kek(settings: Any, store: DataKeyStore) -> KeyEncryptionKey:
     if e.kek_file is not None:
         return LocalKeyFile(e.kek_file.expanduser(), create=False)
     path = keys_dir(settings) / "kek.json"
-    if not path.exists() and (wrapped := store.count()):
+    if not path.exists() and store is not None and (wrapped := store.count()):
         raise KeyServiceError(
             f"encryption: key file {path} is missing but {wrapped} data keys are wrapped by it; "
             "restore it (or set AGENT_PLATFORM_ENCRYPTION_KEK)"
@@ -91,6 +91,8 @@ def open_key_ring(settings: Any) -> KeyRing:
     with _lock:
         ring = _rings.get(cache_key)
         if ring is None:
+            if settings.profile == "production" and not settings.encryption.kms_url:
+                open_kek(settings, None)  # raises: production needs a key service
             store = open_data_key_store(settings)
             ring = KeyRing(open_kek(settings, store), store)
             ring.check()

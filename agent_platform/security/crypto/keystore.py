@@ -15,6 +15,7 @@ from typing import Any, Protocol
 import psycopg
 from psycopg import sql
 
+from agent_platform.security.crypto.errors import KeyServiceError
 from agent_platform.security.private_files import private_file
 
 
@@ -158,9 +159,15 @@ class PostgresDataKeyStore:
 
     def _execute(self, template: str, params: tuple[Any, ...] = ()) -> psycopg.Cursor[Any]:
         statement = sql.SQL(template).format(schema=sql.Identifier(self.schema))
-        if self._conn is None or self._conn.closed:
-            self._conn = psycopg.connect(self.url, autocommit=True)
-        return self._conn.execute(statement, params)
+        try:
+            if self._conn is None or self._conn.closed:
+                self._conn = psycopg.connect(self.url, autocommit=True, connect_timeout=10)
+            return self._conn.execute(statement, params)
+        except psycopg.OperationalError as exc:
+            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise KeyServiceError(
+                f"encryption: the data-key store is unreachable ({reason})"
+            ) from None
 
     def _one(self, template: str, params: tuple[Any, ...]) -> tuple[Any, ...] | None:
         with self._lock:
