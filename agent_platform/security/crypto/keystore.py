@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -75,9 +77,15 @@ class SQLiteDataKeyStore:
                     PRIMARY KEY (tenant, version))"""
             )
 
-    def _connect(self) -> sqlite3.Connection:
+    @contextmanager
+    def _connect(self) -> Iterator[sqlite3.Connection]:
+        """A short-lived connection: commits on success, rolls back on error, always closed."""
         conn = sqlite3.connect(self.path, timeout=30)
-        return conn
+        try:
+            with conn:
+                yield conn
+        finally:
+            conn.close()
 
     def _one(self, statement: str, params: tuple[Any, ...]) -> tuple[Any, ...] | None:
         with self._lock, self._connect() as conn:
