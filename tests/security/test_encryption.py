@@ -224,9 +224,7 @@ def test_rotation_asset_and_schedule(platform_home: Path) -> None:
     assert meta["rewrapped_data_keys"].value == 1 and meta["new_data_keys"].value == 1
     record = open_audit_log(Settings(home=platform_home)).tail(1)[0]
     assert record.kind == "keys.rotate" and record.actor["username"] == "dagster"
-    with dg.DagsterInstance.ephemeral() as instance:
-        when = datetime(2026, 12, 7, 4, tzinfo=UTC)
-        context = dg.build_schedule_context(instance=instance, scheduled_execution_time=when)
-        request = key_rotation(context)
+    when = datetime(2026, 12, 7, 4, tzinfo=UTC)
+    request = key_rotation(dg.build_schedule_context(scheduled_execution_time=when))
     assert isinstance(request, dg.RunRequest) and request.run_key == "key-rotation-20261207"
     assert key_rotation.cron_schedule == "0 4 * * *"
