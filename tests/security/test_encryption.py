@@ -93,6 +93,28 @@ def test_tampered_or_moved_ciphertext_is_refused(settings: Settings) -> None:
     working.close()
 
 
+def test_tampered_conversation_is_refused_through_the_cli(platform_home: Path) -> None:
+    path = platform_home / "runtime" / "working.sqlite"
+    store = SQLiteConversationStore(path, cipher=value_cipher(Settings(home=platform_home)))
+    store.append(SCOPE, [Turn("user", "my IBAN is DE89 3704 0044 0532 0130 00")])
+    store.append(SCOPE, [Turn("assistant", "noted")])
+    store.close()
+    args = ["runtime", "history", "--session", "s1", "--tenant", "acme", "--user", "alice"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0 and "v2  2 turn(s)" in result.stdout, result.output
+    raw = sqlite3.connect(path)  # version 1's transcript copied over version 2's
+    raw.execute(
+        "UPDATE conversation_versions SET turns = "
+        "(SELECT turns FROM conversation_versions WHERE version = 1) WHERE version = 2"
+    )
+    raw.commit()
+    raw.close()
+    forget_key_rings()
+    line = _one_line_error(runner.invoke(app, args))
+    assert "conversation_versions of tenant 'acme': ciphertext failed authentication" in line
+    assert "IBAN" not in line
+
+
 def test_rotation_during_concurrent_traffic_loses_and_corrupts_nothing(settings: Settings) -> None:
     path = settings.home_dir / "runtime" / "working.sqlite"
     cipher = value_cipher(settings)
