@@ -54,6 +54,7 @@ def serve(
         http="httptools",
         lifespan="on",
         timeout_graceful_shutdown=round(serving.graceful_shutdown_s) or None,
+        timeout_worker_healthcheck=serving.worker_healthcheck_timeout_s,
         log_level=log_level,
         access_log=access_log,
         server_header=False,

@@ -71,7 +71,16 @@ class VectorStoreError(RuntimeError):
 
 
 class IndexCorruptedError(VectorStoreError):
-    """The stored index failed an integrity check; the message names the command restoring it."""
+    """The stored index failed an integrity check; the message names the command repairing it.
+
+    `repair` says which: "rebuild" (only derived files are damaged: `rebuild` regenerates them
+    from the stored records) or "reindex" (the records themselves: ingest the tenant's sources
+    again, or restore a snapshot).
+    """
+
+    def __init__(self, message: str, *, repair: str = "reindex") -> None:
+        super().__init__(message)
+        self.repair = repair
 
 
 class SnapshotNotFoundError(VectorStoreError):

@@ -6,9 +6,9 @@ the same [0, 1] scales, otherwise switching backends would change behaviour, not
 Score scales (higher is better in every mode):
 - vector: `(1 + cosine) / 2`, so 0.5 means orthogonal and 1.0 identical. Chosen over clipping
   at 0 because it keeps the full ordering (no ties among dissimilar hits).
-- keyword: `bm25 / (bm25 + BM25_HALF)`, a saturating, query-independent map of the raw BM25
-  score (BM25_HALF scores 0.5), so `min_score` means the same thing for every query.
-- hybrid: RRF normalised by its maximum (see `fusion.py`).
+- keyword: the share of the query's content words the chunk contains (see `keyword_scale.py`),
+  so a chunk holding every word asked scores 1.0 in any tenant, however small.
+- hybrid: RRF normalised by its maximum (see `fusion.py`): 1.0 = first in both rankings.
 """
 
 from __future__ import annotations
@@ -25,7 +25,6 @@ TENANT_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 FILTER_KEY_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
 METADATA_KEY_MAX = 256
 METADATA_MAX_DEPTH = 32
-BM25_HALF = 5.0
 
 
 def check_tenant(tenant: str) -> str:
@@ -168,8 +167,3 @@ def check_filters(filters: Mapping[str, MetadataValue] | None) -> dict[str, Meta
 
 def vector_score(cosine: float) -> float:
     return float(min(1.0, max(0.0, (1.0 + cosine) / 2.0)))
-
-
-def keyword_score(bm25: float) -> float:
-    bm25 = max(0.0, float(bm25))
-    return bm25 / (bm25 + BM25_HALF)
