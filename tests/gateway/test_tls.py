@@ -136,3 +136,19 @@ def test_renewed_certificate_is_served_without_restart(tls_gateway: TLSGateway) 
     assert tls_gateway.process.poll() is None  # the same process, never restarted
     context = _client_context(tls_gateway.ca)
     assert httpx.get(f"https://localhost:{tls_gateway.port}/healthz", verify=context).is_success
+
+
+def test_tls_is_required_in_production_and_bad_files_fail_at_start(tmp_path: Path) -> None:
+    from agent_platform.gateway.tls import TLSConfigError, tls_factory
+    from agent_platform.settings import ServingSettings
+
+    with pytest.raises(TLSConfigError, match="TLS is required in production"):
+        tls_factory(ServingSettings(), "production")
+    assert tls_factory(ServingSettings(), "local") is None
+    assert tls_factory(ServingSettings(tls_required=False), "production") is None
+    bad = tmp_path / "tls.pem"
+    bad.write_text("not a certificate")
+    with pytest.raises(TLSConfigError, match="cannot load"):
+        tls_factory(ServingSettings(tls_cert_file=bad, tls_key_file=bad), "local")
+    with pytest.raises(TLSConfigError, match="both tls_cert_file and tls_key_file"):
+        tls_factory(ServingSettings(tls_cert_file=bad), "local")
