@@ -25,6 +25,7 @@ from assets.evaluation import (
     with_agent_lineage,
 )
 from assets.jobs import index_backup_job, knowledge_job, prompts_job, reindex_job
+from assets.keys import encryption_keys, key_rotation_job
 from assets.knowledge import (
     document_chunks,
     embeddings,
@@ -37,6 +38,7 @@ from assets.knowledge_checks import knowledge_checks
 from assets.prompts import build_prompt_assets, prompt_names
 from assets.readiness import readiness_automation, readiness_job, readiness_report
 from resources.embedder import EmbedderResource
+from resources.keys import KeyRingResource
 from resources.knowledge import KnowledgeWorkspaceResource
 from resources.model_registry import (
     EvaluationResource,
@@ -53,7 +55,7 @@ from resources.vector_store import (
 from sensors.evaluation import daily_quality_gate, evaluation_request_sensor
 from sensors.knowledge import knowledge_sources_sensor
 from sensors.prompts import build_prompt_sensor
-from sensors.schedules import daily_index_backup, weekly_reindex
+from sensors.schedules import daily_index_backup, key_rotation, weekly_reindex
 
 
 def build_vector_store_resource(settings: Settings) -> VectorStoreResource:
@@ -108,6 +110,7 @@ def build_resources(
         "prompts": PromptsResource.from_settings(settings, prompt_dirs=prompt_dirs),
         "evaluation": EvaluationResource(),
         "model_registry": build_model_registry_resource(settings),
+        "key_ring": KeyRingResource(home=str(settings.home_dir)),
     }
 
 
@@ -140,6 +143,7 @@ def build_definitions(
             champion_promotion,
             champion_quality,
             readiness_report,
+            encryption_keys,
         ],
         asset_checks=[
             *knowledge_checks,
@@ -155,8 +159,9 @@ def build_definitions(
             evaluation_job,
             quality_gate_job,
             readiness_job,
+            key_rotation_job,
         ],
-        schedules=[daily_index_backup, weekly_reindex, daily_quality_gate],
+        schedules=[daily_index_backup, weekly_reindex, daily_quality_gate, key_rotation],
         sensors=[
             knowledge_sources_sensor,
             prompt_files_sensor,

@@ -12,6 +12,7 @@ from rich.console import Console
 from agent_platform.cli import knowledge
 from agent_platform.cli.audit import audit_app
 from agent_platform.cli.errors import DEBUG_ENV, ErrorReportingGroup, configure_logging
+from agent_platform.cli.keys import keys_app
 from agent_platform.cli.models import models_app
 from agent_platform.cli.prompts import prompts_app
 from agent_platform.cli.readiness import readiness_app
@@ -33,6 +34,7 @@ app.add_typer(prompts_app, name="prompts")
 app.add_typer(models_app, name="models")
 app.add_typer(readiness_app, name="readiness")
 app.add_typer(audit_app, name="audit")
+app.add_typer(keys_app, name="keys")
 app.command("run")(run_command)
 app.add_typer(runtime_app, name="runtime")
 app.command("ingest")(knowledge.ingest)

@@ -47,6 +47,7 @@ from agent_platform.runtime.request_log import (
 from agent_platform.runtime.response import AgentResponse, Usage
 from agent_platform.runtime.telemetry import Telemetry
 from agent_platform.runtime.workflow import RunContext, WorkflowNodes
+from agent_platform.security.crypto import value_cipher
 from agent_platform.settings import Settings, get_settings
 
 logger = logging.getLogger(__name__)
@@ -78,6 +79,7 @@ class AgentRuntime:
     ) -> AgentRuntime:
         """Build every service from settings (backends follow `Settings`: SQLite/Redis/Postgres)."""
         settings = settings or get_settings()
+        value_cipher(settings)  # a missing or wrong key fails here, before anything is opened
         from agent_platform.model_registry.serving import champion_version, evaluated_model_quality
 
         model_id = ""  # the served version's MLflow LoggedModel, which its traces link to
@@ -97,7 +99,10 @@ class AgentRuntime:
         # evaluation scores replace the catalogue's quality priors in quality-aware routing
         for model, score in evaluated_model_quality(settings, agent.name).items():
             services.router.performance.record_quality(model, score)
-        return cls(settings, services, RequestLog(settings.home_dir / "runtime" / "requests.jsonl"))
+        log = RequestLog(
+            settings.home_dir / "runtime" / "requests.jsonl", cipher=value_cipher(settings)
+        )
+        return cls(settings, services, log)
 
     # --- conveniences ----------------------------------------------------------------------
     @property

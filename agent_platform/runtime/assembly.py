@@ -23,6 +23,7 @@ from agent_platform.runtime.prompting import PromptResolver
 from agent_platform.runtime.rate_limit import RateLimiter
 from agent_platform.runtime.router import Router
 from agent_platform.runtime.telemetry import Telemetry
+from agent_platform.security.crypto import value_cipher
 from agent_platform.settings import Settings
 from agent_platform.tenants import TenantRegistry
 from agent_platform.vectorstore.factory import open_vector_store
@@ -86,6 +87,7 @@ def build_services(
             open_vector_store(settings, StoreNamespace.MEMORY),
             knowledge.embedder,
             min_score=DEFAULT_MIN_SCORE,
+            cipher=value_cipher(settings),
         ),
         gatekeeper=Gatekeeper(
             TenantRegistry(settings.tenant_registry_path),
