@@ -10,6 +10,8 @@ import typer
 from rich.console import Console
 
 from agent_platform.cli import knowledge
+from agent_platform.cli.audit import audit_app
+from agent_platform.cli.errors import DEBUG_ENV, ErrorReportingGroup, configure_logging
 from agent_platform.cli.models import models_app
 from agent_platform.cli.prompts import prompts_app
 from agent_platform.cli.readiness import readiness_app
@@ -22,6 +24,7 @@ app = typer.Typer(
     help="agent-platform: knowledge bases, prompts and agent versions as Dagster assets.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
+    cls=ErrorReportingGroup,  # every failure: one line on stderr and an exit status
 )
 config_app = typer.Typer(help="Show the resolved configuration.")
 app.add_typer(config_app, name="config")
@@ -29,6 +32,7 @@ app.add_typer(knowledge.index_app, name="index")
 app.add_typer(prompts_app, name="prompts")
 app.add_typer(models_app, name="models")
 app.add_typer(readiness_app, name="readiness")
+app.add_typer(audit_app, name="audit")
 app.command("run")(run_command)
 app.add_typer(runtime_app, name="runtime")
 app.command("ingest")(knowledge.ingest)
@@ -43,6 +47,22 @@ DEMO_QUERIES = (
     "What happens to a corrupted index?",
     "Which fusion does hybrid search use?",
 )
+
+
+@app.callback()
+def main(
+    ctx: typer.Context,
+    debug: Annotated[
+        bool,
+        typer.Option(
+            "--debug",
+            envvar=DEBUG_ENV,
+            help="Show the traceback of an error and the library's log records.",
+        ),
+    ] = False,
+) -> None:
+    """agent-platform: knowledge bases, prompts and agent versions as Dagster assets."""
+    configure_logging(ctx, debug)
 
 
 @config_app.command("show")
@@ -104,13 +124,15 @@ def demo(
     settings = get_settings()
     source = source or sample_docs_dir()
     console.rule("[bold]1. Knowledge: documents → chunks → embeddings → index")
-    knowledge.ingest(directory=source, tenant=SAMPLE_TENANT, as_json=False)
+    # The sample tenant belongs to the demo: it follows `--source` (or the shipped docs).
+    knowledge.ingest(directory=source, tenant=SAMPLE_TENANT, as_json=False, change_source=True)
     console.rule("[bold]2. Prompts: validate, test and register in MLflow")
     prompts = run_job(settings, "prompts_job")
     for key, meta in sorted(prompts.metadata.items()):
-        if key.startswith("prompts/versions/"):
+        if key.startswith("prompts/") and key.endswith("_version"):
             console.print(
-                f"{key.removeprefix('prompts/versions/')}: v{meta['mlflow_version']} "
+                f"{key.removeprefix('prompts/').removesuffix('_version')}: "
+                f"v{meta['mlflow_version']} "
                 f"({meta['semver']}), aliases {meta['aliases']}"
             )
     _fail_on(prompts)
@@ -132,7 +154,7 @@ def demo(
         "(dagster dev -w workspace.yaml) and browse to http://127.0.0.1:3000: "
         f"Assets → knowledge (partition '{SAMPLE_TENANT}') and prompts.\n"
         f"MLflow UI: mlflow ui --backend-store-uri {settings.resolved_mlflow_tracking_uri} "
-        "→ Prompts."
+        f"--default-artifact-root {settings.resolved_mlflow_artifact_root} → Prompts."
     )
 
 

@@ -78,10 +78,13 @@ class AgentRuntime:
     ) -> AgentRuntime:
         """Build every service from settings (backends follow `Settings`: SQLite/Redis/Postgres)."""
         settings = settings or get_settings()
-        from agent_platform.model_registry.serving import champion_config, evaluated_model_quality
+        from agent_platform.model_registry.serving import champion_version, evaluated_model_quality
 
+        model_id = ""  # the served version's MLflow LoggedModel, which its traces link to
         if agent is None:  # serve the registered champion; the default config before any promotion
-            agent = champion_config(settings, settings.serving_agent) or AgentConfig()
+            champion = champion_version(settings, settings.serving_agent)
+            agent = champion.config() if champion else AgentConfig()
+            model_id = champion.model_id if champion else ""
         services = build_services(
             settings,
             agent,
@@ -89,6 +92,7 @@ class AgentRuntime:
             knowledge=knowledge,
             access=access,
             max_concurrent_model_calls=max_concurrent_model_calls,
+            model_id=model_id,
         )
         # evaluation scores replace the catalogue's quality priors in quality-aware routing
         for model, score in evaluated_model_quality(settings, agent.name).items():
@@ -295,12 +299,13 @@ class AgentRuntime:
             if record.get("prompt"):
                 extra["prompt_version"] = record["prompt"]["version"]
                 extra["prompt_variant"] = record["prompt"].get("variant") or "none"
-            logger.log(level, "agent request %s", record["outcome"], extra=extra)
+            failed = f": {record['error']}" if record.get("error") else ""
+            logger.log(level, "agent request %s%s", record["outcome"], failed, extra=extra)
 
     def close(self) -> None:
         s = self.services
         s.router.close()
-        for closable in (s.conversation, s.working, s.short_term, s.knowledge):
+        for closable in (s.conversation, s.working, s.short_term, s.long_term, s.knowledge):
             close = getattr(closable, "close", None)
             if close is not None:
                 close()

@@ -10,7 +10,6 @@ the TOML file named by `AGENT_PLATFORM_CONFIG_FILE`.
 from __future__ import annotations
 
 import os
-import tomllib
 from pathlib import Path
 from typing import Any, Literal, get_args
 
@@ -19,7 +18,13 @@ from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from agent_platform.runtime.catalogue import ModelSpec, default_models
-from agent_platform.settings import Profile, settings_file
+from agent_platform.settings import (
+    ConfigError,
+    Profile,
+    check_keys,
+    load_config_file,
+    settings_file,
+)
 
 RoutingStrategy = Literal["ordered", "cost", "latency", "quality", "intelligent"]
 StorageBackend = Literal["local", "redis"]
@@ -120,6 +125,17 @@ class TelemetrySettings(_Section):
         "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT, or OTEL_EXPORTER_OTLP_ENDPOINT + /v1/traces.",
     )
     json_path: Path | None = Field(default=None, description="None: <home>/telemetry/traces.jsonl")
+    mlflow_traces: bool | None = Field(
+        default=None,
+        description="Also log traces to the MLflow store, linked to the served agent version. "
+        "None: on in the local profile when the runtime serves a registered version.",
+    )
+
+    def mlflow_enabled(self, profile: Profile, *, serving_version: bool) -> bool:
+        """Whether traces also go to MLflow (in addition to `exporter`)."""
+        if self.mlflow_traces is not None:
+            return self.mlflow_traces
+        return profile == "local" and serving_version
 
     @property
     def otlp_configured(self) -> bool:
@@ -220,8 +236,8 @@ class _RuntimeTomlTable(PydanticBaseSettingsSource):
         path = settings_file()
         if path is None:
             return {}
-        with path.open("rb") as handle:
-            table = tomllib.load(handle).get("runtime", {})
+        table = load_config_file(path).get("runtime", {})
         if not isinstance(table, dict):
-            raise ValueError(f"{path}: [runtime] must be a table")
+            raise ConfigError(f"settings file {path}: [runtime] must be a table")
+        check_keys(table, RuntimeSettings, path, "runtime.")
         return table
