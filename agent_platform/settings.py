@@ -219,6 +219,11 @@ class ServingSettings(BaseSettings):
         description="With several workers, how long the supervisor waits for a worker's health "
         "ping before restarting it (uvicorn's 5 s kills workers still importing torch).",
     )
+    monitored_certificates: list[Path] = Field(
+        default_factory=list,
+        description="PEM certificates whose expiry /metrics reports, for the expiry alert "
+        "(the gateway's own, a reverse proxy's, an mTLS client's).",
+    )
 
 
 class Settings(BaseSettings):
