@@ -6,7 +6,6 @@ tests/gateway/conftest.py starts it) over a home with tenant `unindexed` registe
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import shutil
 import subprocess
@@ -20,22 +19,13 @@ import httpx
 import pytest
 import yaml
 
+from tests.gateway.conftest import free_port, start_gateway
+
 REPO = Path(__file__).resolve().parents[2]
 RULES = REPO / "deploy" / "prometheus" / "rules.yml"
 TENANT = "unindexed"
 
 
-def _gateway_support() -> Any:
-    """tests/gateway/conftest.py as a module, for its `start_gateway` and `free_port`."""
-    spec = importlib.util.spec_from_file_location(
-        "gateway_support", REPO / "tests" / "gateway" / "conftest.py"
-    )
-    module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
-    spec.loader.exec_module(module)  # type: ignore[union-attr]
-    return module
-
-
-support = _gateway_support()
 
 
 def require_tool(name: str) -> str:
@@ -83,7 +73,7 @@ def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     (home / "dagster").mkdir(parents=True)
     empty.mkdir()
     TenantRegistry(Settings(home=home).tenant_registry_path).register(TENANT, empty)
-    server = support.start_gateway(home, root / "gateway.log")
+    server = start_gateway(home, root / "gateway.log")
     yield server
     server.stop()
 
@@ -102,7 +92,7 @@ def prometheus(gateway: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterat
         "scrape_configs": [{"job_name": "gateway", "static_configs": [{"targets": [target]}]}],
     }
     (root / "prometheus.yml").write_text(yaml.safe_dump(config))
-    port = support.free_port()
+    port = free_port()
     log = root / "prometheus.log"
     process = subprocess.Popen(
         [
