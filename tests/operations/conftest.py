@@ -1,11 +1,14 @@
 """The operations tests' real processes: one gateway (`agent-platform serve`, started the way
-tests/gateway/conftest.py starts it) over a home with tenant `unindexed` registered without an index
-(its requests are answered 503: the injected errors), and one Prometheus scraping the gateway's
-/metrics every second with rules derived from deploy/prometheus/rules.yml. Both for the session.
+tests/gateway/conftest.py starts it) over a home with tenant `unindexed` registered without an
+index (its requests are answered 503: the injected errors) and a monitored certificate due in 5
+days, and one Prometheus scraping the gateway's /metrics every second with rules derived from
+deploy/prometheus/rules.yml. Both for the session.
 """
 
 from __future__ import annotations
 
+import datetime as dt
+import json
 import os
 import shutil
 import subprocess
@@ -24,8 +27,7 @@ from tests.gateway.conftest import free_port, start_gateway
 REPO = Path(__file__).resolve().parents[2]
 RULES = REPO / "deploy" / "prometheus" / "rules.yml"
 TENANT = "unindexed"
-
-
+CERTIFICATE_DAYS = 5  # under the 14 days of AgentPlatformCertificateExpiring
 
 
 def require_tool(name: str) -> str:
@@ -53,6 +55,31 @@ def quick_rules(rules: dict[str, Any], hold: str = "2s") -> dict[str, Any]:
     return {"groups": groups}
 
 
+def self_signed(path: Path, days: float) -> float:
+    """A self-signed PEM certificate valid for `days` more days; returns its notAfter."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "gateway.test")])
+    now = dt.datetime.now(dt.UTC).replace(microsecond=0)
+    not_after = now + dt.timedelta(days=days)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(days=1))
+        .not_valid_after(not_after)
+        .sign(key, hashes.SHA256())
+    )
+    path.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    return not_after.timestamp()
+
+
 @dataclass
 class Prometheus:
     url: str
@@ -73,7 +100,14 @@ def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     (home / "dagster").mkdir(parents=True)
     empty.mkdir()
     TenantRegistry(Settings(home=home).tenant_registry_path).register(TENANT, empty)
-    server = start_gateway(home, root / "gateway.log")
+    certificate = root / "gateway.pem"
+    self_signed(certificate, days=CERTIFICATE_DAYS)
+    server = start_gateway(
+        home,
+        root / "gateway.log",
+        AGENT_PLATFORM_SERVING_MONITORED_CERTIFICATES=json.dumps([str(certificate)]),
+    )
+    server.certificate = certificate
     yield server
     server.stop()
 
@@ -110,7 +144,9 @@ def prometheus(gateway: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterat
     try:
         while time.monotonic() < deadline:
             if process.poll() is not None:
-                raise RuntimeError(f"prometheus exited with {process.returncode}:\n{log.read_text()}")
+                raise RuntimeError(
+                    f"prometheus exited with {process.returncode}:\n{log.read_text()}"
+                )
             try:
                 targets = server.get("/api/v1/targets")["data"]["activeTargets"]
                 if targets and targets[0]["health"] == "up":

@@ -76,8 +76,14 @@ def test_amtool_accepts_the_alertmanager_config() -> None:
 @pytest.mark.parametrize(
     ("labels", "receivers"),
     [
-        (["severity=critical", "alertname=AgentPlatformHighErrorRate"], "pagerduty-oncall,slack-alerts"),
-        (["severity=warning", "alertname=AgentPlatformBackupStale"], "slack-alerts,email-operations"),
+        (
+            ["severity=critical", "alertname=AgentPlatformHighErrorRate"],
+            "pagerduty-oncall,slack-alerts",
+        ),
+        (
+            ["severity=warning", "alertname=AgentPlatformBackupStale"],
+            "slack-alerts,email-operations",
+        ),
         (["severity=info", "alertname=Anything"], "email-operations"),
         (["alertname=NoSeverity"], "email-operations"),
     ],
@@ -105,7 +111,9 @@ def test_routing_by_time() -> None:
     assert intervals["business-hours"][0]["times"] == [{"start_time": "08:00", "end_time": "18:00"}]
     routes = config["route"]["routes"]
     slack_warning = next(
-        r for r in routes if r["receiver"] == "slack-alerts" and 'severity="warning"' in r["matchers"]
+        r
+        for r in routes
+        if r["receiver"] == "slack-alerts" and 'severity="warning"' in r["matchers"]
     )
     assert slack_warning["active_time_intervals"] == ["business-hours"]
     for route in routes:

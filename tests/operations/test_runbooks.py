@@ -54,7 +54,9 @@ def test_the_readiness_item_fails_without_an_alert_runbook(tmp_path: Path) -> No
     (root / "docs" / "runbooks" / "high-latency.md").write_text("# AgentPlatformHighLatency\n")
     item = _runbooks(root)
     assert item.status == "fail"
-    assert "alert AgentPlatformHighLatency (docs/runbooks/high-latency.md has no steps" in item.detail
+    assert (
+        "alert AgentPlatformHighLatency (docs/runbooks/high-latency.md has no steps" in item.detail
+    )
 
 
 def test_runbook_commands_exist() -> None:
