@@ -131,3 +131,24 @@ def test_no_secret_in_the_alertmanager_config() -> None:
             assert pager["routing_key_file"].startswith("/etc/alertmanager/secrets/")
         for slack in receiver.get("slack_configs", []):
             assert "api_url" not in slack
+
+
+def test_promtool_parses_every_dashboard_query(tmp_path: Path) -> None:
+    """The dashboard's expressions as recording rules, which `promtool check rules` parses."""
+    import json
+
+    dashboard = json.loads((REPO / "deploy" / "grafana" / "agent-platform.json").read_text())
+    exprs = [t["expr"] for panel in dashboard["panels"] for t in panel["targets"]]
+    rules = [
+        {"record": f"dashboard:query_{i}", "expr": e.replace("$__rate_interval", "5m")}
+        for i, e in enumerate(exprs)
+    ]
+    path = tmp_path / "dashboard-rules.yml"
+    path.write_text(yaml.safe_dump({"groups": [{"name": "dashboard", "rules": rules}]}))
+    result = run(require_tool("promtool"), "check", "rules", str(path))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert f"SUCCESS: {len(exprs)} rules found" in result.stdout
+    broken = tmp_path / "broken.yml"
+    rules[0]["expr"] = "sum(rate(agent_platform_model_calls_total[5m]"
+    broken.write_text(yaml.safe_dump({"groups": [{"name": "dashboard", "rules": rules}]}))
+    assert run(require_tool("promtool"), "check", "rules", str(broken)).returncode != 0
