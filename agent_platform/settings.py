@@ -210,6 +210,11 @@ class ServingSettings(BaseSettings):
         gt=0,
         description="How often the `champion` alias is re-read, so a promotion needs no restart.",
     )
+    monitored_certificates: list[Path] = Field(
+        default_factory=list,
+        description="PEM certificates whose expiry /metrics reports, for the expiry alert "
+        "(the gateway's own, a reverse proxy's, an mTLS client's).",
+    )
     retry_after_s: int = Field(
         default=1, ge=1, description="Retry-After sent with 503 when the worker is saturated."
     )
@@ -218,11 +223,6 @@ class ServingSettings(BaseSettings):
         ge=1,
         description="With several workers, how long the supervisor waits for a worker's health "
         "ping before restarting it (uvicorn's 5 s kills workers still importing torch).",
-    )
-    monitored_certificates: list[Path] = Field(
-        default_factory=list,
-        description="PEM certificates whose expiry /metrics reports, for the expiry alert "
-        "(the gateway's own, a reverse proxy's, an mTLS client's).",
     )
 
 
