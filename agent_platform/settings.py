@@ -210,6 +210,11 @@ class ServingSettings(BaseSettings):
         gt=0,
         description="How often the `champion` alias is re-read, so a promotion needs no restart.",
     )
+    monitored_certificates: list[Path] = Field(
+        default_factory=list,
+        description="PEM certificates whose expiry /metrics reports, for the expiry alert "
+        "(the gateway's own, a reverse proxy's, an mTLS client's).",
+    )
     retry_after_s: int = Field(
         default=1, ge=1, description="Retry-After sent with 503 when the worker is saturated."
     )

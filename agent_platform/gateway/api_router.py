@@ -251,7 +251,7 @@ class NotReadyError(Exception):
     response_class=Response,
     responses={200: {"content": {CONTENT_TYPE.split(";")[0]: {"schema": {"type": "string"}}}}},
 )
-async def metrics(request: Request) -> Response:
+def metrics(request: Request) -> Response:  # sync: the operations metrics read files, off the loop
     """Prometheus text: HTTP metrics and the loaded runtimes' metrics."""
     return Response(request.app.state.metrics.exposition(), media_type=CONTENT_TYPE)
 

@@ -268,8 +268,12 @@ def _monitoring(settings: Settings) -> Item:
 
 def _runbooks(root: Path) -> Item:
     found, gaps = evidence.runbooks(root)
-    title = "Runbooks (restore, corruption, reindex, incident response)"
+    alerts = evidence.alert_runbooks(root)
+    gaps += [f"alert {a.name} ({a.problem})" for a in alerts if a.problem]
+    title = "Runbooks (restore, corruption, reindex, incident response, one per alert)"
     where = "; ".join(f"{name}: {s.file} § {s.heading}" for name, s in found.items())
+    if alerts:
+        where += f"; {len(alerts)} alerts of {evidence.ALERT_RULES} each have one"
     if gaps:
         return Item(
             "operations",
