@@ -122,8 +122,8 @@ def test_passing_challenger_is_promoted_then_compared(home: Path, tmp_path: Path
 
 
 def test_a_better_challenger_replaces_the_champion(home: Path, tmp_path: Path) -> None:
-    """The reverse of the test above: the weak k=1 agent serves first, then the hybrid extractive agent
-    wins the paired comparison and is promoted, with the comparison as the recorded reason."""
+    """The reverse of the test above: the weak k=1 agent serves first, then the hybrid extractive
+    agent wins the paired comparison and is promoted, with the comparison as the recorded reason."""
     plan = small_plan(tmp_path, extra=WEAK_K1)
     first = round_config(["vector-k1"], 20)
     dg.materialize(GRAPH, resources=resources(home, plan, **LENIENT_GATES), run_config=first)
