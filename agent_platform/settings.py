@@ -3,39 +3,110 @@
 One `Settings` object decides every backend. `local` (the embedded default) keeps all state under
 `AGENT_PLATFORM_HOME`; `production` points at PostgreSQL, S3-style artifacts, Weaviate, Redis and
 OTLP. Switching is configuration only: environment variables (prefix `AGENT_PLATFORM_`) or one TOML
-file named by `AGENT_PLATFORM_CONFIG_FILE`.
+file named by `AGENT_PLATFORM_CONFIG_FILE`. A key of that file that no setting has is an error
+naming the key (a typo must not silently leave the default in force).
 """
 
 from __future__ import annotations
 
+import difflib
 import os
+import tomllib
+from collections.abc import Mapping
 from functools import cached_property
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import Field, model_validator
-from pydantic_settings import (
-    BaseSettings,
-    PydanticBaseSettingsSource,
-    SettingsConfigDict,
-    TomlConfigSettingsSource,
-)
+from pydantic import BaseModel, Field, model_validator
+from pydantic.fields import FieldInfo
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 Profile = Literal["local", "production"]
 VectorBackend = Literal["embedded", "weaviate"]
 
 
+CONFIG_FILE_ENV = "AGENT_PLATFORM_CONFIG_FILE"
+# Top-level tables of the file that other settings classes read (`RuntimeSettings`: [runtime]).
+FOREIGN_TABLES = frozenset({"runtime"})
+
+
+class ConfigError(ValueError):
+    """The settings file is missing, not TOML, or names a key no setting has."""
+
+
+class ConfigFileNotFoundError(ConfigError, FileNotFoundError):
+    """AGENT_PLATFORM_CONFIG_FILE names a file that does not exist."""
+
+
 def settings_file() -> Path | None:
     """The TOML file named by AGENT_PLATFORM_CONFIG_FILE, if any; a missing file is an error."""
-    config_file = os.environ.get("AGENT_PLATFORM_CONFIG_FILE")
+    config_file = os.environ.get(CONFIG_FILE_ENV)
     if not config_file:
         return None
     path = Path(config_file)
     if not path.is_file():
-        raise FileNotFoundError(
-            f"AGENT_PLATFORM_CONFIG_FILE={config_file!r}: no such settings file"
+        raise ConfigFileNotFoundError(
+            f"{CONFIG_FILE_ENV}={config_file!r}: no such settings file; "
+            f"create it or unset {CONFIG_FILE_ENV}"
         )
     return path
+
+
+def load_config_file(path: Path) -> dict[str, Any]:
+    """The parsed settings file; a syntax error names the file, line and column."""
+    try:
+        with path.open("rb") as handle:
+            return tomllib.load(handle)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(
+            f"settings file {path} ({CONFIG_FILE_ENV}) is not valid TOML: {exc}; fix that line"
+        ) from None
+    except OSError as exc:
+        raise ConfigError(f"settings file {path} ({CONFIG_FILE_ENV}): {exc.strerror}") from None
+
+
+def check_keys(
+    table: Mapping[str, Any], model: type[BaseModel], path: Path, prefix: str = ""
+) -> None:
+    """Refuse a key of the settings file that `model` (or its nested sections) has no field for:
+    a misspelt key would otherwise be ignored silently and its default used."""
+    fields = model.model_fields
+    known = set(fields) | {f.alias for f in fields.values() if f.alias}
+    if not prefix:
+        known |= FOREIGN_TABLES if model is Settings else set()
+    for key, value in table.items():
+        if key not in known:
+            close = difflib.get_close_matches(key, sorted(known), n=1)
+            hint = (
+                f"did you mean {prefix + close[0]!r}?"
+                if close
+                else f"known keys{' of ' + prefix.rstrip('.') if prefix else ''}: "
+                + ", ".join(sorted(known))
+            )
+            raise ConfigError(
+                f"settings file {path}: unknown key {prefix + key!r}; remove it or fix its "
+                f"name ({hint})"
+            )
+        field = fields.get(key)
+        section = field.annotation if field is not None else None
+        if isinstance(value, dict) and isinstance(section, type) and issubclass(section, BaseModel):
+            check_keys(value, section, path, f"{prefix}{key}.")
+
+
+class _SettingsFile(PydanticBaseSettingsSource):
+    """The settings file's keys for `Settings` (its [runtime] table belongs to RuntimeSettings)."""
+
+    def __init__(self, settings_cls: type[BaseSettings], path: Path) -> None:
+        super().__init__(settings_cls)
+        self.path = path
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        return None, field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        table = load_config_file(self.path)
+        check_keys(table, self.settings_cls, self.path)
+        return {k: v for k, v in table.items() if k not in FOREIGN_TABLES}
 
 
 class EmbeddingSettings(BaseSettings):
@@ -82,12 +153,71 @@ class PromptSettings(BaseSettings):
             "anyone approves anything), refused in `production`."
         ),
     )
+    publish_on_first_use: bool | None = Field(
+        default=None,
+        description=(
+            "Publish a prompt that has no registered version when a request first needs it (the "
+            "same validated, tested publish as `prompts publish`). Unset: on in the `local` "
+            "profile (a fresh home answers without a manual publish), off in `production`."
+        ),
+    )
     tokenizer_dirs: dict[str, Path] = Field(
         default_factory=dict,
         description=(
             "Local tokenizer directories (holding tokenizer.json) by model hint name, so context "
             "budgets of those models are counted exactly; others use the chars/3 estimate."
         ),
+    )
+    roles_file: Path | None = Field(
+        default=None,
+        description=(
+            "The committed TOML file naming who holds which prompt review role. Unset: the "
+            "project's prompts/roles.toml."
+        ),
+    )
+
+
+class ServingSettings(BaseSettings):
+    """The HTTP gateway (`agent-platform serve`): where it listens and what it bounds.
+
+    Every limit is a bound, not a queue: a request over a limit is answered at once (413, 422,
+    503 with Retry-After, 504) so a saturated worker sheds load instead of letting latency grow.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="AGENT_PLATFORM_SERVING_", extra="ignore")
+
+    host: str = Field(default="127.0.0.1", description="Interface the server binds.")
+    port: int = Field(default=8080, ge=0, le=65535, description="TCP port (0: any free port).")
+    workers: int = Field(default=1, ge=1, le=64, description="Worker processes.")
+    max_body_bytes: int = Field(
+        default=64 * 1024, ge=1024, description="Largest request body accepted (413 above)."
+    )
+    max_concurrent_requests: int = Field(
+        default=64,
+        ge=1,
+        description="Requests one worker runs at once; more are refused with 503 + Retry-After.",
+    )
+    request_timeout_s: float = Field(
+        default=30.0, gt=0, description="Wall-clock limit of one agent request (504 above)."
+    )
+    graceful_shutdown_s: float = Field(
+        default=20.0,
+        ge=0,
+        description="On SIGTERM, how long in-flight requests may take to finish before exit.",
+    )
+    champion_ttl_s: float = Field(
+        default=5.0,
+        gt=0,
+        description="How often the `champion` alias is re-read, so a promotion needs no restart.",
+    )
+    retry_after_s: int = Field(
+        default=1, ge=1, description="Retry-After sent with 503 when the worker is saturated."
+    )
+    worker_healthcheck_timeout_s: int = Field(
+        default=60,
+        ge=1,
+        description="With several workers, how long the supervisor waits for a worker's health "
+        "ping before restarting it (uvicorn's 5 s kills workers still importing torch).",
     )
 
 
@@ -131,6 +261,7 @@ class Settings(BaseSettings):
     )
     embedding: EmbeddingSettings = Field(default_factory=EmbeddingSettings)
     prompts: PromptSettings = Field(default_factory=PromptSettings)
+    serving: ServingSettings = Field(default_factory=ServingSettings)
 
     @classmethod
     def settings_customise_sources(
@@ -144,7 +275,7 @@ class Settings(BaseSettings):
         sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
         path = settings_file()
         if path is not None:
-            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=path))
+            sources.append(_SettingsFile(settings_cls, path))
         return tuple(sources)
 
     @model_validator(mode="after")
@@ -203,6 +334,13 @@ class Settings(BaseSettings):
         return self.profile == "local"
 
     @property
+    def prompt_publish_on_first_use(self) -> bool:
+        """Whether the runtime publishes a prompt that has no registered version yet."""
+        if self.prompts.publish_on_first_use is not None:
+            return self.prompts.publish_on_first_use
+        return self.profile == "local"
+
+    @property
     def prompt_tokenizer_dirs(self) -> dict[str, Path]:
         return {m: d.expanduser().resolve() for m, d in self.prompts.tokenizer_dirs.items()}
 
@@ -213,6 +351,11 @@ class Settings(BaseSettings):
     @property
     def snapshots_dir(self) -> Path:
         return self.home_dir / "snapshots"
+
+    @property
+    def memory_index_dir(self) -> Path:
+        """Long-term memories: a store namespace of its own, beside (not inside) `index_dir`."""
+        return self.home_dir / "memory-index"
 
     @property
     def knowledge_dir(self) -> Path:
@@ -237,6 +380,7 @@ class Settings(BaseSettings):
             "knowledge_dir": str(self.knowledge_dir),
             "index_dir": str(self.index_dir),
             "snapshots_dir": str(self.snapshots_dir),
+            "memory_index_dir": str(self.memory_index_dir),
             "snapshot_retention_days": self.snapshot_retention_days,
             "vector_backend": self.resolved_vector_backend,
             "weaviate_url": self.weaviate_url,
@@ -253,8 +397,10 @@ class Settings(BaseSettings):
             },
             "prompts": {
                 "unpromoted_fallback": self.prompt_fallback_allowed,
+                "publish_on_first_use": self.prompt_publish_on_first_use,
                 "tokenizer_dirs": {m: str(d) for m, d in self.prompt_tokenizer_dirs.items()},
             },
+            "serving": self.serving.model_dump(mode="json"),
         }
 
 

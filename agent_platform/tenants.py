@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import re
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 TENANT_NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
@@ -14,6 +17,14 @@ MAX_TENANT_NAME_LENGTH = 63
 
 class InvalidTenantNameError(ValueError):
     """A tenant name that cannot be a partition key, a directory and a Weaviate tenant."""
+
+
+class UnknownTenantError(LookupError):
+    """A command needs a registered tenant (`agent-platform ingest` registers it)."""
+
+
+class SourceDirectoryConflictError(ValueError):
+    """Registering a tenant with a directory other than the one it is registered with."""
 
 
 def validate_tenant_name(name: str) -> str:
@@ -45,11 +56,23 @@ def validate_tenant_name(name: str) -> str:
 class TenantRegistry:
     """Maps tenant names to their source directories, in a small JSON file under the home dir.
 
-    The file is replaced atomically so a crash never leaves a half-written registry.
+    The file is replaced atomically so a crash never leaves a half-written registry, and changed
+    under a lock so concurrent registrations never lose one another. A tenant's directory only
+    changes when the caller says so (`change=True`).
     """
 
     def __init__(self, path: Path) -> None:
         self._path = path
+
+    @contextmanager
+    def _locked(self) -> Iterator[None]:
+        self._path.parent.mkdir(parents=True, exist_ok=True)
+        with self._path.with_name(f".{self._path.name}.lock").open("a") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
 
     def _read(self) -> dict[str, str]:
         if not self._path.exists():
@@ -63,16 +86,40 @@ class TenantRegistry:
             json.dump(data, handle, indent=2, sort_keys=True)
         Path(tmp).replace(self._path)
 
-    def register(self, tenant: str, source_dir: Path) -> Path:
-        """Record (or move) a tenant's source directory; returns the resolved directory."""
+    def register(self, tenant: str, source_dir: Path, *, change: bool = False) -> Path:
+        """Record a tenant's source directory; returns the resolved directory.
+
+        A tenant already registered with another directory keeps it unless `change` is true:
+        re-pointing a tenant replaces its whole knowledge base, so it must never happen by a typo
+        or by a second ingest racing the first.
+        """
         validate_tenant_name(tenant)
         resolved = Path(source_dir).expanduser().resolve()
         if not resolved.is_dir():
             raise NotADirectoryError(f"source directory {str(source_dir)!r} is not a directory")
-        data = self._read()
-        data[tenant] = str(resolved)
-        self._write(data)
+        with self._locked():
+            data = self._read()
+            registered = data.get(tenant)
+            if registered is not None and registered != str(resolved) and not change:
+                raise SourceDirectoryConflictError(
+                    f"tenant {tenant!r} is registered with source directory {registered}, not "
+                    f"{resolved}; ingest {registered}, or pass --change-source to re-point the "
+                    "tenant (documents not in the new directory leave its index)"
+                )
+            if registered != str(resolved):
+                data[tenant] = str(resolved)
+                self._write(data)
         return resolved
+
+    def require(self, tenant: str) -> str:
+        """`tenant` if it is registered, else `UnknownTenantError` naming the command to run."""
+        validate_tenant_name(tenant)
+        if tenant not in self._read():
+            raise UnknownTenantError(
+                f"tenant: unknown tenant {tenant!r}; register and index it with "
+                f"`agent-platform ingest --tenant {tenant} DIR`"
+            )
+        return tenant
 
     def source_dir(self, tenant: str) -> Path:
         validate_tenant_name(tenant)

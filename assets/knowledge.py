@@ -7,6 +7,8 @@ import dagster as dg
 
 from agent_platform.knowledge import pipeline
 from agent_platform.knowledge.chunking import chunker_for
+from agent_platform.knowledge.documents import directory_digest
+from agent_platform.knowledge.repair import sync_repairing
 from agent_platform.progress import progress_reporter
 from assets.partitions import tenants_partitions
 from resources.embedder import EmbedderResource
@@ -14,6 +16,13 @@ from resources.knowledge import KnowledgeWorkspaceResource
 from resources.vector_store import VectorStoreResource
 
 GROUP = "knowledge"
+
+# The badges of the index assets follow the configured backend (`for_backend`); the decorators
+# carry the embedded default's.
+BACKEND_KINDS: dict[str, dict[str, set[str]]] = {
+    "embedded": {"vector_index": {"sqlite", "hnswlib"}, "index_snapshot": {"sqlite"}},
+    "weaviate": {"vector_index": {"weaviate"}, "index_snapshot": {"weaviate", "parquet"}},
+}
 
 
 def _skipped_markdown(skipped: list) -> str:
@@ -38,6 +47,7 @@ def source_documents(
     return dg.MaterializeResult(
         metadata={
             "source_dir": dg.MetadataValue.path(str(source_dir)),
+            "source_digest": directory_digest(source_dir),  # the sources sensor's baseline
             "documents_seen": summary.documents_seen,
             "documents_loaded": summary.documents_loaded,
             "documents_added": summary.documents_added,
@@ -107,7 +117,8 @@ def embeddings(
 
 
 class VectorIndexConfig(dg.Config):
-    """`rebuild` re-creates the ANN and keyword indexes from stored vectors (weekly schedule)."""
+    """`rebuild` regenerates the ANN and keyword indexes from the stored records first (weekly
+    schedule, `index rebuild`); it also repairs a damaged ANN file."""
 
     rebuild: bool = False
 
@@ -116,7 +127,7 @@ class VectorIndexConfig(dg.Config):
     partitions_def=tenants_partitions,
     group_name=GROUP,
     deps=[embeddings],
-    kinds={"sqlite", "weaviate"},
+    kinds=BACKEND_KINDS["embedded"]["vector_index"],
 )
 def vector_index(
     context: dg.AssetExecutionContext,
@@ -124,12 +135,16 @@ def vector_index(
     knowledge: KnowledgeWorkspaceResource,
     vector_store: VectorStoreResource,
 ) -> dg.MaterializeResult:
-    """The tenant's searchable index: new chunks upserted, removed chunks deleted."""
+    """The tenant's searchable index: new chunks upserted, removed chunks deleted; a damaged
+    index is repaired from the stored records or, when those are damaged, from the chunks."""
     tenant = context.partition_key
-    summary = pipeline.sync_index(tenant, knowledge.tables(tenant), vector_store.store)
-    rebuilt = vector_store.store.rebuild(tenant) if config.rebuild else None
+    store = vector_store.store
+    rebuilt = store.rebuild(tenant) if config.rebuild else None
     if rebuilt is not None:
         context.log.info(f"rebuilt the index of {tenant} from {rebuilt} stored vectors")
+    summary, repair = sync_repairing(tenant, knowledge.tables(tenant), store)
+    if repair is not None:
+        context.log.warning(f"damaged index of {tenant} {repair.action}: {repair.problem}")
     return dg.MaterializeResult(
         metadata={
             "backend": vector_store.backend_name,
@@ -137,6 +152,7 @@ def vector_index(
             "chunks_deleted": summary.chunks_deleted,
             "chunks_total": summary.chunks_total,
             "rebuilt": rebuilt is not None,
+            "repaired": repair.action if repair else "none",
         }
     )
 
@@ -145,7 +161,7 @@ def vector_index(
     partitions_def=tenants_partitions,
     group_name=GROUP,
     deps=[vector_index],
-    kinds={"sqlite"},
+    kinds=BACKEND_KINDS["embedded"]["index_snapshot"],
 )
 def index_snapshot(
     context: dg.AssetExecutionContext, vector_store: VectorStoreResource
@@ -169,3 +185,9 @@ def index_snapshot(
             ),
         }
     )
+
+
+def for_backend(asset: dg.AssetsDefinition, backend: str) -> dg.AssetsDefinition:
+    """`asset` (the index or its snapshot) badged with the kinds of the configured backend."""
+    kinds = BACKEND_KINDS[backend][asset.key.path[-1]]
+    return asset.map_asset_specs(lambda spec: spec.replace_attributes(kinds=kinds))

@@ -65,6 +65,7 @@ QUESTIONS = [
 def prepare(home: Path) -> Settings:
     from agent_platform.cli.execution import run_tenant_job
     from agent_platform.prompts import (
+        ApproverRoles,
         MlflowPromptStore,
         PromotionService,
         PromptRepository,
@@ -84,9 +85,13 @@ def prepare(home: Path) -> Settings:
     repo = PromptRepository.from_dirs([BUILTIN_PROMPTS_DIR])
     for name in repo.names():
         publish_prompt(repo, store, name)
-    service = PromotionService(store, ReviewLog.under(home))
+    service = PromotionService(
+        store,
+        ReviewLog.under(home),
+        ApproverRoles(approvers={"prompt-owner-lead": ["prompt-owner"], "safety-lead": ["safety"]}),
+    )
     for role in ("prompt-owner", "safety"):
-        service.approve("grounded_qa_system", 1, role=role, by="bench")
+        service.approve("grounded_qa_system", 1, role=role, by=f"{role}-lead")
     service.promote("grounded_qa_system", 1, by="bench")
     return settings
 

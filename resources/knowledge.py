@@ -26,13 +26,14 @@ class KnowledgeWorkspaceResource(dg.ConfigurableResource):
         return TenantTables(Path(self.knowledge_dir), validate_tenant_name(tenant))
 
     def source_dir(self, tenant: str) -> Path:
-        """The registered directory, else `<sources_dir>/<tenant>` (the sensor's convention)."""
+        """The registered directory, else `<sources_dir>/<tenant>` (the sensor's convention),
+        registered on first use so the tenant is known to `run`, `search` and `index`."""
         try:
             return self.registry.source_dir(tenant)
         except KeyError:
             fallback = Path(self.sources_dir) / tenant
             if fallback.is_dir():
-                return fallback
+                return self.registry.register(tenant, fallback)
             raise
 
     def discover_tenants(self) -> dict[str, Path]:

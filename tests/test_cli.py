@@ -115,25 +115,3 @@ def test_ingest_missing_directory(platform_home: Path, tmp_path: Path) -> None:
     result = invoke("ingest", "--tenant", "docs", str(tmp_path / "missing"))
     assert result.exit_code == 2
     assert "is not a directory" in result.output
-
-
-def test_corrupted_index_is_reported_with_the_restore_command(
-    platform_home: Path, corpus: Path
-) -> None:
-    assert invoke("ingest", "--tenant", "docs", str(corpus), "--json").exit_code == 0
-    snapshot_id = json.loads(invoke("index", "backup", "--tenant", "docs").stdout)["snapshot_id"]
-    assert invoke("index", "verify", "--tenant", "docs").exit_code == 0
-
-    ann_files = sorted((platform_home / "index" / "docs").glob("data-*/ann-*.bin"))
-    assert ann_files
-    ann_files[-1].write_bytes(ann_files[-1].read_bytes()[:100])  # truncate the ANN index
-
-    result = invoke("index", "verify", "--tenant", "docs")
-    assert result.exit_code == 1
-    flat = " ".join(result.output.split())
-    assert f"agent-platform index restore --tenant docs --snapshot {snapshot_id}" in flat
-
-    assert invoke("index", "restore", "--tenant", "docs", "--snapshot", snapshot_id).exit_code == 0
-    assert invoke("index", "verify", "--tenant", "docs").exit_code == 0
-    found = json.loads(invoke("search", "--tenant", "docs", "--json", "price per token").stdout)
-    assert found["hits"][0]["source"] == "pricing.txt"

@@ -61,6 +61,28 @@ def test_sensor_registers_new_tenants_and_runs_on_content_changes(workspace) -> 
         assert added.dynamic_partitions_requests[0].partition_keys == ["globex"]
 
 
+def test_sensor_without_cursor_starts_from_the_ingested_documents(
+    settings: Settings, workspace: KnowledgeWorkspaceResource
+) -> None:
+    """Switched on over an ingested home (the first `make ui` after `make demo`), the sensor
+    requests nothing for an unchanged tenant; an edit made since is still requested."""
+    from agent_platform.cli.execution import run_tenant_job
+    from agent_platform.tenants import TenantRegistry
+
+    sources = Path(workspace.sources_dir)
+    TenantRegistry(settings.tenant_registry_path).register("acme", sources / "acme")
+    assert run_tenant_job(settings, "knowledge_job", "acme").success
+    with dg.DagsterInstance.get() as instance:  # the instance under DAGSTER_HOME the job used
+        first = _evaluate(instance, workspace, None)
+        assert first.run_requests == [] and first.dynamic_partitions_requests == []
+        assert set(json.loads(first.cursor)) == {"acme"}
+
+        (sources / "acme" / "faq.md").write_text("Acme answers more questions.")
+        for cursor in (first.cursor, None):
+            requests = _evaluate(instance, workspace, cursor).run_requests
+            assert [r.partition_key for r in requests] == ["acme"]
+
+
 def test_schedules_request_one_run_per_tenant() -> None:
     with dg.instance_for_test() as instance:
         instance.add_dynamic_partitions("tenants", ["acme", "globex"])

@@ -81,6 +81,7 @@ def test_prompt_fallback_follows_the_profile_unless_set(
     assert production.prompt_tokenizer_dirs == {"minilm": Path("~/tok").expanduser().resolve()}
     assert production.describe()["prompts"] == {
         "unpromoted_fallback": True,
+        "publish_on_first_use": False,
         "tokenizer_dirs": {"minilm": str(Path("~/tok").expanduser().resolve())},
     }
 

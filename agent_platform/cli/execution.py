@@ -89,7 +89,15 @@ def _check_summary(metadata: dict[str, Any]) -> str:
 
 
 def _root_cause(error: Any) -> str:
-    """The innermost error message: Dagster wraps the user's exception in its own."""
-    while getattr(error, "cause", None) is not None:
+    """The user code's error message: Dagster wraps it in its own errors. The outermost
+    non-Dagster error is the one our code raised (its message names the repair; its own cause,
+    say a sqlite3 error, is detail)."""
+    while getattr(error, "cause", None) is not None and error.cls_name.startswith("Dagster"):
         error = error.cause
-    return error.message.strip()
+    message = error.message.strip()
+    qualified, sep, rest = message.partition(": ")
+    if sep and qualified.endswith(error.cls_name):
+        # our own errors read as sentences; others keep their short class name for context
+        short = "" if qualified.startswith("agent_platform.") else f"{error.cls_name}: "
+        message = short + rest
+    return message

@@ -1,8 +1,14 @@
 """`agent-platform ingest`, `search` and `index …`: the knowledge commands.
 
 Output contract (kept stable for scripts):
-- `ingest --json`: one object with documents_seen, documents_skipped [{path, reason}],
-  chunks_total, chunks_embedded, chunks_reused, chunks_deleted.
+- `ingest --json`: one object with source_dir (the directory the run read), documents_seen,
+  documents_skipped [{path, reason}], chunks_total, chunks_embedded, chunks_reused, chunks_deleted,
+  index_repaired ("none", "rebuilt": a damaged ANN file regenerated from the records,
+  "reindexed": damaged records indexed again from the tenant's chunks).
+
+Tenants: `ingest` registers a tenant (and refuses to re-point it to another directory without
+`--change-source`); every other command here refuses a tenant that is not registered, as `run`
+does, instead of creating an empty index for it.
 - `search --json`: one line per query: {"query", "hits": [{"source", "chunk_id", "score", "text"}]}.
 """
 
@@ -20,10 +26,16 @@ from rich.table import Table
 from agent_platform.cli.execution import run_tenant_job
 from agent_platform.progress import PROGRESS_BAR_ENV
 from agent_platform.settings import get_settings
-from agent_platform.tenants import InvalidTenantNameError, TenantRegistry, validate_tenant_name
+from agent_platform.tenants import (
+    InvalidTenantNameError,
+    SourceDirectoryConflictError,
+    TenantRegistry,
+    UnknownTenantError,
+    validate_tenant_name,
+)
 from agent_platform.vectorstore.base import SearchHit, SearchMode, VectorStoreError
 
-console = Console(stderr=True)
+console = Console(stderr=True, soft_wrap=True)  # an error stays one line
 index_app = typer.Typer(help="Back up, restore and verify tenants' vector indexes.")
 
 TenantOption = Annotated[str, typer.Option("--tenant", help="Tenant name (a-z, 0-9, - and _).")]
@@ -36,16 +48,28 @@ def _tenant(name: str) -> str:
         raise typer.BadParameter(str(exc), param_hint="--tenant") from exc
 
 
+def _known_tenant(name: str) -> str:
+    """A valid, registered tenant name; an unknown one is refused as `run` refuses it."""
+    tenant = _tenant(name)
+    try:
+        return TenantRegistry(get_settings().tenant_registry_path).require(tenant)
+    except UnknownTenantError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
+
+
 def ingest_summary(metadata: dict[str, dict]) -> dict:
     """The `ingest --json` object, read from the assets' materialization metadata."""
     docs = metadata.get("source_documents", {})
     return {
+        "source_dir": docs.get("source_dir"),
         "documents_seen": docs.get("documents_seen", 0),
         "documents_skipped": docs.get("documents_skipped", []),
         "chunks_total": metadata.get("document_chunks", {}).get("chunks_total", 0),
         "chunks_embedded": metadata.get("embeddings", {}).get("chunks_embedded", 0),
         "chunks_reused": metadata.get("embeddings", {}).get("chunks_reused", 0),
         "chunks_deleted": metadata.get("vector_index", {}).get("chunks_deleted", 0),
+        "index_repaired": metadata.get("vector_index", {}).get("repaired", "none"),
     }
 
 
@@ -55,16 +79,40 @@ def ingest(
     ],
     tenant: TenantOption,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    change_source: Annotated[
+        bool,
+        typer.Option(
+            "--change-source",
+            help="Re-point a tenant registered with another directory to DIR (its index then "
+            "holds DIR's documents only).",
+        ),
+    ] = False,
 ) -> None:
-    """Register a tenant's source directory and materialize its knowledge assets."""
+    """Register a tenant's source directory and materialize its knowledge assets.
+
+    Ingests of one tenant run one at a time (a second waits for the first)."""
+    from agent_platform.knowledge.ingest_lock import tenant_ingest_lock
+
     tenant = _tenant(tenant)
     if not directory.is_dir():
         raise typer.BadParameter(f"{directory} is not a directory", param_hint="DIR")
     settings = get_settings()
-    TenantRegistry(settings.tenant_registry_path).register(tenant, directory)
-    os.environ[PROGRESS_BAR_ENV] = "1"
-    outcome = run_tenant_job(settings, "knowledge_job", tenant)
+    registry = TenantRegistry(settings.tenant_registry_path)
+    with tenant_ingest_lock(settings.home_dir, tenant, on_wait=console.print):
+        try:
+            source = registry.register(tenant, directory, change=change_source)
+        except SourceDirectoryConflictError as exc:
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(1) from None
+        os.environ[PROGRESS_BAR_ENV] = "1"
+        outcome = run_tenant_job(settings, "knowledge_job", tenant)
     summary = ingest_summary(outcome.metadata)
+    if outcome.success and summary["source_dir"] != str(source):
+        outcome.success = False  # the registry was re-pointed behind the lock's back
+        outcome.failures.append(
+            f"the run read {summary['source_dir']}, not {source}: another process re-pointed "
+            f"tenant {tenant!r}; ingest again"
+        )
     if as_json:
         typer.echo(json.dumps({**summary, "run_id": outcome.run_id, "success": outcome.success}))
     else:
@@ -116,7 +164,14 @@ def search(
     tenant: TenantOption,
     query: Annotated[str | None, typer.Argument(help="The query text.")] = None,
     queries_file: Annotated[
-        Path | None, typer.Option("--queries-file", help="JSON Lines with a 'query' field.")
+        Path | None,
+        typer.Option(
+            "--queries-file",
+            help="JSON Lines with a 'query' field.",
+            exists=True,
+            dir_okay=False,
+            readable=True,
+        ),
     ] = None,
     k: Annotated[int, typer.Option("--k", min=1, max=1000)] = 5,
     mode: Annotated[SearchMode, typer.Option("--mode")] = SearchMode.HYBRID,
@@ -135,6 +190,7 @@ def search(
         raise typer.BadParameter("give exactly one of QUERY or --queries-file")
     queries = [query] if query is not None else _read_queries(queries_file)  # type: ignore[arg-type]
     equality = _parse_filters(filters or [])
+    _known_tenant(tenant)  # after the usage checks, which exit 2
     kb = KnowledgeBase(get_settings())
     try:
         for text in queries:
@@ -178,7 +234,7 @@ def _print_hits(query: str, hits: list[SearchHit]) -> None:
 @index_app.command("backup")
 def backup(tenant: TenantOption) -> None:
     """Snapshot a tenant's index now (the daily schedule runs the same job)."""
-    tenant = _tenant(tenant)
+    tenant = _known_tenant(tenant)
     outcome = run_tenant_job(get_settings(), "index_backup_job", tenant)
     if not outcome.success:
         for failure in outcome.failures:
@@ -193,7 +249,7 @@ def backup(tenant: TenantOption) -> None:
 @index_app.command("rebuild")
 def rebuild(tenant: TenantOption) -> None:
     """Rebuild a tenant's index from stored vectors now (the weekly reindex job)."""
-    tenant = _tenant(tenant)
+    tenant = _known_tenant(tenant)
     outcome = run_tenant_job(
         get_settings(),
         "reindex_job",
@@ -240,10 +296,11 @@ def restore(
     """Bring a tenant's index back from a snapshot (checksums are verified first)."""
     from agent_platform.knowledge.service import KnowledgeBase
 
+    tenant = _known_tenant(tenant)
     settings = get_settings()
     kb = KnowledgeBase(settings)
     try:
-        info = kb.store.restore(_tenant(tenant), settings.snapshots_dir, snapshot)
+        info = kb.store.restore(tenant, settings.snapshots_dir, snapshot)
     except VectorStoreError as exc:
         console.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(1) from exc
@@ -257,9 +314,10 @@ def verify(tenant: TenantOption) -> None:
     """Check a tenant's index for corruption; prints the restore command if it is damaged."""
     from agent_platform.knowledge.service import KnowledgeBase
 
+    tenant = _known_tenant(tenant)
     kb = KnowledgeBase(get_settings())
     try:
-        kb.store.verify(_tenant(tenant))
+        kb.store.verify(tenant)
     except VectorStoreError as exc:
         console.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(1) from exc

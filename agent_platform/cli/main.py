@@ -10,10 +10,13 @@ import typer
 from rich.console import Console
 
 from agent_platform.cli import knowledge
+from agent_platform.cli.audit import audit_app
+from agent_platform.cli.errors import DEBUG_ENV, ErrorReportingGroup, configure_logging
 from agent_platform.cli.models import models_app
 from agent_platform.cli.prompts import prompts_app
 from agent_platform.cli.readiness import readiness_app
 from agent_platform.cli.run import run_command, runtime_app
+from agent_platform.cli.serve import serve
 from agent_platform.dagster_home import ensure_dagster_home
 from agent_platform.settings import get_settings
 
@@ -21,6 +24,7 @@ app = typer.Typer(
     help="agent-platform: knowledge bases, prompts and agent versions as Dagster assets.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
+    cls=ErrorReportingGroup,  # every failure: one line on stderr and an exit status
 )
 config_app = typer.Typer(help="Show the resolved configuration.")
 app.add_typer(config_app, name="config")
@@ -28,10 +32,12 @@ app.add_typer(knowledge.index_app, name="index")
 app.add_typer(prompts_app, name="prompts")
 app.add_typer(models_app, name="models")
 app.add_typer(readiness_app, name="readiness")
+app.add_typer(audit_app, name="audit")
 app.command("run")(run_command)
 app.add_typer(runtime_app, name="runtime")
 app.command("ingest")(knowledge.ingest)
 app.command("search")(knowledge.search)
+app.command("serve")(serve)
 
 console = Console()
 SAMPLE_TENANT = "sample"
@@ -41,6 +47,22 @@ DEMO_QUERIES = (
     "What happens to a corrupted index?",
     "Which fusion does hybrid search use?",
 )
+
+
+@app.callback()
+def main(
+    ctx: typer.Context,
+    debug: Annotated[
+        bool,
+        typer.Option(
+            "--debug",
+            envvar=DEBUG_ENV,
+            help="Show the traceback of an error and the library's log records.",
+        ),
+    ] = False,
+) -> None:
+    """agent-platform: knowledge bases, prompts and agent versions as Dagster assets."""
+    configure_logging(ctx, debug)
 
 
 @config_app.command("show")
@@ -102,13 +124,15 @@ def demo(
     settings = get_settings()
     source = source or sample_docs_dir()
     console.rule("[bold]1. Knowledge: documents → chunks → embeddings → index")
-    knowledge.ingest(directory=source, tenant=SAMPLE_TENANT, as_json=False)
+    # The sample tenant belongs to the demo: it follows `--source` (or the shipped docs).
+    knowledge.ingest(directory=source, tenant=SAMPLE_TENANT, as_json=False, change_source=True)
     console.rule("[bold]2. Prompts: validate, test and register in MLflow")
     prompts = run_job(settings, "prompts_job")
     for key, meta in sorted(prompts.metadata.items()):
-        if key.startswith("prompts/versions/"):
+        if key.startswith("prompts/") and key.endswith("_version"):
             console.print(
-                f"{key.removeprefix('prompts/versions/')}: v{meta['mlflow_version']} "
+                f"{key.removeprefix('prompts/').removesuffix('_version')}: "
+                f"v{meta['mlflow_version']} "
                 f"({meta['semver']}), aliases {meta['aliases']}"
             )
     _fail_on(prompts)

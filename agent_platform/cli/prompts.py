@@ -30,6 +30,7 @@ from agent_platform.prompts import (
     validate_prompt,
 )
 from agent_platform.prompts.repository import BUILTIN_PROMPTS_DIR
+from agent_platform.prompts.roles import DEFAULT_ROLES_FILE, ApproverRoles, load_roles
 from agent_platform.prompts.versioning import classify_change, unified_diff
 from agent_platform.settings import get_settings
 
@@ -82,8 +83,16 @@ def _store() -> MlflowPromptStore:
     return MlflowPromptStore(get_settings().resolved_mlflow_tracking_uri)
 
 
-def _promotions() -> PromotionService:
-    return PromotionService(_store(), ReviewLog.under(get_settings().home_dir))
+def _promotions(*, checks_roles: bool = True) -> PromotionService:
+    """The promotion service; approvals and promotions check the committed roles file, while
+    rollback and ending an A/B test need no approvals and so do not read it."""
+    settings = get_settings()
+    roles = (
+        load_roles(settings.prompts.roles_file or DEFAULT_ROLES_FILE)
+        if checks_roles
+        else ApproverRoles()
+    )
+    return PromotionService(_store(), ReviewLog.under(settings.home_dir), roles)
 
 
 @prompts_app.command("validate")
@@ -136,8 +145,8 @@ def publish(dirs: DirsArg = None) -> None:
         prompt_dirs = [*dirs, *(d for d in builtin if d.resolve() not in ours)]
     outcome = run_job(get_settings(), "prompts_job", prompt_dirs=prompt_dirs)
     for key, meta in sorted(outcome.metadata.items()):
-        if key.startswith("prompts/versions/"):
-            name = key.removeprefix("prompts/versions/")
+        if key.startswith("prompts/") and key.endswith("_version"):  # prompts/<name>_version
+            name = key.removeprefix("prompts/").removesuffix("_version")
             state = f"new ({meta['bump']})" if meta.get("new_version") else "unchanged"
             typer.echo(f"{name} v{meta['mlflow_version']} ({meta['semver']}): {state}")
     for failure in outcome.failures:
@@ -182,6 +191,10 @@ def diff(name: str, v1: str, v2: str) -> None:
     """Unified diff and semver classification between two versions (number, semver or alias)."""
     store = _store()
     old, new = store.resolve(name, v1), store.resolve(name, v2)
+    if old.version == new.version or (old.content_hash and old.content_hash == new.content_hash):
+        same = "the same version" if old.version == new.version else "the same content"
+        typer.echo(f"# {old.label()} -> {new.label()}: identical ({same}); no changes")
+        return
     bump, changes = classify_change(old.facts(), new.facts())
     typer.echo(f"# {old.label()} -> {new.label()}: {bump}; " + "; ".join(changes))
     typer.echo(unified_diff(old.template, new.template, old.label(), new.label()), nl=False)
@@ -202,7 +215,8 @@ def approve(
     role: Annotated[str, typer.Option("--role", help="The approver role this approval fills.")],
     by: ByOption,
 ) -> None:
-    """Record an approval of a version in one of the roles it requires."""
+    """Record an approval of a version in one of the roles it requires; `--by` must hold that
+    role in the committed roles file, and may fill only one role of a version."""
     approval = _promotions().approve(name, version, role=role, by=by)
     typer.echo(f"approved {name} v{approval.version} as {role} by {by}")
 
@@ -223,7 +237,7 @@ def rollback(
     by: ByOption = "",
 ) -> None:
     """Return `production` to the version that served before (ends any A/B test)."""
-    restored = _promotions().rollback(name, by=by or _user(), to=to)
+    restored = _promotions(checks_roles=False).rollback(name, by=by or _user(), to=to)
     typer.echo(f"rolled back: {restored.label()} is now production")
 
 
@@ -244,7 +258,7 @@ def ab_start(
 @_fails_cleanly
 def ab_stop(name: str, by: ByOption = "") -> None:
     """End the A/B test of a prompt: only production serves."""
-    _promotions().stop_ab(name, by=by or _user(), reason="stopped")
+    _promotions(checks_roles=False).stop_ab(name, by=by or _user(), reason="stopped")
     typer.echo(f"A/B test of {name} stopped")
 
 

@@ -7,7 +7,8 @@ Mount in `cli/main.py`::
     app.add_typer(runtime_app, name="runtime")
 
 Exit status: 0 answered (or refused: the answer says so), 1 the request failed (the error, its
-trace id and session are printed on stderr), 2 the request was invalid (the field is named).
+trace id and session are printed on one stderr line), 2 the request was invalid (the field is
+named).
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ import json
 from typing import Annotated
 
 import typer
+
+from agent_platform.cli.errors import one_line
 
 runtime_app = typer.Typer(
     help="The agent runtime: its workflow graph and versioned conversation state.",
@@ -36,9 +39,10 @@ def _runtime():
 def _fail(exc: Exception) -> None:
     from agent_platform.runtime.errors import AgentRunError, RequestValidationError
 
-    typer.echo(f"error: {exc}", err=True)
+    ids = ""
     if isinstance(exc, AgentRunError) and exc.trace_id:
-        typer.echo(f"trace_id: {exc.trace_id}  session_id: {exc.session_id}", err=True)
+        ids = f" (trace_id: {exc.trace_id}, session_id: {exc.session_id})"
+    typer.echo(f"error: {one_line(str(exc))}{ids}", err=True)  # one line, like every CLI error
     raise typer.Exit(2 if isinstance(exc, RequestValidationError) else 1)
 
 
@@ -71,9 +75,9 @@ def run_command(
     typer.echo(response.answer)
     if response.citations:
         typer.echo("\nSources:")
-        for number, citation in enumerate(response.citations, start=1):
+        for citation in response.citations:  # numbered as the answer's [n] markers
             typer.echo(
-                f"  [{number}] {citation.source} (chunk {citation.chunk_id}, "
+                f"  [{citation.number}] {citation.source} (chunk {citation.chunk_id}, "
                 f"score {citation.score:.3f})"
             )
     prompt = response.prompt

@@ -70,8 +70,11 @@ class KnowledgeBase:
         filters: Mapping[str, MetadataValue] | None = None,
         min_score: float | None = None,
     ) -> list[SearchHit]:
-        """Embed the query (unless keyword-only) and search the tenant's index."""
-        validate_tenant_name(tenant)
+        """Embed the query (unless keyword-only) and search the tenant's index.
+
+        Raises `UnknownTenantError` for a tenant that was never registered (never an empty list:
+        a typo in a tenant name must not look like a search that found nothing)."""
+        self.registry.require(tenant)
         if not query or not query.strip():
             raise ValueError("query is empty")
         mode = SearchMode(mode)

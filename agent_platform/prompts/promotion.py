@@ -1,7 +1,8 @@
 """Approvals, promotion to `production`, rollback and A/B splits, enforced and recorded.
 
 A version reaches `production` (or the `challenger` side of an A/B test) only with an approval
-from every role its header requires. Rollback returns to the version that served before; it needs
+from every role its header requires, each from a different approver who holds that role in the
+roles file (`ApproverRoles`). Rollback returns to the version that served before; it needs
 no new approvals because that version was approved when it was promoted.
 """
 
@@ -12,18 +13,21 @@ import json
 from agent_platform.prompts.ab import AB_TRAFFIC_TAG
 from agent_platform.prompts.errors import PromotionRefusedError
 from agent_platform.prompts.review import Approval, ReviewLog, utcnow
+from agent_platform.prompts.roles import ApproverRoles
 from agent_platform.prompts.store import CHALLENGER, PRODUCTION, MlflowPromptStore, StoredVersion
 
 
 class PromotionService:
     """The only way aliases that serve traffic move: checks the rules, then writes and records."""
 
-    def __init__(self, store: MlflowPromptStore, log: ReviewLog) -> None:
+    def __init__(self, store: MlflowPromptStore, log: ReviewLog, roles: ApproverRoles) -> None:
         self.store = store
         self.log = log
+        self.roles = roles
 
     def approve(self, name: str, ref: str | int, *, role: str, by: str) -> Approval:
-        """Record `by`'s approval of a version in `role`; the role must be one it requires."""
+        """Record `by`'s approval of a version in `role`: a role the version requires, that `by`
+        holds in the roles file, and not a second role of this version for the same `by`."""
         version = self.store.resolve(name, ref)
         required = version.required_approvals
         if role not in required:
@@ -31,9 +35,12 @@ class PromotionService:
                 f"{version.label()} does not require role {role!r}; "
                 f"required roles: {', '.join(required) or 'none'}"
             )
-        if not by.strip():
+        by = by.strip()
+        if not by:
             raise PromotionRefusedError("an approval needs the approver's name (--by)")
-        approval = self.log.add_approval(name, version.version, role, by.strip())
+        self.roles.require(by, role)
+        detail = {"roles_file": self.roles.source, "roles_commit": self.roles.commit}
+        approval = self.log.add_approval(name, version.version, role, by, detail)
         approvers = [
             a.approver for a in self.log.approvals(name, version.version) if a.role == role
         ]
@@ -42,9 +49,18 @@ class PromotionService:
         return approval
 
     def missing_approvals(self, version: StoredVersion) -> list[str]:
-        """Required roles with no recorded approval for this exact version."""
-        approved = {a.role for a in self.log.approvals(version.name, version.version)}
-        return [role for role in version.required_approvals if role not in approved]
+        """Required roles not filled for this exact version by distinct approvers who hold them.
+
+        Approvals recorded before the roles file took effect, or by a name whose role was since
+        revoked, do not count; nor can one name count for two roles (a bipartite matching of
+        roles to approvers decides which roles are filled).
+        """
+        candidates: dict[str, list[str]] = {role: [] for role in version.required_approvals}
+        for a in self.log.approvals(version.name, version.version):
+            if a.role in candidates and a.role in self.roles.roles_of(a.approver):
+                candidates[a.role].append(a.approver)
+        filled = _match_roles(candidates)
+        return [role for role in version.required_approvals if role not in filled]
 
     def _require_approved(self, version: StoredVersion, target: str) -> None:
         missing = self.missing_approvals(version)
@@ -130,3 +146,23 @@ class PromotionService:
         self.store.delete_alias(name, CHALLENGER)
         self.store.delete_prompt_tag(name, AB_TRAFFIC_TAG)
         self.log.record(name, "ab_stop", challenger.version, None, by, {"reason": reason})
+
+
+def _match_roles(candidates: dict[str, list[str]]) -> dict[str, str]:
+    """Role -> approver, one approver per role at most, as many roles as possible (augmenting
+    paths; the role lists are tiny)."""
+    holder: dict[str, str] = {}  # approver -> role
+
+    def assign(role: str, seen: set[str]) -> bool:
+        for approver in candidates[role]:
+            if approver in seen:
+                continue
+            seen.add(approver)
+            if approver not in holder or assign(holder[approver], seen):
+                holder[approver] = role
+                return True
+        return False
+
+    for role in candidates:
+        assign(role, set())
+    return {role: approver for approver, role in holder.items()}

@@ -16,6 +16,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from agent_platform.prompts.errors import PromotionRefusedError
+
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS approvals (
     prompt TEXT NOT NULL, version INTEGER NOT NULL, role TEXT NOT NULL,
@@ -82,15 +84,38 @@ class ReviewLog:
         finally:
             conn.close()
 
-    def add_approval(self, prompt: str, version: int, role: str, approver: str) -> Approval:
-        """Record an approval (re-approving keeps the first timestamp) and its audit event."""
+    def add_approval(
+        self,
+        prompt: str,
+        version: int,
+        role: str,
+        approver: str,
+        detail: dict[str, Any] | None = None,
+    ) -> Approval:
+        """Record an approval (re-approving keeps the first timestamp) and its audit event.
+
+        One approver fills at most one role of a version: the check and the insert run in one
+        write transaction, so two concurrent approvals by one name cannot both pass it.
+        """
         at = utcnow()
         with self._connect() as conn:
+            conn.execute("BEGIN IMMEDIATE")
+            other = conn.execute(
+                "SELECT role FROM approvals WHERE prompt = ? AND version = ? AND approver = ? "
+                "AND role != ? ORDER BY approved_at LIMIT 1",
+                (prompt, version, approver, role),
+            ).fetchone()
+            if other is not None:
+                raise PromotionRefusedError(
+                    f"{approver!r} already approved {prompt!r} v{version} as {other[0]!r}; one "
+                    f"approver cannot fill two required roles, so {role!r} needs someone else"
+                )
             conn.execute(
                 "INSERT OR IGNORE INTO approvals VALUES (?, ?, ?, ?, ?)",
                 (prompt, version, role, approver, at.isoformat()),
             )
-            self._insert_event(conn, prompt, "approve", version, None, approver, {"role": role})
+            event = {"role": role, **(detail or {})}
+            self._insert_event(conn, prompt, "approve", version, None, approver, event)
         return next(
             a for a in self.approvals(prompt, version) if (a.role, a.approver) == (role, approver)
         )

@@ -6,11 +6,12 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from agent_platform.prompts.contract import effective_variables, prepare_inputs
 from agent_platform.prompts.errors import Problem, PromptError, problem
+from agent_platform.prompts.isolation import render_isolated
 from agent_platform.prompts.repository import PromptRepository
-from agent_platform.prompts.sandbox import make_environment, render
 from agent_platform.prompts.spec import Expectation, PromptFile
 from agent_platform.prompts.tokens import TokenCounter
 
@@ -61,7 +62,8 @@ def check_expectation(text: str, tokens: int, expect: Expectation) -> list[str]:
 def run_prompt_tests(
     repo: PromptRepository, name: str, tokenizer_dirs: Mapping[str, Path | str] | None = None
 ) -> list[TestOutcome]:
-    """Run every test case of prompt `name`; a render error is a failed test, not an exception."""
+    """Run every test case of prompt `name` (rendered in a resource-limited child process); a
+    render error is a failed test, not an exception."""
     prompt = repo.get(name)
     if prompt.spec is None:
         return [TestOutcome(name, "<header>", "", 0, [str(p) for p in prompt.problems])]
@@ -69,16 +71,26 @@ def run_prompt_tests(
     if untested:
         return [TestOutcome(name, "<tests>", "", 0, [str(p) for p in untested])]
     counter = TokenCounter.for_model(prompt.spec.model.name, tokenizer_dirs)
-    env = make_environment(repo.sources)
-    outcomes: list[TestOutcome] = []
-    for case in prompt.spec.tests:
+    outcomes: dict[int, TestOutcome] = {}
+    pending: list[tuple[int, dict[str, Any]]] = []
+    for index, case in enumerate(prompt.spec.tests):
         try:
             declared = effective_variables(repo.chain(name))
-            text = render(env, name, prepare_inputs(name, declared, case.inputs))
+            pending.append((index, prepare_inputs(name, declared, case.inputs)))
         except (PromptError, ValueError) as exc:
-            outcomes.append(TestOutcome(name, case.name, "", 0, [f"does not render: {exc}"]))
+            outcomes[index] = TestOutcome(name, case.name, "", 0, [f"does not render: {exc}"])
+    try:  # untrusted templates render in a resource-limited child process
+        rendered: list[str | PromptError] = list(
+            render_isolated(repo.sources, name, [inputs for _, inputs in pending])
+        )
+    except PromptError as exc:
+        rendered = [exc] * len(pending)
+    for (index, _), text in zip(pending, rendered, strict=True):
+        case = prompt.spec.tests[index]
+        if isinstance(text, PromptError):
+            outcomes[index] = TestOutcome(name, case.name, "", 0, [f"does not render: {text}"])
             continue
         tokens = counter.count(text)
         failures = check_expectation(text, tokens, case.expect)
-        outcomes.append(TestOutcome(name, case.name, text, tokens, failures))
-    return outcomes
+        outcomes[index] = TestOutcome(name, case.name, text, tokens, failures)
+    return [outcomes[index] for index in sorted(outcomes)]

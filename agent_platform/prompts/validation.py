@@ -8,13 +8,21 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from jinja2 import TemplateSyntaxError, meta, nodes
 
 from agent_platform.prompts.contract import effective_variables, input_issues, prepare_inputs
-from agent_platform.prompts.errors import Problem, PromptNotFoundError, PromptRenderError, problem
+from agent_platform.prompts.errors import (
+    Problem,
+    PromptInputError,
+    PromptNotFoundError,
+    PromptRenderError,
+    problem,
+)
+from agent_platform.prompts.isolation import render_isolated
 from agent_platform.prompts.repository import PromptRepository
-from agent_platform.prompts.sandbox import make_environment, private_accesses, render
+from agent_platform.prompts.sandbox import make_environment, private_accesses
 from agent_platform.prompts.spec import PromptFile
 from agent_platform.prompts.testing import missing_tests
 from agent_platform.prompts.tokens import TokenCounter
@@ -118,19 +126,31 @@ def semantic_problems(prompt: PromptFile, repo: PromptRepository) -> list[Proble
 def context_problems(
     prompt: PromptFile, repo: PromptRepository, counter: TokenCounter
 ) -> list[Problem]:
-    """Each test case must render inside the sandbox and fit the target model's context budget."""
+    """Each test case must render inside the sandbox (in a resource-limited child process: the
+    template is untrusted) and fit the target model's context budget."""
     if prompt.spec is None:
         return []
-    env = make_environment(repo.sources)
     declared = effective_variables(repo.chain(prompt.name))
     budget = prompt.spec.model.context_tokens
     problems: list[Problem] = []
+    cases: list[tuple[str, int]] = []
+    inputs: list[dict[str, Any]] = []
     for case in prompt.spec.tests:
         line = prompt.line_of(case.name)
         try:
-            text = render(env, prompt.name, prepare_inputs(prompt.name, declared, case.inputs))
-        except PromptRenderError as exc:
+            inputs.append(prepare_inputs(prompt.name, declared, case.inputs))
+        except (PromptInputError, ValueError) as exc:
             problems.append(problem(prompt.path, line, f"test {case.name!r}: {exc}", "render"))
+            continue
+        cases.append((case.name, line))
+    try:
+        rendered = render_isolated(repo.sources, prompt.name, inputs)
+    except PromptRenderError as exc:
+        line = cases[0][1] if cases else prompt.line_of("tests:")
+        return [*problems, problem(prompt.path, line, str(exc), "render")]
+    for (case_name, line), text in zip(cases, rendered, strict=True):
+        if isinstance(text, PromptRenderError):
+            problems.append(problem(prompt.path, line, f"test {case_name!r}: {text}", "render"))
             continue
         tokens = counter.count(text)
         if tokens > budget:
@@ -138,7 +158,7 @@ def context_problems(
                 problem(
                     prompt.path,
                     line,
-                    f"test {case.name!r} renders to {tokens} tokens ({counter.method}), over the "
+                    f"test {case_name!r} renders to {tokens} tokens ({counter.method}), over the "
                     f"context budget of {budget} for model {prompt.spec.model.name!r}",
                     "context",
                 )

@@ -1,8 +1,9 @@
 """The production-readiness checklist of the spec, each item checked by a tool where one can.
 
-Statuses: `pass`, `fail`, `missing` (no evidence yet), `error` ("could not run: …"), and for
-manual items `signed` (a recorded sign-off) or `missing`. The champion is ready only when every
-item is `pass` or `signed`.
+Statuses: `pass`, `fail`, `missing` (no evidence yet), `unverified` (shown "not verified": the
+check ran but could not establish the item, e.g. an audit that audited nothing), `error` ("could
+not run: …"), and for manual items `signed` (a recorded sign-off) or `missing`. An item passes only
+on evidence that it holds; the champion is ready only when every item is `pass` or `signed`.
 """
 
 from __future__ import annotations
@@ -14,9 +15,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from agent_platform.evaluation.gates import GateThresholds, evaluate_gates
+from agent_platform.evaluation.gates import GATES, GateThresholds
 from agent_platform.model_registry import AgentVersion
-from agent_platform.readiness import tools
+from agent_platform.readiness import evidence, tools
+from agent_platform.readiness.gates import SECTION, Subject, no_champion_reason, short, subject
 from agent_platform.readiness.signoffs import MANUAL_ITEMS, SignoffStore
 from agent_platform.settings import Settings
 from agent_platform.vectorstore.snapshots import check_files, list_snapshots, read_manifest
@@ -53,6 +55,13 @@ class ChecklistInputs:
     dataset_version: str
     run_tools: bool = True
     junit_path: Path | None = None
+    versions: list[AgentVersion] = field(default_factory=list)
+    agent: str = "agent"
+
+    @property
+    def subject(self) -> Subject | None:
+        """What the gate items measure: the champion, else the best evaluated candidate."""
+        return subject(self.champion, self.versions, self.gates)
 
 
 def _age(iso: str) -> timedelta:
@@ -164,40 +173,113 @@ def _backups(inputs: ChecklistInputs) -> tuple[Item, Item]:
 
 
 def _quality_gates(inputs: ChecklistInputs) -> list[Item]:
-    champion = inputs.champion
-    if champion is None or not champion.evaluated:
-        what = "no champion" if champion is None else f"v{champion.version} has no evaluation"
-        return [
-            Item("quality_gates", "quality_gates.champion", "Champion evaluated", "missing", what)
+    """A champion item saying why there is none, then one item per gate on the champion or the
+    best evaluated candidate, with its measured value against the threshold."""
+    champion, best = inputs.champion, inputs.subject
+    if champion is not None and champion.evaluated:
+        head = Item(SECTION, f"{SECTION}.champion", "Champion", "pass", f"v{champion.version}")
+    elif champion is not None:
+        head = Item(
+            SECTION,
+            f"{SECTION}.champion",
+            "Champion",
+            "missing",
+            f"champion v{champion.version} has no evaluation: run `agent-platform models evaluate`",
+        )
+    else:
+        reason = no_champion_reason(best, inputs.agent)
+        status = "missing" if best is None else "fail"  # nothing evaluated vs. gates failed
+        head = Item(SECTION, f"{SECTION}.champion", "Champion", status, f"no champion: {reason}")
+    if best is None:
+        return [head] + [
+            Item(
+                SECTION,
+                f"{SECTION}.{name}",
+                f"Gate: {name}",
+                "missing",
+                "no evaluated version to measure",
+            )
+            for name, _, _ in GATES
         ]
-    items = []
-    stale = champion.tags.get("eval.dataset_version") != inputs.dataset_version
-    items.append(
+    tags = best.version.tags
+    stale = tags.get("eval.dataset_version") != inputs.dataset_version
+    items = [
+        head,
         Item(
-            "quality_gates",
-            "quality_gates.dataset",
+            SECTION,
+            f"{SECTION}.dataset",
             "Evaluated on the current dataset",
             "fail" if stale else "pass",
-            f"evaluated on dataset {champion.tags.get('eval.dataset_version')}, "
+            f"{best.label} evaluated on dataset {tags.get('eval.dataset_version')}, "
             f"current {inputs.dataset_version}",
-        )
-    )
-    for gate in evaluate_gates(champion.metrics, inputs.gates):
+        ),
+    ]
+    for gate in best.results:
+        value = None if math.isnan(gate.value) else gate.value
         items.append(
             Item(
-                "quality_gates",
-                f"quality_gates.{gate.name}",
+                SECTION,
+                f"{SECTION}.{gate.name}",
                 f"Gate: {gate.name}",
                 "pass" if gate.passed else "fail",
-                gate.message,
+                f"{best.label}: {short(gate)}",
                 True,
                 {
-                    "value": None if math.isnan(gate.value) else gate.value,
+                    "value": value,
                     "threshold": gate.threshold,
+                    "comparison": gate.comparison,
+                    "version": best.version.version,
+                    "role": best.role,
                 },
             )
         )
     return items
+
+
+def _monitoring(settings: Settings) -> Item:
+    """Passes when traces are exported by OTLP to a collector that answers; a local JSON file or
+    no exporter is not monitoring."""
+    title = "Monitoring (traces reach a collector)"
+    exporter, problem, endpoint = _telemetry_exporter(settings.profile)
+    if problem:
+        return Item("deployment", "deployment.monitoring", title, "fail", problem)
+    if exporter != "otlp" or endpoint is None:
+        where = "a local JSON file" if exporter == "jsonfile" else "nowhere"
+        return Item(
+            "deployment",
+            "deployment.monitoring",
+            title,
+            "fail",
+            f"telemetry exporter {exporter}: traces go to {where}, which no monitoring reads; "
+            "export by OTLP (set OTEL_EXPORTER_OTLP_ENDPOINT to the collector)",
+        )
+    down = evidence.reachable(endpoint)
+    return Item(
+        "deployment",
+        "deployment.monitoring",
+        title,
+        "fail" if down else "pass",
+        f"telemetry exporter otlp: collector {endpoint} "
+        + (f"not reachable: {down}" if down else "accepts connections"),
+        True,
+        {"exporter": exporter, "endpoint": endpoint},
+    )
+
+
+def _runbooks(root: Path) -> Item:
+    found, gaps = evidence.runbooks(root)
+    title = "Runbooks (restore, corruption, reindex, incident response)"
+    where = "; ".join(f"{name}: {s.file} § {s.heading}" for name, s in found.items())
+    if gaps:
+        return Item(
+            "operations",
+            "operations.runbooks",
+            title,
+            "fail",
+            f"no runbook (a section with steps in {' or '.join(evidence.RUNBOOK_FILES)}) for: "
+            f"{', '.join(gaps)}" + (f"; found {where}" if where else ""),
+        )
+    return Item("operations", "operations.runbooks", title, "pass", where)
 
 
 def evaluate_checklist(inputs: ChecklistInputs) -> list[Item]:
@@ -208,7 +290,8 @@ def evaluate_checklist(inputs: ChecklistInputs) -> list[Item]:
     skipped = tools.ToolOutcome("error", "could not run: tools disabled for this report")
     bandit = tools.run_bandit([p for p in code if p.is_dir()]) if inputs.run_tools else skipped
     audit = tools.run_pip_audit() if inputs.run_tools else skipped
-    latency = champion.metrics.get("latency_p95_ms") if champion else None
+    best = inputs.subject
+    latency = best.version.metrics.get("latency_p95_ms") if best else None
     perf_missing = [n for n in ("BENCHMARKS.md",) if not (root / n).is_file()]
     perf_status = (
         "pass"
@@ -219,8 +302,6 @@ def evaluate_checklist(inputs: ChecklistInputs) -> list[Item]:
     rollback_gaps = _contains(root / "docs" / "evaluation.md", ["models rollback"]) + _contains(
         root / "docs" / "operations.md", ["index restore"]
     )
-    runbook_gaps = _contains(root / "docs" / "operations.md", ["restor", "corrupt", "reindex"])
-    exporter, exporter_problem = _telemetry_exporter(settings.profile)
     backup, recovery = _backups(inputs)
     items: list[Item | Callable[[], Item]] = [
         _files_item(
@@ -242,7 +323,8 @@ def evaluate_checklist(inputs: ChecklistInputs) -> list[Item]:
             "architecture.performance_testing",
             "Performance tested",
             perf_status,
-            f"BENCHMARKS.md {'missing' if perf_missing else 'present'}; champion p95 "
+            f"BENCHMARKS.md {'missing' if perf_missing else 'present'}; "
+            f"{best.label if best else 'no evaluated version'} p95 "
             f"{'not measured' if latency is None else f'{latency:.0f} ms'} "
             f"(budget {inputs.gates.latency_p95_ms:g} ms)",
         ),
@@ -282,13 +364,7 @@ def evaluate_checklist(inputs: ChecklistInputs) -> list[Item]:
             if rollback_gaps
             else "`agent-platform models rollback` and `index restore` are documented",
         ),
-        Item(
-            "deployment",
-            "deployment.monitoring",
-            "Monitoring (traces and Prometheus metrics)",
-            "pass" if exporter not in (None, "none") else "fail",
-            exporter_problem or f"telemetry exporter: {exporter}",
-        ),
+        _monitoring(settings),
         Item(
             "operations",
             "operations.metrics",
@@ -315,13 +391,7 @@ def evaluate_checklist(inputs: ChecklistInputs) -> list[Item]:
             else "the daily_quality_gate schedule has not checked the champion yet",
         ),
         _manual("operations.dashboards", signoffs),
-        Item(
-            "operations",
-            "operations.runbooks",
-            "Runbooks (restore, corruption, reindex)",
-            "fail" if runbook_gaps else "pass",
-            f"docs/operations.md lacks {runbook_gaps}" if runbook_gaps else "docs/operations.md",
-        ),
+        _runbooks(root),
         _manual("operations.incident_procedures", signoffs),
         backup,
         recovery,
@@ -330,11 +400,14 @@ def evaluate_checklist(inputs: ChecklistInputs) -> list[Item]:
     return [i() if callable(i) else i for i in items]
 
 
-def _telemetry_exporter(profile: str) -> tuple[str | None, str | None]:
-    """(exporter the runtime would use in `profile`, why it cannot start if it cannot)."""
+def _telemetry_exporter(profile: str) -> tuple[str | None, str | None, str | None]:
+    """(exporter the runtime would use in `profile`, why it cannot start if it cannot, the OTLP
+    traces endpoint it would send to)."""
     from agent_platform.runtime.config import RuntimeSettings
 
     try:
-        return RuntimeSettings().telemetry.resolved_exporter(profile), None
+        telemetry = RuntimeSettings().telemetry
+        exporter = telemetry.resolved_exporter(profile)
     except ValueError as exc:
-        return None, str(exc)
+        return None, str(exc), None
+    return exporter, None, evidence.otlp_endpoint(telemetry.otlp_endpoint)

@@ -60,9 +60,12 @@ def run_bandit(paths: list[Path], *, timeout_s: float = 180) -> ToolOutcome:
     return ToolOutcome("pass", f"bandit: no high-severity issues ({detail})", evidence)
 
 
-def run_pip_audit(*, timeout_s: float = 300) -> ToolOutcome:
-    """Pass when pip-audit finds no known vulnerability in the installed environment."""
+def run_pip_audit(*, requirements: Path | None = None, timeout_s: float = 300) -> ToolOutcome:
+    """Audit the installed environment (or a requirements file) with pip-audit; see
+    `audit_outcome` for what passes. The project's own editable install is not on PyPI and is
+    left out (`--skip-editable`)."""
     args = [sys.executable, "-m", "pip_audit", "--format", "json", "--progress-spinner", "off"]
+    args += ["--skip-editable"] if requirements is None else ["-r", str(requirements), "--no-deps"]
     try:
         proc = _run(args, timeout_s)
     except subprocess.TimeoutExpired:
@@ -74,16 +77,53 @@ def run_pip_audit(*, timeout_s: float = 300) -> ToolOutcome:
         return _could_not(
             f"pip-audit exited {proc.returncode}: {(lines or ['no output'])[-1][:300]}"
         )
-    deps = report.get("dependencies", report if isinstance(report, list) else [])
+    return audit_outcome(report)
+
+
+def audit_outcome(report: dict[str, object] | list[object]) -> ToolOutcome:
+    """pip-audit's JSON report -> an outcome that claims only what was audited.
+
+    A package pip-audit skipped (offline, not on PyPI: "Dependency not found on PyPI and could not
+    be audited") was not checked. `fail` when any audited package has a known vulnerability;
+    `unverified` ("not verified") when any package was skipped, naming the most common reason and
+    the share audited; `pass` only when every package was audited and none is vulnerable.
+    """
+    deps = report.get("dependencies", []) if isinstance(report, dict) else report
+    deps = [d for d in deps if isinstance(d, dict)]
     vulnerable = [
         f"{d['name']} {d.get('version', '?')}: {', '.join(v['id'] for v in d.get('vulns', []))}"
         for d in deps
         if d.get("vulns")
     ]
-    skipped = [d["name"] for d in deps if d.get("skip_reason")]
-    evidence = {"audited": len(deps), "vulnerable": vulnerable, "skipped": skipped[:50]}
+    skipped = {d["name"]: str(d["skip_reason"]) for d in deps if d.get("skip_reason")}
+    audited = len(deps) - len(skipped)
+    share = audited / len(deps) if deps else 0.0
+    evidence: dict[str, object] = {
+        "packages": len(deps),
+        "audited": audited,
+        "audited_share": round(share, 4),
+        "vulnerable": vulnerable,
+        "skipped": sorted(skipped)[:50],
+    }
+    coverage = f"audited {audited} of {len(deps)} packages ({share:.0%})"
     if vulnerable:
-        return ToolOutcome("fail", f"pip-audit: {len(vulnerable)} vulnerable package(s)", evidence)
-    return ToolOutcome(
-        "pass", f"pip-audit: {len(deps)} packages, no known vulnerabilities", evidence
-    )
+        return ToolOutcome(
+            "fail", f"pip-audit: {len(vulnerable)} vulnerable package(s); {coverage}", evidence
+        )
+    if not deps:
+        return ToolOutcome("unverified", "pip-audit: the report lists no packages", evidence)
+    if skipped:
+        reason, count = Counter(_reason(r) for r in skipped.values()).most_common(1)[0]
+        evidence["skip_reason"] = reason
+        return ToolOutcome(
+            "unverified",
+            f"pip-audit: {coverage}; {count} skipped: {reason} (no vulnerability database "
+            "reached? run it where PyPI is reachable)",
+            evidence,
+        )
+    return ToolOutcome("pass", f"pip-audit: {coverage}, no known vulnerabilities", evidence)
+
+
+def _reason(skip_reason: str) -> str:
+    """The reason without the package named after it ("... audited: six (1.16.0)")."""
+    return skip_reason.split(":", 1)[0].strip() or skip_reason

@@ -299,12 +299,13 @@ class AgentRuntime:
             if record.get("prompt"):
                 extra["prompt_version"] = record["prompt"]["version"]
                 extra["prompt_variant"] = record["prompt"].get("variant") or "none"
-            logger.log(level, "agent request %s", record["outcome"], extra=extra)
+            failed = f": {record['error']}" if record.get("error") else ""
+            logger.log(level, "agent request %s%s", record["outcome"], failed, extra=extra)
 
     def close(self) -> None:
         s = self.services
         s.router.close()
-        for closable in (s.conversation, s.working, s.short_term, s.knowledge):
+        for closable in (s.conversation, s.working, s.short_term, s.long_term, s.knowledge):
             close = getattr(closable, "close", None)
             if close is not None:
                 close()

@@ -1,10 +1,13 @@
 """Build the services of an `AgentRuntime` from settings: telemetry, limits, catalogue and router,
-knowledge, prompts, the memory layers and the gatekeeper (backends follow `Settings`)."""
+knowledge, prompts, the memory layers and the gatekeeper (backends follow `Settings`).
+
+Long-term memory gets its own store, opened on the memory namespace: never the knowledge store."""
 
 from __future__ import annotations
 
 from agent_platform.knowledge.service import KnowledgeBase
 from agent_platform.prompts import PromptRegistry
+from agent_platform.prompts.first_use import FirstUsePublisher
 from agent_platform.runtime.access import AccessPolicy, Gatekeeper
 from agent_platform.runtime.agent_config import AgentConfig
 from agent_platform.runtime.catalogue import ModelCatalogue
@@ -22,6 +25,8 @@ from agent_platform.runtime.router import Router
 from agent_platform.runtime.telemetry import Telemetry
 from agent_platform.settings import Settings
 from agent_platform.tenants import TenantRegistry
+from agent_platform.vectorstore.factory import open_vector_store
+from agent_platform.vectorstore.namespaces import StoreNamespace
 
 
 def build_services(
@@ -69,12 +74,18 @@ def build_services(
         runtime=runtime,
         knowledge=knowledge,
         router=router,
-        prompts=PromptResolver(registry, unpromoted_fallback=settings.prompt_fallback_allowed),
+        prompts=PromptResolver(
+            registry,
+            unpromoted_fallback=settings.prompt_fallback_allowed,
+            publisher=_first_use_publisher(settings, registry),
+        ),
         conversation=build_conversation_store(settings, runtime),
         working=build_working_memory(settings, runtime),
         short_term=build_short_term_memory(settings, runtime),
         long_term=VectorLongTermMemory(
-            knowledge.store, knowledge.embedder, min_score=DEFAULT_MIN_SCORE
+            open_vector_store(settings, StoreNamespace.MEMORY),
+            knowledge.embedder,
+            min_score=DEFAULT_MIN_SCORE,
         ),
         gatekeeper=Gatekeeper(
             TenantRegistry(settings.tenant_registry_path),
@@ -86,3 +97,14 @@ def build_services(
         model_slots=ModelSlots(max_concurrent_model_calls),
     )
     return services
+
+
+def _first_use_publisher(settings: Settings, registry: PromptRegistry) -> FirstUsePublisher | None:
+    """Publishes shipped prompts on first use where the settings allow it (local by default)."""
+    if not settings.prompt_publish_on_first_use:
+        return None
+    return FirstUsePublisher(
+        registry.store,
+        settings.home_dir / "prompts" / "publish.lock",
+        tokenizer_dirs=settings.prompt_tokenizer_dirs,
+    )

@@ -10,7 +10,6 @@ the TOML file named by `AGENT_PLATFORM_CONFIG_FILE`.
 from __future__ import annotations
 
 import os
-import tomllib
 from pathlib import Path
 from typing import Any, Literal, get_args
 
@@ -19,7 +18,13 @@ from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from agent_platform.runtime.catalogue import ModelSpec, default_models
-from agent_platform.settings import Profile, settings_file
+from agent_platform.settings import (
+    ConfigError,
+    Profile,
+    check_keys,
+    load_config_file,
+    settings_file,
+)
 
 RoutingStrategy = Literal["ordered", "cost", "latency", "quality", "intelligent"]
 StorageBackend = Literal["local", "redis"]
@@ -231,8 +236,8 @@ class _RuntimeTomlTable(PydanticBaseSettingsSource):
         path = settings_file()
         if path is None:
             return {}
-        with path.open("rb") as handle:
-            table = tomllib.load(handle).get("runtime", {})
+        table = load_config_file(path).get("runtime", {})
         if not isinstance(table, dict):
-            raise ValueError(f"{path}: [runtime] must be a table")
+            raise ConfigError(f"settings file {path}: [runtime] must be a table")
+        check_keys(table, RuntimeSettings, path, "runtime.")
         return table

@@ -12,8 +12,9 @@ scale (see `agent_platform.vectorstore.validation`), so one number cannot serve 
   refuses (the extractive model's term coverage, the prompt's refusal rule).
 * vector 0.60, i.e. cosine 0.2 on the `(1 + cosine) / 2` scale. Measured on the project docs with
   all-MiniLM-L6-v2: on-topic questions' top hits score 0.62-0.78, off-topic ones 0.53-0.56.
-* keyword 0.40, i.e. raw BM25 3.3 on the `bm25 / (bm25 + 5)` scale. On the same docs on-topic top
-  hits score 0.42-0.68, off-topic ones up to 0.44: keyword scores separate poorly.
+* keyword 0.50: the chunk holds at least half of the question's content words (the keyword score is
+  that share, see `agent_platform.vectorstore.keyword_scale`). On the project docs on-topic top
+  hits score 0.67-1.0, off-topic ones at most 0.33.
 
 An explicit `min_relevance` is applied as given, on the mode's scale.
 
@@ -28,11 +29,14 @@ optimum, so there every chunk above the minimum counts as strong.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
+from typing import Protocol
 
 from agent_platform.runtime.agent_config import RetrievalConfig
+from agent_platform.runtime.response import Citation
 from agent_platform.runtime.tokens import count_tokens
 
-DEFAULT_MIN_RELEVANCE = {"hybrid": 0.70, "vector": 0.60, "keyword": 0.40}
+DEFAULT_MIN_RELEVANCE = {"hybrid": 0.70, "vector": 0.60, "keyword": 0.50}
 DEFAULT_OPTIMAL_RELEVANCE = {"hybrid": 0.85}
 OUTPUT_TOKEN_SLACK = 2.0  # our counter over-counts sub-word tokens; allow 2x max_output_tokens
 _CITATION = re.compile(r"\[(\d{1,4})\]")
@@ -55,6 +59,28 @@ def optimal_relevance(config: RetrievalConfig) -> float | None:
 def cited_numbers(answer: str) -> list[int]:
     """Source numbers cited as `[n]`, unique, in order of first citation."""
     return list(dict.fromkeys(int(n) for n in _CITATION.findall(answer)))
+
+
+class _Given(Protocol):
+    source: str
+    chunk_id: str
+    score: float
+
+
+def cite(answer: str, given: Sequence[_Given]) -> list[Citation]:
+    """One citation per `[n]` marker of `answer`, numbered as the marker, in order of first
+    citation: source n is `given[n - 1]`, the n-th source rendered into the prompt. The answer's
+    markers and the citations come from this one mapping, so they always agree (call it after
+    `output_problem` has refused markers out of range)."""
+    return [
+        Citation(
+            number=n,
+            source=given[n - 1].source,
+            chunk_id=given[n - 1].chunk_id,
+            score=given[n - 1].score,
+        )
+        for n in cited_numbers(answer)
+    ]
 
 
 def _normalise(text: str) -> str:

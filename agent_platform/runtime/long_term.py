@@ -1,12 +1,15 @@
-"""Long-term memory: durable facts in the vector store, beside (never inside) the knowledge index.
+"""Long-term memory: durable facts in a vector-store namespace of their own.
 
-Memories of tenant `acme` live in the vector-store tenant `acme__memory`, so a knowledge search
-of `acme` never returns a memory and re-indexing the knowledge base never deletes one. Tenant
-names are limited to 63 characters: when `<tenant>__memory` would be longer, the namespace is the
-tenant's first 46 characters, `-`, 8 hex digits of its SHA-256, then `__memory` (63 in all), which
-is still unique per tenant. Each memory is one record (the fact's text, its embedding, and
-metadata `user`, `kind`, `created_at`); recall filters on the user, so users never see each
-other's memories.
+Memories live in the memory namespace (`vectorstore/namespaces.py`): under `<home>/memory-index`
+with the embedded store, in the `AgentPlatformMemories` collection with Weaviate. Inside it, the
+partition is the tenant's own name. No tenant name reaches that namespace: the knowledge commands
+(`ingest`, `search`, `index …`) open the knowledge namespace only, so a knowledge search never
+returns a memory and re-indexing, rebuilding or restoring any tenant never touches one. A memory
+is only read through the runtime, after the gatekeeper has applied the tenant's access rules.
+
+Each memory is one record (the fact's text, its embedding, and metadata `user`, `kind`, `shared`,
+`created_at`). Recall returns the asking user's own memories, plus those explicitly stored with
+`shared=True` for every user of the tenant; never another user's private ones.
 
 Which facts are worth keeping: what a user explicitly asks the agent to remember ("remember that
 my region is eu-west-1", "please remember: …"). Anything else stays in the conversation and
@@ -15,7 +18,6 @@ working memory, which expire.
 
 from __future__ import annotations
 
-import hashlib
 import re
 import time
 import uuid
@@ -25,23 +27,11 @@ import numpy as np
 
 from agent_platform.knowledge.embedder import Embedder
 from agent_platform.runtime.memory.base import JSONValue, RecalledMemory
-from agent_platform.tenants import MAX_TENANT_NAME_LENGTH, validate_tenant_name
+from agent_platform.tenants import validate_tenant_name
 from agent_platform.vectorstore.base import ChunkRecord, SearchMode, VectorStore
 
-MEMORY_SUFFIX = "__memory"
 DEFAULT_MIN_SCORE = 0.6  # vector scale (1 + cosine) / 2; see retrieval.py for the calibration
 _REMEMBER = re.compile(r"^\s*(?:please\s+)?remember(?:\s+that|\s*:)?\s+(?P<fact>.+)$", re.I | re.S)
-
-
-def memory_tenant(tenant: str) -> str:
-    """The vector-store tenant holding `tenant`'s long-term memories (a valid tenant name)."""
-    validate_tenant_name(tenant)
-    name = tenant + MEMORY_SUFFIX
-    if len(name) > MAX_TENANT_NAME_LENGTH:
-        digest = hashlib.sha256(tenant.encode()).hexdigest()[:8]
-        keep = MAX_TENANT_NAME_LENGTH - len(MEMORY_SUFFIX) - len(digest) - 1
-        name = f"{tenant[:keep]}-{digest}{MEMORY_SUFFIX}"
-    return validate_tenant_name(name)
 
 
 def fact_worth_keeping(text: str) -> str | None:
@@ -54,7 +44,11 @@ def fact_worth_keeping(text: str) -> str | None:
 
 
 class VectorLongTermMemory:
-    """`LongTermMemory` over a `VectorStore` and the knowledge embedder."""
+    """`LongTermMemory` over a memory-namespace `VectorStore` and the knowledge embedder.
+
+    `store` must be opened on `StoreNamespace.MEMORY` (`open_vector_store(settings, MEMORY)`),
+    never on the knowledge namespace: the two would then share tenants again.
+    """
 
     def __init__(self, store: VectorStore, embedder: Embedder, *, min_score: float = 0.0) -> None:
         self.store = store
@@ -62,15 +56,28 @@ class VectorLongTermMemory:
         self.min_score = min_score
 
     def remember(
-        self, tenant: str, user: str, text: str, metadata: Mapping[str, JSONValue] | None = None
+        self,
+        tenant: str,
+        user: str,
+        text: str,
+        metadata: Mapping[str, JSONValue] | None = None,
+        *,
+        shared: bool = False,
     ) -> str:
+        """Store a fact for `user`; `shared=True` lets every user of the tenant recall it."""
+        validate_tenant_name(tenant)
         if not text or not text.strip():
             raise ValueError("text: a memory must not be empty")
         if not user:
             raise ValueError("user: must be a non-empty id")
         memory_id = f"mem-{uuid.uuid4().hex}"
         meta = {k: v for k, v in dict(metadata or {}).items() if isinstance(v, str | int | float)}
-        meta |= {"user": user, "kind": str(meta.get("kind", "fact")), "created_at": time.time()}
+        meta |= {
+            "user": user,
+            "kind": str(meta.get("kind", "fact")),
+            "shared": bool(shared),
+            "created_at": time.time(),
+        }
         record = ChunkRecord(
             chunk_id=memory_id,
             document_id=memory_id,
@@ -79,7 +86,7 @@ class VectorLongTermMemory:
             vector=self.embedder.embed_query(text.strip()),
             metadata=meta,
         )
-        self.store.upsert(memory_tenant(tenant), [record])
+        self.store.upsert(tenant, [record])
         return memory_id
 
     def recall(self, tenant: str, user: str, query: str, k: int = 5) -> list[RecalledMemory]:
@@ -88,17 +95,28 @@ class VectorLongTermMemory:
     def recall_by_vector(
         self, tenant: str, user: str, query: str, vector: np.ndarray, k: int = 5
     ) -> list[RecalledMemory]:
-        """`recall` with the query already embedded (the runtime reuses its retrieval vector)."""
-        hits = self.store.search(
-            memory_tenant(tenant),
-            query_text=query,
-            query_vector=vector,
-            k=k,
-            mode=SearchMode.VECTOR,
-            filters={"user": user},
-            min_score=self.min_score or None,
-        )
+        """`recall` with the query already embedded (the runtime reuses its retrieval vector):
+        the user's own memories and the tenant's shared ones, best first."""
+        validate_tenant_name(tenant)
+        if not user:
+            raise ValueError("user: must be a non-empty id")
+        found = {}
+        for filters in ({"user": user}, {"shared": True}):
+            for hit in self.store.search(
+                tenant,
+                query_text=query,
+                query_vector=vector,
+                k=k,
+                mode=SearchMode.VECTOR,
+                filters=filters,
+                min_score=self.min_score or None,
+            ):
+                found[hit.chunk_id] = hit
+        hits = sorted(found.values(), key=lambda h: -h.score)[:k]
         return [RecalledMemory(h.text, h.score, {**h.metadata, "id": h.chunk_id}) for h in hits]
 
     def forget(self, tenant: str, memory_id: str) -> bool:
-        return self.store.delete(memory_tenant(tenant), [memory_id]) > 0
+        return self.store.delete(validate_tenant_name(tenant), [memory_id]) > 0
+
+    def close(self) -> None:
+        self.store.close()

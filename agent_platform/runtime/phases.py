@@ -33,7 +33,7 @@ from agent_platform.runtime.context_window import (
 )
 from agent_platform.runtime.errors import ModelsFailedError, RequestValidationError
 from agent_platform.runtime.grounding import (
-    cited_numbers,
+    cite,
     is_refusal,
     min_relevance,
     optimal_relevance,
@@ -49,7 +49,7 @@ from agent_platform.runtime.memory.base import (
 )
 from agent_platform.runtime.models.extractive import NO_ANSWER
 from agent_platform.runtime.prompting import PromptResolver
-from agent_platform.runtime.response import Citation, ContextUsage
+from agent_platform.runtime.response import ContextUsage
 from agent_platform.runtime.router import AllModelsFailedError, NoCandidateModelsError, Router
 from agent_platform.runtime.telemetry import Telemetry
 from agent_platform.runtime.tokens import MESSAGE_OVERHEAD_TOKENS, count_tokens
@@ -428,18 +428,7 @@ class AgentServices:
                 )
             return {"excluded": excluded, "problems": problems, "next": "retry"}
         refused = is_refusal(answer, state.get("refusals", []))
-        citations = (
-            []
-            if refused
-            else [
-                Citation(
-                    source=used[n - 1].source,
-                    chunk_id=used[n - 1].chunk_id,
-                    score=used[n - 1].score,
-                )
-                for n in cited_numbers(answer)
-            ]
-        )
+        citations = [] if refused else cite(answer, used)
         return {"answer": answer, "refused": refused, "citations": citations, "next": "store"}
 
     # --- store_and_update_memory -----------------------------------------------------------

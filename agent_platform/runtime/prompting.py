@@ -10,6 +10,10 @@ prompt and the command that promotes it, so nothing unapproved reaches productio
 remembered for the registry's TTL, so an unpromoted prompt does not cost a store round trip per
 request.
 
+A prompt with no registered version at all is published on first use when the resolver has a
+`publisher` (setting `prompts.publish_on_first_use`: unset, on in `local`, off in `production`);
+without one the error names the command that publishes it.
+
 Rendering uses the registry's sandbox and contract checks; the compiled Jinja environment of each
 (name, version) is kept, since compiling the template chain dominates the cost of a render.
 """
@@ -18,7 +22,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from jinja2.sandbox import ImmutableSandboxedEnvironment
@@ -42,11 +46,20 @@ LATEST = "latest"
 class PromptResolver:
     """`PromptRef` → the `LoadedPrompt` a request should use, and its rendering."""
 
-    def __init__(self, registry: PromptRegistry, *, unpromoted_fallback: bool) -> None:
+    def __init__(
+        self,
+        registry: PromptRegistry,
+        *,
+        unpromoted_fallback: bool,
+        publisher: Callable[[str], object] | None = None,
+    ) -> None:
         """`unpromoted_fallback`: `Settings.prompt_fallback_allowed` (see the module docstring);
-        required, so production never serves an unapproved prompt by default."""
+        required, so production never serves an unapproved prompt by default. `publisher`
+        registers a prompt that has no version yet (`FirstUsePublisher`)."""
         self.registry = registry
         self.unpromoted_fallback = unpromoted_fallback
+        self.publisher = publisher
+        self._known: set[str] = set()  # prompts known to have a registered version
         self._lock = threading.Lock()
         self._fallback: dict[tuple[str, str], tuple[float, str | None]] = {}
         self._envs: dict[tuple[str, int], ImmutableSandboxedEnvironment] = {}
@@ -55,6 +68,31 @@ class PromptResolver:
         self, ref: PromptRef, subject_id: str | None = None
     ) -> tuple[LoadedPrompt, str, str | None]:
         """(prompt, alias used, A/B variant) for `ref` and the request's subject (user)."""
+        try:
+            return self._resolve(ref, subject_id)
+        except PromptNotFoundError:
+            if self._registered(ref.name):
+                raise  # registered, just not under the alias or version asked for
+            if self.publisher is None:
+                raise self._unpublished(ref.name) from None
+        self.publisher(ref.name)  # the first request of a fresh home
+        self.registry.invalidate()
+        with self._lock:
+            self._fallback.clear()
+        return self._resolve(ref, subject_id)
+
+    def _registered(self, name: str) -> bool:
+        """Whether `name` has any version (a yes is remembered: versions are never deleted)."""
+        if name in self._known:
+            return True
+        if self.registry.store.latest(name) is None:
+            return False
+        self._known.add(name)
+        return True
+
+    def _resolve(
+        self, ref: PromptRef, subject_id: str | None
+    ) -> tuple[LoadedPrompt, str, str | None]:
         if ref.version is not None:
             return self.registry.get(ref.name, version=ref.version), f"v{ref.version}", None
         alias = self._serving_alias(ref.name, ref.alias)
@@ -90,6 +128,18 @@ class PromptResolver:
         except PromptNotFoundError:
             return False
         return True
+
+    def _unpublished(self, name: str) -> PromptNotFoundError:
+        then = (
+            ""
+            if self.unpromoted_fallback
+            else f", then approve a version and run: agent-platform prompts promote {name} VERSION"
+        )
+        return PromptNotFoundError(
+            f"prompt {name!r} has no registered version (publishing on first use is off: "
+            f"setting prompts.publish_on_first_use); publish the prompts with: "
+            f"agent-platform prompts publish{then}"
+        )
 
     @staticmethod
     def _not_served(name: str, alias: str) -> PromptNotFoundError:

@@ -19,6 +19,9 @@ class AgentRequest(BaseModel):
 
 
 class Citation(BaseModel):
+    """A source the answer cites; `number` is the `[n]` marker in the answer that cites it."""
+
+    number: int = Field(ge=1, description="The answer's `[n]` marker for this source.")
     source: str
     chunk_id: str
     score: float

@@ -12,11 +12,12 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-MetadataValue = str | int | float | bool
+MetadataValue = str | int | float | bool | list[Any] | dict[str, Any] | None
+"""JSON data, nested values included; filters compare top-level scalars only."""
 
 
 class SearchMode(StrEnum):
@@ -70,7 +71,16 @@ class VectorStoreError(RuntimeError):
 
 
 class IndexCorruptedError(VectorStoreError):
-    """The stored index failed an integrity check; the message names the command restoring it."""
+    """The stored index failed an integrity check; the message names the command repairing it.
+
+    `repair` says which: "rebuild" (only derived files are damaged: `rebuild` regenerates them
+    from the stored records) or "reindex" (the records themselves: ingest the tenant's sources
+    again, or restore a snapshot).
+    """
+
+    def __init__(self, message: str, *, repair: str = "reindex") -> None:
+        super().__init__(message)
+        self.repair = repair
 
 
 class SnapshotNotFoundError(VectorStoreError):
@@ -101,6 +111,11 @@ class VectorStore(Protocol):
     def indexed_metadata(self, tenant: str) -> dict[str, str]:
         """Chunk id -> its stored metadata as `canonical_metadata`: the ids the index holds, and
         which of them carry stale metadata."""
+        ...
+
+    def get_records(self, tenant: str, chunk_ids: Iterable[str]) -> list[ChunkRecord]:
+        """The stored records (with vectors) of these ids, in the order asked; unknown ids are
+        skipped and repeated ids returned once."""
         ...
 
     def count(self, tenant: str) -> int: ...

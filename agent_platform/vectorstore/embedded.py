@@ -8,7 +8,7 @@ only while they mutate the ANN, one batch at a time. The hot path takes no store
 stat calls tell whether another process swapped the tenant, and a `seq` read whether it wrote rows
 the ANN lacks.
 
-Scores: vector = (1 + cosine) / 2; keyword = bm25 / (bm25 + 5); hybrid = RRF (k=60) normalised
+Scores: vector = (1 + cosine) / 2; keyword = query coverage; hybrid = RRF (k=60) normalised
 by its maximum. See `validation.py` and `fusion.py`.
 """
 
@@ -77,15 +77,19 @@ class EmbeddedVectorStore:
 
     # --- tenant plumbing ---------------------------------------------------------------------
     def _corrupted(self, tenant: str, problem: str, ann_only: bool = False) -> IndexCorruptedError:
+        """The error names the repair that works: the ANN file is derived from the records
+        database (`index rebuild` regenerates it); damaged records come back from the sources."""
+        if ann_only:
+            return IndexCorruptedError(
+                f"index of tenant {tenant!r} is corrupted: {problem}. The records database is "
+                f"intact; regenerate the ANN index from it with: "
+                f"agent-platform index rebuild --tenant {tenant}",
+                repair="rebuild",
+            )
         hint = snap.restore_hint(tenant, snap.latest_snapshot_id(self.snapshots_dir, tenant))
-        extra = (
-            f" (the records database is intact, so `agent-platform index rebuild --tenant {tenant}`"
-            " also repairs it)"
-            if ann_only
-            else ""
-        )
         return IndexCorruptedError(
-            f"index of tenant {tenant!r} is corrupted: {problem}. Restore it with: {hint}{extra}"
+            f"index of tenant {tenant!r} is corrupted: {problem}. Repair it with: {hint}",
+            repair="reindex",
         )
 
     @contextmanager
@@ -242,6 +246,15 @@ class EmbeddedVectorStore:
         with self._reading(tenant) as state:
             return state.db.count() if state else 0
 
+    def get_records(self, tenant: str, chunk_ids: Iterable[str]) -> list[ChunkRecord]:
+        if isinstance(chunk_ids, str):
+            raise TypeError("chunk_ids must be an iterable of ids, not a single string")
+        ids = list(dict.fromkeys(chunk_ids))
+        if not ids:
+            return []
+        with self._reading(tenant) as state:
+            return state.db.records(ids) if state else []
+
     def indexed_metadata(self, tenant: str) -> dict[str, str]:
         with self._reading(tenant) as state:
             return state.db.chunk_metadata() if state else {}
@@ -304,13 +317,13 @@ class EmbeddedVectorStore:
     def verify(self, tenant: str) -> None:
         self._existing(tenant)
         with self._writing(tenant) as state:
-            problems = [*state.ann_file_problems(state.read_manifest())]
-            problems += state.db.integrity_problems()
+            records = state.db.integrity_problems()
+            derived = [*state.ann_file_problems(state.read_manifest())]
             count, live = state.db.count(), state.ann.live if state.ann else 0
             if count != live:
-                problems.append(f"ANN index holds {live} vectors but the records database {count}")
-            if problems:
-                raise self._corrupted(tenant, "; ".join(problems))
+                derived.append(f"ANN index holds {live} vectors but the records database {count}")
+            if records or derived:
+                raise self._corrupted(tenant, "; ".join(records + derived), ann_only=not records)
 
     def flush(self, tenant: str | None = None) -> None:
         """Persist unsaved ANN changes (replayable from SQLite anyway: this saves open time)."""

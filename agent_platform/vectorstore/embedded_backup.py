@@ -47,7 +47,8 @@ def backup(state: TenantState, snapshots_dir: Path) -> SnapshotInfo:
                 raise IndexCorruptedError(
                     f"tenant {state.name!r}: the live ANN file no longer matches its manifest; "
                     f"not snapshotting a damaged index (run `agent-platform index rebuild "
-                    f"--tenant {state.name}` first)"
+                    f"--tenant {state.name}` first)",
+                    repair="rebuild",
                 )
         manifest = {
             "format": 1,

@@ -1,4 +1,7 @@
-"""Query execution for the embedded store: ANN, filtered ANN, exact fallback, BM25, RRF.
+"""Query execution for the embedded store: ANN, filtered ANN, exact fallback, keyword, RRF.
+
+Keyword hits are found by FTS5 (BM25 order) and scored and ranked by query coverage (see
+`keyword_scale`); the hybrid mode fuses that keyword ranking with the vector ranking.
 
 Filtered vector search must still return k hits when k records match. A small matching subset
 is searched exactly (cheaper than a filtered graph walk and always complete); a large one uses
@@ -12,10 +15,11 @@ from collections.abc import Mapping
 
 import numpy as np
 
+from agent_platform.vectorstore import keyword_scale
 from agent_platform.vectorstore.base import MetadataValue, SearchHit, SearchMode
 from agent_platform.vectorstore.embedded_tenant import TenantState
 from agent_platform.vectorstore.fusion import rrf_scores
-from agent_platform.vectorstore.validation import keyword_score, vector_score
+from agent_platform.vectorstore.validation import vector_score
 
 SLACK = 5  # extra ANN hits, in case a row was deleted but the ANN is mid-sync
 HYBRID_DEPTH = 50  # how deep each list goes before fusion
@@ -61,6 +65,32 @@ def vector_ranked(
     return list(zip(labels.tolist(), cosines.tolist(), strict=True))
 
 
+def _matched_terms(state: TenantState, terms: list[str], labels: list[int]) -> dict[int, set[str]]:
+    """Which of `terms` each chunk contains, as FTS5's tokenizer (Porter stemming) matches them."""
+    out: dict[int, set[str]] = {label: set() for label in labels}
+    if not labels or not terms:
+        return out
+    marks = ",".join("?" * len(labels))
+    sql = f"SELECT rowid FROM chunks_fts WHERE chunks_fts MATCH ? AND rowid IN ({marks})"
+    conn = state.db.reader()
+    for term in terms:  # \w+ words: no quote can reach the FTS query syntax
+        for (label,) in conn.execute(sql, (f'"{term}"', *labels)):
+            out[label].add(term)
+    return out
+
+
+def keyword_ranked(
+    state: TenantState, text: str, depth: int, flt: Filters
+) -> list[tuple[int, float]]:
+    """(label, keyword score) best first: up to `depth` BM25 candidates that contain a content
+    word of the query, ranked by the share of content words they contain."""
+    terms = keyword_scale.query_terms(text)
+    if not terms:
+        return []
+    labels = [label for label, _ in state.db.keyword(" ".join(terms), depth, flt)]
+    return keyword_scale.rank(labels, terms, _matched_terms(state, terms, labels))
+
+
 def hits(
     state: TenantState, ranked: list[tuple[int, float]], k: int, min_score: float | None
 ) -> list[SearchHit]:
@@ -96,7 +126,7 @@ def search(
     min_score: float | None,
 ) -> list[SearchHit]:
     if mode is SearchMode.KEYWORD:
-        ranked = [(lb, keyword_score(b)) for lb, b in state.db.keyword(text, k, flt)]
+        ranked = keyword_ranked(state, text, max(HYBRID_DEPTH, 2 * k), flt)
     elif mode is SearchMode.VECTOR:
         assert vec is not None
         ranked = [(lb, vector_score(c)) for lb, c in vector_ranked(state, vec, k, flt)]
@@ -104,6 +134,6 @@ def search(
         assert vec is not None
         depth = max(HYBRID_DEPTH, 2 * k)
         by_vector = [lb for lb, _ in vector_ranked(state, vec, depth, flt)]
-        by_keyword = [lb for lb, _ in state.db.keyword(text, depth, flt)]
+        by_keyword = [lb for lb, _ in keyword_ranked(state, text, depth, flt)]
         ranked = rrf_scores([by_vector, by_keyword])
     return hits(state, ranked, k, min_score)

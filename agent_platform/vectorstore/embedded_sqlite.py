@@ -307,6 +307,19 @@ class RecordDB:
         )
         return [(r[0], float(r[1])) for r in self.reader().execute(sql, (query, *params, limit))]
 
+    def records(self, chunk_ids: Sequence[str]) -> list[ChunkRecord]:
+        """The records of these ids (with vectors), in the order given; unknown ids skipped."""
+        found: dict[str, ChunkRecord] = {}
+        conn = self.reader()
+        for start in range(0, len(chunk_ids), 500):
+            part = list(chunk_ids[start : start + 500])
+            sql = (
+                f"SELECT {ROW_COLUMNS}, vector FROM chunks "
+                f"WHERE chunk_id IN ({','.join('?' * len(part))})"
+            )
+            found.update((r[1], _record(r)) for r in conn.execute(sql, part))
+        return [found[c] for c in chunk_ids if c in found]
+
     def iter_records(self, batch_size: int) -> Iterator[list[ChunkRecord]]:
         """Keyset pages over a private connection: no long-lived cursor, bounded memory."""
         conn, last = connect(self.path, readonly=True), -1
@@ -320,17 +333,7 @@ class RecordDB:
                 if not rows:
                     return
                 last = rows[-1][0]
-                yield [
-                    ChunkRecord(
-                        chunk_id=r[1],
-                        document_id=r[2],
-                        source=r[3],
-                        text=r[4],
-                        metadata=json.loads(r[5]),
-                        vector=np.frombuffer(r[6], dtype=np.float32).copy(),
-                    )
-                    for r in rows
-                ]
+                yield [_record(r) for r in rows]
         finally:
             conn.close()
 
@@ -348,6 +351,18 @@ class RecordDB:
 
     def rebuild_fts(self) -> None:
         self._writer.execute("INSERT INTO chunks_fts(chunks_fts) VALUES ('rebuild')")
+
+
+def _record(row: tuple) -> ChunkRecord:
+    """A `ROW_COLUMNS, vector` row as a record."""
+    return ChunkRecord(
+        chunk_id=row[1],
+        document_id=row[2],
+        source=row[3],
+        text=row[4],
+        metadata=json.loads(row[5]),
+        vector=np.frombuffer(row[6], dtype=np.float32).copy(),
+    )
 
 
 def _labels_vectors(rows: list) -> tuple[np.ndarray, np.ndarray]:

@@ -4,18 +4,28 @@ from __future__ import annotations
 
 from agent_platform.settings import Settings
 from agent_platform.vectorstore.base import VectorStore
+from agent_platform.vectorstore.namespaces import (
+    StoreNamespace,
+    embedded_root,
+    embedded_snapshots_dir,
+    weaviate_collection,
+)
 
 
-def open_vector_store(settings: Settings) -> VectorStore:
-    """Embedded files under `settings.index_dir`, or the Weaviate server at `weaviate_url`."""
+def open_vector_store(
+    settings: Settings, namespace: StoreNamespace = StoreNamespace.KNOWLEDGE
+) -> VectorStore:
+    """Embedded files under the namespace's root, or its collection on the Weaviate server at
+    `weaviate_url`. Knowledge and memory are separate namespaces (see `namespaces.py`)."""
     backend = settings.resolved_vector_backend
+    namespace = StoreNamespace(namespace)
     if backend == "embedded":
         from agent_platform.vectorstore.embedded import EmbeddedVectorStore
         from agent_platform.vectorstore.embedded_ann import AnnParams
 
         return EmbeddedVectorStore(
-            settings.index_dir,
-            snapshots_dir=settings.snapshots_dir,
+            embedded_root(settings, namespace),
+            snapshots_dir=embedded_snapshots_dir(settings, namespace),
             params=AnnParams(ef_search=settings.hnsw_ef_search),
         )
     if backend == "weaviate":
@@ -29,7 +39,8 @@ def open_vector_store(settings: Settings) -> VectorStore:
             settings.weaviate_url,
             grpc_port=settings.weaviate_grpc_port,
             api_key=settings.weaviate_api_key,
-            snapshots_dir=settings.snapshots_dir,
+            collection=weaviate_collection(namespace),
+            snapshots_dir=embedded_snapshots_dir(settings, namespace),
             ef=settings.hnsw_ef_search,
         )
     raise ValueError(f"unknown vector backend {backend!r}: expected 'embedded' or 'weaviate'")

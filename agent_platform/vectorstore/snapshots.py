@@ -172,7 +172,15 @@ def prune(
 
 
 def restore_hint(tenant: str, snapshot_id: str | None) -> str:
-    """The command a person runs to get a damaged tenant index back."""
+    """The commands that bring back a tenant whose stored records are damaged.
+
+    Re-ingesting always works (the index is derived from the tenant's source documents, and the
+    embedding cache makes it cheap); a snapshot is the alternative where one exists.
+    """
+    ingest = f"agent-platform ingest <source-dir> --tenant {tenant}"
     if snapshot_id:
-        return f"agent-platform index restore --tenant {tenant} --snapshot {snapshot_id}"
-    return f"agent-platform ingest <source-dir> --tenant {tenant} (no snapshot exists to restore)"
+        return (
+            f"{ingest} (rebuilds it from its source documents), or restore the newest snapshot: "
+            f"agent-platform index restore --tenant {tenant} --snapshot {snapshot_id}"
+        )
+    return f"{ingest} (rebuilds it from its source documents; no snapshot exists to restore)"

@@ -6,9 +6,9 @@ the same [0, 1] scales, otherwise switching backends would change behaviour, not
 Score scales (higher is better in every mode):
 - vector: `(1 + cosine) / 2`, so 0.5 means orthogonal and 1.0 identical. Chosen over clipping
   at 0 because it keeps the full ordering (no ties among dissimilar hits).
-- keyword: `bm25 / (bm25 + BM25_HALF)`, a saturating, query-independent map of the raw BM25
-  score (BM25_HALF scores 0.5), so `min_score` means the same thing for every query.
-- hybrid: RRF normalised by its maximum (see `fusion.py`).
+- keyword: the share of the query's content words the chunk contains (see `keyword_scale.py`),
+  so a chunk holding every word asked scores 1.0 in any tenant, however small.
+- hybrid: RRF normalised by its maximum (see `fusion.py`): 1.0 = first in both rankings.
 """
 
 from __future__ import annotations
@@ -22,9 +22,9 @@ import numpy as np
 from agent_platform.vectorstore.base import ChunkRecord, MetadataValue
 
 TENANT_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
-METADATA_KEY_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
-RESERVED_FILTER_KEYS = frozenset({"source", "document_id"})
-BM25_HALF = 5.0
+FILTER_KEY_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
+METADATA_KEY_MAX = 256
+METADATA_MAX_DEPTH = 32
 
 
 def check_tenant(tenant: str) -> str:
@@ -73,22 +73,54 @@ def check_record(record: ChunkRecord, dim: int | None) -> np.ndarray:
 
 
 def check_metadata(what: str, metadata: object) -> dict[str, MetadataValue]:
-    """Flat metadata with filterable keys and scalar values; returns it as a plain dict."""
+    """JSON metadata: string keys, values of JSON types (nested lists and objects included).
+
+    Stored and returned exactly (tuples come back as lists), so documents from LangChain loaders
+    round-trip. Only top-level scalar values under identifier keys can be filtered on.
+    """
     if not isinstance(metadata, Mapping):
         raise ValueError(f"{what}: metadata must be a mapping, got {type(metadata).__name__}")
-    for key, value in metadata.items():
-        if not isinstance(key, str) or not METADATA_KEY_RE.match(key):
-            raise ValueError(f"{what}: metadata key {key!r} must match {METADATA_KEY_RE.pattern}")
-        if key in RESERVED_FILTER_KEYS:
-            raise ValueError(f"{what}: metadata key {key!r} is reserved (it is a record field)")
-        if not isinstance(value, str | int | float | bool):
-            raise ValueError(
-                f"{what}: metadata[{key!r}] must be str, int, float or bool, "
-                f"got {type(value).__name__}"
-            )
-        if isinstance(value, float) and not math.isfinite(value):
-            raise ValueError(f"{what}: metadata[{key!r}] is not finite")
-    return dict(metadata)
+    return {
+        _check_key(what, "metadata", key): _check_json(what, f"metadata[{key!r}]", value, 1)
+        for key, value in metadata.items()
+    }
+
+
+def _check_key(what: str, where: str, key: object) -> str:
+    if not isinstance(key, str) or not key or len(key) > METADATA_KEY_MAX:
+        raise ValueError(
+            f"{what}: {where} key {key!r} must be a non-empty string of at most "
+            f"{METADATA_KEY_MAX} characters"
+        )
+    return key
+
+
+def _check_json(what: str, where: str, value: object, depth: int) -> MetadataValue:
+    """`value` as plain JSON data, or a ValueError naming where it is not."""
+    if depth > METADATA_MAX_DEPTH:
+        raise ValueError(f"{what}: {where} is nested deeper than {METADATA_MAX_DEPTH} levels")
+    if value is None or isinstance(value, str | bool | int):
+        return value
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise ValueError(f"{what}: {where} is not finite")
+        return value
+    if isinstance(value, list | tuple):
+        return [_check_json(what, f"{where}[{i}]", v, depth + 1) for i, v in enumerate(value)]
+    if isinstance(value, dict):
+        return {
+            _check_key(what, where, k): _check_json(what, f"{where}[{k!r}]", v, depth + 1)
+            for k, v in value.items()
+        }
+    raise ValueError(
+        f"{what}: {where} must be JSON data (str, int, float, bool, None, list or dict), "
+        f"got {type(value).__name__}"
+    )
+
+
+def filterable(key: str, value: object) -> bool:
+    """Whether a metadata entry can be filtered on: an identifier key with a scalar value."""
+    return bool(FILTER_KEY_RE.match(key)) and isinstance(value, str | int | float | bool)
 
 
 def check_search_args(
@@ -114,13 +146,17 @@ def check_search_args(
 
 
 def check_filters(filters: Mapping[str, MetadataValue] | None) -> dict[str, MetadataValue]:
-    """Equality filters on `source`, `document_id` or a metadata key."""
+    """Equality filters on the record fields `source` and `document_id` or on a metadata key
+    holding a scalar (nested values and keys that are not identifiers are stored, not filtered)."""
     if not filters:
         return {}
     out: dict[str, MetadataValue] = {}
     for key, value in filters.items():
-        if not isinstance(key, str) or not METADATA_KEY_RE.match(key):
-            raise ValueError(f"filter key {key!r} must match {METADATA_KEY_RE.pattern}")
+        if not isinstance(key, str) or not FILTER_KEY_RE.match(key):
+            raise ValueError(
+                f"filter key {key!r} cannot be filtered on: filter keys must match "
+                f"{FILTER_KEY_RE.pattern}"
+            )
         if not isinstance(value, str | int | float | bool):
             raise ValueError(
                 f"filter {key!r}: value must be str, int, float or bool, got {type(value).__name__}"
@@ -131,8 +167,3 @@ def check_filters(filters: Mapping[str, MetadataValue] | None) -> dict[str, Meta
 
 def vector_score(cosine: float) -> float:
     return float(min(1.0, max(0.0, (1.0 + cosine) / 2.0)))
-
-
-def keyword_score(bm25: float) -> float:
-    bm25 = max(0.0, float(bm25))
-    return bm25 / (bm25 + BM25_HALF)

@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from agent_platform.vectorstore.base import MetadataValue
+from agent_platform.vectorstore.validation import filterable
 
 NAMESPACE = uuid.UUID("6f1c1f2e-6c1a-4f53-9d55-3b1f0c7a2e11")
 
@@ -53,6 +54,15 @@ def create_collection(
             ),
         ],
     )
+
+
+def metadata_properties(metadata: Mapping[str, MetadataValue]) -> dict[str, Any]:
+    """The filterable `m_<key>` properties of a chunk: top-level scalars under identifier keys.
+
+    Everything else (nested values, None, keys such as `loc.lines`) lives only in the exact
+    `metadata_json` text, which is what reads return.
+    """
+    return {f"m_{k}": v for k, v in metadata.items() if filterable(k, v)}
 
 
 def weaviate_filter(filters: Mapping[str, MetadataValue]) -> Any:

@@ -1,9 +1,14 @@
 """`VectorStore` over Weaviate (client v4): one multi-tenant collection, vectors we provide.
 
+One store object serves one namespace (`namespaces.py`): knowledge chunks in
+`AgentPlatformChunks`, long-term memories in `AgentPlatformMemories`. A tenant is a Weaviate
+tenant inside that collection, so no tenant name can reach the other namespace.
+
 Chunk ids map to uuid5(tenant, chunk_id), so re-inserting a chunk overwrites it (batch inserts
 with an existing UUID replace the object). Metadata keys become `m_<key>` properties so they can be
 filtered; `metadata_json` keeps the exact values. Scores follow `validation.py`: vector
-`1 - distance/2` (= (1+cos)/2 for the cosine distance), keyword `bm25/(bm25+5)`, hybrid Weaviate's
+`1 - distance/2` (= (1+cos)/2 for the cosine distance), keyword the query coverage of
+`keyword_scale.py` (words match unstemmed, as Weaviate's `word` tokenizer), hybrid Weaviate's
 rankedFusion (alpha 0.5, weights summing to 1, best possible 1/60) multiplied by 60 and clipped.
 
 Snapshots: Weaviate backs up whole collections (all tenants) and cannot restore into an existing
@@ -23,6 +28,7 @@ from urllib.parse import urlparse
 
 import numpy as np
 
+from agent_platform.vectorstore import keyword_scale
 from agent_platform.vectorstore import snapshots as snap
 from agent_platform.vectorstore.base import (
     ChunkRecord,
@@ -34,6 +40,7 @@ from agent_platform.vectorstore.base import (
     VectorStoreError,
     canonical_metadata,
 )
+from agent_platform.vectorstore.namespaces import WEAVIATE_COLLECTIONS, StoreNamespace
 from agent_platform.vectorstore.validation import (
     check_filters,
     check_metadata,
@@ -41,15 +48,16 @@ from agent_platform.vectorstore.validation import (
     check_search_args,
     check_tenant,
     check_vector,
-    keyword_score,
     vector_score,
 )
 from agent_platform.vectorstore.weaviate_schema import (
     chunk_uuid,
     create_collection,
+    metadata_properties,
     weaviate_filter,
 )
 
+KEYWORD_DEPTH = 50  # BM25 candidates re-ranked by coverage
 PROPS = ["chunk_id", "document_id", "source", "text", "metadata_json"]
 
 
@@ -64,7 +72,7 @@ class WeaviateVectorStore:
         *,
         grpc_port: int = 50051,
         api_key: str | None = None,
-        collection: str = "AgentPlatformChunks",
+        collection: str = WEAVIATE_COLLECTIONS[StoreNamespace.KNOWLEDGE],
         snapshots_dir: Path | None = None,
         ef: int = 128,
         ef_construction: int = 128,
@@ -115,6 +123,18 @@ class WeaviateVectorStore:
         return self._dims.get(tenant)
 
     @staticmethod
+    def _record(obj: Any) -> ChunkRecord:
+        p = obj.properties
+        return ChunkRecord(
+            chunk_id=p["chunk_id"],
+            document_id=p["document_id"],
+            source=p["source"],
+            text=p["text"],
+            vector=np.asarray(obj.vector["default"], dtype=np.float32),
+            metadata=json.loads(p.get("metadata_json") or "{}"),
+        )
+
+    @staticmethod
     def _hit(obj: Any, score: float) -> SearchHit:
         p = obj.properties
         return SearchHit(
@@ -139,7 +159,7 @@ class WeaviateVectorStore:
             props = {"chunk_id": record.chunk_id, "document_id": record.document_id}
             props |= {"source": record.source, "text": record.text}
             props["metadata_json"] = canonical_metadata(record.metadata)
-            props |= {f"m_{k}": v for k, v in record.metadata.items()}
+            props |= metadata_properties(record.metadata)
             objects.append(
                 DataObject(
                     properties=props,
@@ -187,10 +207,10 @@ class WeaviateVectorStore:
             obj = col.query.fetch_object_by_id(uuid, include_vector=True, return_properties=PROPS)
             if obj is None:
                 continue
-            props = {"metadata_json": canonical_metadata(values)}
-            props |= {f"m_{k}": v for k, v in values.items()}
+            new_props = metadata_properties(values)
+            props = {"metadata_json": canonical_metadata(values)} | new_props
             old = json.loads(obj.properties.get("metadata_json") or "{}")
-            if old.keys() <= values.keys():
+            if metadata_properties(old).keys() <= new_props.keys():
                 col.data.update(uuid=uuid, properties=props)
             else:
                 kept = {k: obj.properties[k] for k in PROPS if k != "metadata_json"}
@@ -208,6 +228,26 @@ class WeaviateVectorStore:
         if not self._exists(tenant):
             return 0
         return int(self._tenant(tenant).aggregate.over_all(total_count=True).total_count or 0)
+
+    def get_records(self, tenant: str, chunk_ids: Iterable[str]) -> list[ChunkRecord]:
+        from weaviate.classes.query import Filter
+
+        if isinstance(chunk_ids, str):
+            raise TypeError("chunk_ids must be an iterable of ids, not a single string")
+        ids = list(dict.fromkeys(chunk_ids))
+        if not ids or not self._exists(tenant):
+            return []
+        found: dict[str, ChunkRecord] = {}
+        for start in range(0, len(ids), 500):
+            part = [chunk_uuid(tenant, c) for c in ids[start : start + 500]]
+            res = self._tenant(tenant).query.fetch_objects(
+                filters=Filter.by_id().contains_any(part),
+                limit=len(part),
+                include_vector=True,
+                return_properties=PROPS,
+            )
+            found.update((o.properties["chunk_id"], self._record(o)) for o in res.objects)
+        return [found[c] for c in ids if c in found]
 
     def indexed_metadata(self, tenant: str) -> dict[str, str]:
         if not self._exists(tenant):
@@ -248,14 +288,18 @@ class WeaviateVectorStore:
             )
             hits = [self._hit(o, 1.0 - o.metadata.distance / 2.0) for o in res.objects]
         elif mode is SearchMode.KEYWORD:
+            terms = keyword_scale.query_terms(query_text)
             res = q.bm25(
-                query_text,
+                " ".join(terms),
                 query_properties=["text"],
-                limit=k,
+                limit=max(KEYWORD_DEPTH, 2 * k),
                 filters=where,
                 return_metadata=MetadataQuery(score=True),
             )
-            hits = [self._hit(o, keyword_score(o.metadata.score or 0.0)) for o in res.objects]
+            ranked = keyword_scale.rank(
+                res.objects, terms, lambda o: keyword_scale.words(o.properties["text"])
+            )
+            hits = [self._hit(o, score) for o, score in ranked[:k]]
         else:
             res = q.hybrid(
                 query_text,
@@ -292,17 +336,7 @@ class WeaviateVectorStore:
             include_vector=True, return_properties=PROPS, cache_size=batch_size
         )
         for o in objects:
-            p = o.properties
-            batch.append(
-                ChunkRecord(
-                    chunk_id=p["chunk_id"],
-                    document_id=p["document_id"],
-                    source=p["source"],
-                    text=p["text"],
-                    vector=np.asarray(o.vector["default"], dtype=np.float32),
-                    metadata=json.loads(p.get("metadata_json") or "{}"),
-                )
-            )
+            batch.append(self._record(o))
             if len(batch) >= batch_size:
                 yield batch
                 batch = []
@@ -320,16 +354,16 @@ class WeaviateVectorStore:
             raise VectorStoreError(f"Weaviate is not ready; cannot verify tenant {tenant!r}")
         status = self._col.tenants.get().get(tenant)
         if status is None:
-            raise IndexCorruptedError(f"tenant {tenant!r} is missing in Weaviate. Restore: {hint}")
+            raise IndexCorruptedError(f"tenant {tenant!r} is missing in Weaviate. Repair: {hint}")
         try:
             total = self.count(tenant)
             seen = sum(len(b) for b in self.iter_records(tenant, 2048))
         except Exception as exc:  # any server-side read failure means the shard is unusable
-            problem = f"tenant {tenant!r} is unreadable ({exc}). Restore: {hint}"
+            problem = f"tenant {tenant!r} is unreadable ({exc}). Repair: {hint}"
             raise IndexCorruptedError(problem) from exc
         if total != seen:
             raise IndexCorruptedError(
-                f"tenant {tenant!r}: count {total} but {seen} objects readable. Restore: {hint}"
+                f"tenant {tenant!r}: count {total} but {seen} objects readable. Repair: {hint}"
             )
 
     def backup(self, tenant: str, snapshots_dir: Path) -> SnapshotInfo:

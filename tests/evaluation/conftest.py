@@ -49,7 +49,7 @@ def make_response(
     return AgentResponse(
         answer=answer,
         citations=[
-            Citation(source=retrieved[n - 1].source, chunk_id=f"c{n - 1}", score=0.9)
+            Citation(number=n, source=retrieved[n - 1].source, chunk_id=f"c{n - 1}", score=0.9)
             for n in cited
             if 0 < n <= len(retrieved)
         ],

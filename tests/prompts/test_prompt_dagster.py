@@ -202,3 +202,34 @@ def test_sensor_gives_a_revert_a_new_run_key(prompt_dir: Path, resource: Prompts
         instance=instance, cursor=legacy, resources={"prompts": resource}
     )
     assert not sensor(context).run_requests
+
+
+def test_sensor_without_cursor_starts_from_what_was_materialized(
+    prompt_dir: Path, resource: PromptsResource, edit
+) -> None:
+    """Switched on over a home whose prompts are registered (the first `make ui` after `make
+    demo`), the sensor requests nothing; an edit made since is still requested."""
+    instance = dg.DagsterInstance.ephemeral()
+    assert _materialize(prompt_dir, resource, instance).success
+    sensor = build_prompt_sensor(prompt_names(build_prompt_assets([prompt_dir])[0]))
+
+    def evaluate(cursor: str | None) -> dg.SensorResult:
+        context = dg.build_sensor_context(
+            instance=instance, cursor=cursor, resources={"prompts": resource}
+        )
+        return sensor(context)
+
+    first = evaluate(None)
+    assert not first.run_requests and first.skip_reason
+    assert set(json.loads(first.cursor)["files"]) == {
+        "base_system",
+        "grounded_qa_system",
+        "grounded_qa_user",
+    }
+    edit(prompt_dir / "grounded_qa_user.jinja", "Question: {{ question }}", "Question:{{question}}")
+    for cursor in (first.cursor, None):
+        [request] = evaluate(cursor).run_requests
+        assert set(request.asset_selection) == {
+            template_key("grounded_qa_user"),
+            version_key("grounded_qa_user"),
+        }

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 import subprocess
 from pathlib import Path
 
@@ -11,6 +12,7 @@ import pytest
 from agent_platform.prompts import (
     CANDIDATE,
     PRODUCTION,
+    ApproverRoles,
     MlflowPromptStore,
     PromotionRefusedError,
     PromotionService,
@@ -22,6 +24,15 @@ from agent_platform.prompts import (
     render_changelog,
 )
 
+ROLES = ApproverRoles(
+    approvers={
+        "prompt-owner-lead": ["prompt-owner"],
+        "safety-lead": ["safety"],
+        "alice": ["prompt-owner"],
+        "bob": ["safety"],
+        "carol": ["prompt-owner", "safety"],
+    }
+)
 SOURCES = {"sources": [{"title": "Billing FAQ", "text": "Invoices go out monthly."}]}
 
 
@@ -37,7 +48,7 @@ def _approve_all(service: PromotionService, name: str, version: int) -> None:
 
 @pytest.fixture
 def service(store: MlflowPromptStore, prompt_settings) -> PromotionService:
-    return PromotionService(store, ReviewLog.under(prompt_settings.home_dir))
+    return PromotionService(store, ReviewLog.under(prompt_settings.home_dir), ROLES)
 
 
 def test_publish_registers_tags_and_is_idempotent(
@@ -192,3 +203,30 @@ def test_promotion_needs_every_required_approval(
         ("safety", "bob"),
     ]
     assert all(a.approved_at.tzinfo is not None for a in approvals)
+
+
+def test_approvals_count_once_per_approver_and_only_for_roles_still_held(
+    prompt_dir: Path, store: MlflowPromptStore, service: PromotionService
+) -> None:
+    """Approvals written before roles were enforced (one name in both roles), or by a name whose
+    role was since revoked from the roles file, do not fill a role."""
+    _publish_all(prompt_dir, store)
+    service.log.add_approval("grounded_qa_system", 1, "prompt-owner", "carol")
+    with sqlite3.connect(service.log.path) as conn:  # the pre-fix record: carol in both roles
+        conn.execute(
+            "INSERT INTO approvals VALUES ('grounded_qa_system', 1, 'safety', 'carol', ?)",
+            ("2026-01-01T00:00:00+00:00",),
+        )
+    version = store.get("grounded_qa_system", 1)
+    assert len(service.missing_approvals(version)) == 1  # carol fills one role, not two
+    with pytest.raises(PromotionRefusedError, match="missing approval"):
+        service.promote("grounded_qa_system", 1, by="carol")
+
+    service.approve("grounded_qa_system", 1, role="safety", by="bob")
+    assert service.missing_approvals(version) == []  # bob: safety, carol: prompt-owner
+    revoked = PromotionService(
+        store, service.log, ApproverRoles(approvers={"bob": ["safety"], "carol": ["safety"]})
+    )
+    assert revoked.missing_approvals(version) == ["prompt-owner"]
+    with pytest.raises(PromotionRefusedError, match="does not hold role 'prompt-owner'"):
+        revoked.approve("grounded_qa_system", 1, role="prompt-owner", by="bob")

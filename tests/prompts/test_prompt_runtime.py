@@ -11,6 +11,7 @@ from mlflow.exceptions import MlflowException
 
 from agent_platform.prompts import (
     CANDIDATE,
+    ApproverRoles,
     MlflowPromptStore,
     PromotionRefusedError,
     PromotionService,
@@ -42,7 +43,10 @@ class ManualClock:
 @pytest.fixture
 def live(prompt_dir: Path, store: MlflowPromptStore, prompt_settings, edit):
     """Shipped prompts published twice (v1 in production, v2 approved), plus the services."""
-    service = PromotionService(store, ReviewLog.under(prompt_settings.home_dir))
+    roles = ApproverRoles(
+        approvers={"prompt-owner-lead": ["prompt-owner"], "safety-lead": ["safety"]}
+    )
+    service = PromotionService(store, ReviewLog.under(prompt_settings.home_dir), roles)
     repo = PromptRepository.from_dirs([prompt_dir])
     for name in repo.names():
         publish_prompt(repo, store, name)
@@ -64,7 +68,7 @@ def live(prompt_dir: Path, store: MlflowPromptStore, prompt_settings, edit):
     publish_prompt(PromptRepository.from_dirs([prompt_dir]), store, "grounded_qa_system")
     for version in (1, 2):
         for role in ("prompt-owner", "safety"):
-            service.approve("grounded_qa_system", version, role=role, by="reviewer")
+            service.approve("grounded_qa_system", version, role=role, by=f"{role}-lead")
     service.promote("grounded_qa_system", 1, by="release")
     return service
 
@@ -227,7 +231,7 @@ def test_production_profile_refuses_unpromoted_prompts(
     with pytest.raises(PromptNotFoundError, match="alias 'staging'"):
         resolver.resolve(PromptRef(name="grounded_qa_system", alias="staging"))
 
-    live.approve("grounded_qa_user", 1, role="prompt-owner", by="reviewer")
+    live.approve("grounded_qa_user", 1, role="prompt-owner", by="prompt-owner-lead")
     live.promote("grounded_qa_user", 1, by="release")
     resolver = _resolver(production)
     assert resolver.resolve(USER_REF)[1] == "production"

@@ -161,8 +161,12 @@ def test_literal_names_and_variable_keys_are_allowed(tmp_path: Path, write_promp
 @pytest.mark.parametrize(
     ("source", "inputs", "error"),
     [
-        ("{{ 'x' * 10**8 }}", {}, "str repetition .* would build 100000000 items, over the limit"),
-        ("{{ n * [0] }}", {"n": 10**7}, "list repetition .* over the limit of 2000000"),
+        (
+            "{{ 'x' * 10**8 }}",
+            {},
+            r"str repetition .* would build 100,000,000 items",
+        ),
+        ("{{ n * [0] }}", {"n": 10**7}, "list repetition .* over the limit of 2,000,000"),
         ("{{ 2 ** 1000 }}", {}, "an exponent over 100 is not allowed"),
         ("{{ (2 ** 64) ** 99 }}", {}, "a power over 4096 bits"),
         ("{{ (2 ** 99) * (2 ** 99) * n }}", {"n": 2**4000}, "integer product over 4096 bits"),
@@ -170,7 +174,7 @@ def test_literal_names_and_variable_keys_are_allowed(tmp_path: Path, write_promp
 )
 def test_operators_refuse_huge_results(source: str, inputs: dict, error: str) -> None:
     env = make_environment({"t": source})
-    with pytest.raises(PromptRenderError, match=f"sandbox violation: .*{error}"):
+    with pytest.raises(PromptRenderError, match=f"refused, render limit: .*{error}"):
         render(env, "t", inputs)
 
 
@@ -184,6 +188,7 @@ import resource
 from pathlib import Path
 
 from agent_platform.prompts import PromptRenderError
+from agent_platform.prompts.limits import RenderLimits
 from agent_platform.prompts.sandbox import make_environment, render
 
 env = make_environment({"t": DOUBLING})
@@ -192,7 +197,7 @@ used = int(Path("/proc/self/statm").read_text().split()[0]) * resource.getpagesi
 hard = resource.getrlimit(resource.RLIMIT_AS)[1]
 resource.setrlimit(resource.RLIMIT_AS, (used + 512 * 2**20, hard))
 try:
-    render(env, "t", {})
+    render(env, "t", {}, bounds=RenderLimits(max_chars=10**12, max_work_chars=10**13))
 except PromptRenderError as exc:
     print(exc)
 else:
@@ -201,8 +206,9 @@ else:
 
 
 def test_running_out_of_memory_is_a_render_error() -> None:
-    """A value built by `~` (which cannot be intercepted) until memory runs out, in a process of
-    its own: a memory limit on the test process would fail its other threads' allocations too."""
+    """A value built by `~` until memory runs out (the size limits lifted, so only the memory
+    limit stops it), in a process of its own: a memory limit on the test process would fail its
+    other threads' allocations too."""
     doubling = (
         "{% set ns = namespace(s='x' * 1000000) %}"
         "{% for i in range(40) %}{% set ns.s = ns.s ~ ns.s %}{% endfor %}{{ ns.s|length }}"
@@ -232,7 +238,7 @@ def test_missing_variable_is_an_error_not_an_empty_string() -> None:
 
 def test_runaway_output_is_cut_off() -> None:
     env = make_environment({"t": "{% for i in range(100000) %}xxxxxxxxxx{% endfor %}"})
-    with pytest.raises(PromptRenderError, match="renders past 1000 characters"):
+    with pytest.raises(PromptRenderError, match="renders past 1,000 characters"):
         render(env, "t", {}, max_chars=1000)
 
 

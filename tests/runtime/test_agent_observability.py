@@ -15,6 +15,7 @@ from typer.testing import CliRunner
 
 from agent_platform.cli.run import run_command, runtime_app
 from agent_platform.prompts import (
+    ApproverRoles,
     MlflowPromptStore,
     PromotionService,
     PromptRepository,
@@ -113,9 +114,13 @@ def ab_settings(agent_home: Path, tmp_path: Path) -> Settings:
     assert publish_prompt(
         PromptRepository.from_dirs([prompts]), store, "grounded_qa_system"
     ).created
-    service = PromotionService(store, ReviewLog.under(home))
+    service = PromotionService(
+        store,
+        ReviewLog.under(home),
+        ApproverRoles(approvers={"prompt-owner-lead": ["prompt-owner"], "safety-lead": ["safety"]}),
+    )
     for role in ("prompt-owner", "safety"):
-        service.approve("grounded_qa_system", 2, role=role, by="reviewer")
+        service.approve("grounded_qa_system", 2, role=role, by=f"{role}-lead")
     service.start_ab("grounded_qa_system", 2, traffic=0.5, by="release")
     return settings
 

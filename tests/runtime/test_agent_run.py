@@ -14,11 +14,9 @@ from agent_platform.runtime.errors import (
     RequestValidationError,
     UnknownTenantError,
 )
-from agent_platform.runtime.long_term import memory_tenant
 from agent_platform.runtime.memory import MemoryScope
 from agent_platform.runtime.response import MAX_INPUT_CHARS, AgentRequest
 from agent_platform.runtime.workflow import RunContext
-from agent_platform.tenants import validate_tenant_name
 
 AGENT_TENANT = "handbook"  # indexed by the `agent_home` fixture (conftest.py)
 
@@ -170,8 +168,7 @@ def test_facts_the_user_asks_to_keep_go_to_long_term_memory(runtime) -> None:
     assert recalled and recalled[0].text == "my deployment region is eu-west-1."
     assert recalled[0].metadata["user"] == "frank"
     assert runtime.services.long_term.recall(AGENT_TENANT, "grace", "which region do I use?") == []
-    store = runtime.services.knowledge.store
-    assert "handbook__memory" in store.tenants()
+    assert AGENT_TENANT in runtime.services.long_term.store.tenants()  # the memory namespace
     hits = runtime.services.knowledge.search(AGENT_TENANT, "deployment region eu-west-1", k=20)
     assert all(not h.chunk_id.startswith("mem-") for h in hits)  # the knowledge index is clean
     # The recalled fact reaches the model's system message (the real phases, step by step).
@@ -182,11 +179,3 @@ def test_facts_the_user_asks_to_keep_go_to_long_term_memory(runtime) -> None:
     assert context["memories"] == ["my deployment region is eu-west-1."]
     system = runtime.services.prepare_prompt(run, context)["messages"][0].content
     assert system.endswith("- my deployment region is eu-west-1.")
-
-
-def test_memory_namespace_is_a_valid_tenant_name() -> None:
-    assert memory_tenant("acme") == "acme__memory"
-    long_one = "t" * 63
-    name = memory_tenant(long_one)
-    assert len(name) == 63 and validate_tenant_name(name) == name
-    assert name != memory_tenant("t" * 62 + "u")

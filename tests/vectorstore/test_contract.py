@@ -107,11 +107,65 @@ def test_update_metadata_keeps_text_and_vector(loaded, corpus_records, embedder)
         T, query_text="x", query_vector=q, k=5, mode="vector", filters={"topic": "cells"}
     )
     assert ids(cells) == ["bio-1"]
-    with pytest.raises(ValueError, match=r"faq-2.*metadata key 'a b'"):
-        loaded.update_metadata(T, {"faq-2": {"a b": 1}})
+    with pytest.raises(ValueError, match=r"faq-2.*metadata\['when'\].*JSON.*datetime"):
+        loaded.update_metadata(T, {"faq-2": {"when": datetime.now(UTC)}})
     assert loaded.indexed_metadata(T)["faq-2"] == canonical_metadata(corpus_records[1].metadata)
     assert loaded.update_metadata("nobody", {"faq-1": {}}) == 0
     loaded.verify(T)
+
+
+# What LangChain document loaders produce: nested values, dotted keys, None, lists, and keys that
+# are also record fields.
+LOADER_METADATA = {
+    "source": "manual.pdf",
+    "page": 3,
+    "loc": {"lines": {"from": 10, "to": 24}},
+    "pdf.version": "1.7",
+    "languages": ["en", "de"],
+    "coordinates": {"points": [[0.5, 1.0], [2.0, 3.5]], "system": None},
+    "chunk_id": "user-value",
+    "score": 0.25,
+    "Content-Type": "application/pdf",
+}
+
+
+def test_nested_metadata_round_trips(store, corpus_records, embedder) -> None:
+    record = dataclasses.replace(corpus_records[0], metadata=LOADER_METADATA)
+    store.upsert(T, [record, corpus_records[1]])
+    assert store.get_records(T, [record.chunk_id])[0].metadata == LOADER_METADATA
+    assert json.loads(store.indexed_metadata(T)[record.chunk_id]) == LOADER_METADATA
+    q = embedder.embed_query("forgot password")
+    hit = store.search(T, query_text="password", query_vector=q, k=1)[0]
+    assert hit.chunk_id == record.chunk_id and dict(hit.metadata) == LOADER_METADATA
+    by_page = store.search(
+        T, query_text="x", query_vector=q, k=5, mode="vector", filters={"page": 3}
+    )
+    assert ids(by_page) == [record.chunk_id]
+    (streamed,) = [r for b in store.iter_records(T) for r in b if r.chunk_id == record.chunk_id]
+    assert streamed.metadata == LOADER_METADATA
+    changed = {**LOADER_METADATA, "loc": {"lines": {"from": 1, "to": 2}}}
+    changed.pop("page")
+    assert store.update_metadata(T, {record.chunk_id: changed}) == 1
+    assert store.get_records(T, [record.chunk_id])[0].metadata == changed
+    by_page = store.search(
+        T, query_text="x", query_vector=q, k=5, mode="vector", filters={"page": 3}
+    )
+    assert by_page == []
+
+
+def test_get_records_in_order_with_vectors(loaded, corpus_records) -> None:
+    by_id = {r.chunk_id: r for r in corpus_records}
+    asked = ["geo-2", "missing", "faq-1", "geo-2", "ops-3"]
+    got = loaded.get_records(T, asked)
+    assert [r.chunk_id for r in got] == ["geo-2", "faq-1", "ops-3"]
+    for r in got:
+        want = by_id[r.chunk_id]
+        assert (r.text, r.source, r.document_id) == (want.text, want.source, want.document_id)
+        assert dict(r.metadata) == want.metadata
+        assert np.allclose(r.vector, want.vector / np.linalg.norm(want.vector), atol=1e-6)
+    assert loaded.get_records(T, []) == [] and loaded.get_records("nobody", ["faq-1"]) == []
+    with pytest.raises(TypeError, match="not a single string"):
+        loaded.get_records(T, "faq-1")
 
 
 def test_tenant_isolation(loaded, corpus_records, embedder) -> None:
@@ -295,8 +349,13 @@ def test_bad_input_is_rejected_and_nothing_is_lost(loaded, corpus_records, embed
         loaded.search(T, query_text="password", query_vector=q, k=3, min_score=2.0)
     with pytest.raises(ValueError, match="tenant"):
         loaded.upsert("../etc", corpus_records[:1])
-    with pytest.raises(ValueError, match="metadata key"):
-        loaded.upsert(T, [dataclasses.replace(corpus_records[0], metadata={"a b": 1})])
+    with pytest.raises(ValueError, match="metadata key 1 must be a non-empty string"):
+        loaded.upsert(T, [dataclasses.replace(corpus_records[0], metadata={1: "x"})])
+    with pytest.raises(ValueError, match=r"metadata\['loc'\]\['lines'\] is not finite"):
+        bad = {"loc": {"lines": float("nan")}}
+        loaded.upsert(T, [dataclasses.replace(corpus_records[0], metadata=bad)])
+    with pytest.raises(ValueError, match=r"filter key 'loc.page' cannot be filtered on"):
+        loaded.search(T, query_text="x", query_vector=q, k=1, filters={"loc.page": 1})
     assert loaded.count(T) == len(corpus_records)
     hits = loaded.search(T, query_text="password", query_vector=q, k=1, mode="vector")
     assert ids(hits) == ["faq-1"]

@@ -48,7 +48,7 @@ def test_factory_opens_embedded(settings) -> None:
     store.close()
 
 
-def test_truncated_index_file_names_restore_command(paths, corpus_records) -> None:
+def test_truncated_index_file_names_rebuild_command(paths, corpus_records) -> None:
     index, snaps = paths
     store = EmbeddedVectorStore(index, snapshots_dir=snaps)
     store.upsert(T, corpus_records)
@@ -57,7 +57,7 @@ def test_truncated_index_file_names_restore_command(paths, corpus_records) -> No
     ann = data_file(index, "ann-*.bin")
     with ann.open("r+b") as fh:
         fh.truncate(ann.stat().st_size // 2)
-    expected = f"agent-platform index restore --tenant {T} --snapshot {snapshot.snapshot_id}"
+    expected = f"records database is intact; .* agent-platform index rebuild --tenant {T}$"
     fresh = EmbeddedVectorStore(index, snapshots_dir=snaps)
     with pytest.raises(IndexCorruptedError, match=expected):
         fresh.search(T, query_text="x", query_vector=corpus_records[0].vector, k=3, mode="vector")

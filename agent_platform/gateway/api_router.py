@@ -1,0 +1,260 @@
+"""Thin FastAPI routes: parse the wire model, resolve the agent version, call `AgentServer`,
+serialise. Errors propagate as exceptions and become problem details in `app.py`'s handlers."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Header, Path, Query, Request
+from fastapi.responses import Response, StreamingResponse
+
+from agent_platform.gateway.metrics import CONTENT_TYPE
+from agent_platform.gateway.problems import PROBLEM_JSON, problem
+from agent_platform.gateway.protocol import (
+    MODEL_PATTERN,
+    NOT_BLANK,
+    TENANT_PATTERN,
+    AgentView,
+    ChatCompletion,
+    ChatCompletionRequest,
+    Health,
+    Problem,
+    RollbackRequest,
+    RollbackResult,
+    RunRequest,
+    SessionView,
+)
+from agent_platform.gateway.serving import AgentServer, ServedVersion, to_chunks, to_completion
+from agent_platform.runtime.response import AgentResponse
+
+_PROBLEM_SCHEMA = Problem.model_json_schema()
+_DESCRIPTIONS = {
+    403: "The user may not use this tenant.",
+    404: "Unknown agent, version, tenant or session.",
+    413: "The request body is larger than the limit.",
+    422: "A field is invalid; `errors` names it.",
+    429: "A rate limit refused the request; see Retry-After.",
+    502: "Every model failed or gave an invalid answer.",
+    503: "No model can serve, the index is missing, or the worker is saturated; see Retry-After.",
+    504: "The agent did not answer within the request timeout.",
+}
+
+
+def problems(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    return {
+        s: {"description": _DESCRIPTIONS[s], "content": {PROBLEM_JSON: {"schema": _PROBLEM_SCHEMA}}}
+        for s in statuses
+    }
+
+
+RUN_PROBLEMS = problems(403, 404, 413, 422, 429, 502, 503, 504)
+
+
+async def run_hooks(request: Request) -> None:
+    """Authentication and policy hook points: each hook may refuse the request by raising."""
+    for hook in request.app.state.hooks:
+        await hook(request)
+
+
+router = APIRouter(prefix="/v1", dependencies=[Depends(run_hooks)])
+probes = APIRouter(tags=["operations"])
+
+TenantHeader = Annotated[
+    str,
+    Header(
+        alias="X-Tenant",
+        pattern=TENANT_PATTERN,
+        description="The tenant whose knowledge answers (until identity maps it from the token).",
+    ),
+]
+TimeoutHeader = Annotated[
+    float,
+    Header(
+        alias="X-Request-Timeout",
+        gt=0,
+        description="Seconds the caller will wait; it can shorten the server's timeout, never "
+        "lengthen it.",
+    ),
+]
+
+
+# `str`, not `str | None`: a header is a string when sent (no null branch in the schema)
+BodyTenantHeader = Annotated[
+    str, Header(alias="X-Tenant", pattern=TENANT_PATTERN, description="Unless in the body.")
+]
+
+
+def _server(request: Request) -> AgentServer:
+    return request.app.state.server
+
+
+async def _resolve(request: Request, model: str) -> ServedVersion:
+    server = _server(request)
+    served = server.cached(model) or await asyncio.to_thread(server.resolve, model)
+    request.state.agent_version = served.label
+    return served
+
+
+def _timeout(request: Request, asked: float | None) -> float:
+    limit = _server(request).config.request_timeout_s
+    return min(limit, asked) if asked else limit
+
+
+def _json(model: Any) -> Response:
+    return Response(model.model_dump_json(), media_type="application/json")
+
+
+@router.post(
+    "/chat/completions",
+    response_model=ChatCompletion,
+    responses={
+        200: {
+            "description": "A chat completion, or with `stream: true` Server-Sent Events of "
+            "`chat.completion.chunk` objects ending with `data: [DONE]`.",
+            "content": {"text/event-stream": {"schema": {"type": "string"}}},
+        },
+        **RUN_PROBLEMS,
+    },
+    tags=["openai"],
+)
+async def chat_completions(
+    body: ChatCompletionRequest,
+    request: Request,
+    tenant: TenantHeader,
+    timeout: TimeoutHeader = None,
+) -> Response:
+    """OpenAI-compatible chat completion: `model` names the agent, the last user message is
+    the input, `user` the user and `metadata.session_id` the session."""
+    served = await _resolve(request, body.model)
+    response = await _server(request).chat(
+        body, served, tenant=tenant, timeout_s=_timeout(request, timeout)
+    )
+    if not body.stream:
+        return _json(to_completion(body.model, served, response))
+    include_usage = bool(body.stream_options and body.stream_options.include_usage)
+    return StreamingResponse(
+        _sse(body.model, served, response, include_usage), media_type="text/event-stream"
+    )
+
+
+async def _sse(
+    model: str, served: ServedVersion, response: AgentResponse, include_usage: bool
+) -> AsyncIterator[str]:
+    for chunk in to_chunks(model, served, response, include_usage=include_usage):
+        yield f"data: {chunk.model_dump_json(exclude_none=True)}\n\n"
+    yield "data: [DONE]\n\n"
+
+
+AgentPath = Annotated[str, Path(pattern=MODEL_PATTERN, description="Agent, optionally @version.")]
+
+
+@router.post(
+    "/agents/{agent}/runs", response_model=AgentResponse, responses=RUN_PROBLEMS, tags=["agents"]
+)
+async def create_run(
+    agent: AgentPath,
+    body: RunRequest,
+    request: Request,
+    tenant: BodyTenantHeader = None,
+    timeout: TimeoutHeader = None,
+) -> Response:
+    """The native contract: the same object as `agent-platform run --json`."""
+    served = await _resolve(request, agent)
+    response = await _server(request).run(
+        served,
+        tenant=body.tenant or tenant or "",
+        user=body.user,
+        input=body.input,
+        session_id=body.session_id,
+        timeout_s=_timeout(request, timeout),
+    )
+    return _json(response)
+
+
+@router.get(
+    "/agents/{agent}", response_model=AgentView, responses=problems(404, 422), tags=["agents"]
+)
+async def get_agent(agent: AgentPath, request: Request) -> Response:
+    """The version serving `agent`: configuration, prompt versions, index snapshot, gates."""
+    served = await _resolve(request, agent)
+    return _json(await asyncio.to_thread(_server(request).describe, served))
+
+
+UserQuery = Annotated[
+    str, Query(min_length=1, max_length=128, pattern=NOT_BLANK, description="The session's user.")
+]
+SessionPath = Annotated[str, Path(min_length=1, max_length=128)]
+
+
+@router.get(
+    "/sessions/{session_id}",
+    response_model=SessionView,
+    responses=problems(403, 404, 422),
+    tags=["sessions"],
+)
+async def get_session(
+    session_id: SessionPath, user: UserQuery, request: Request, tenant: TenantHeader
+) -> Response:
+    """The versions of a session's conversation state."""
+    server = _server(request)
+    served = await _resolve(request, server.settings.serving_agent)
+    view = await asyncio.to_thread(server.session, served, session_id, tenant=tenant, user=user)
+    return _json(view)
+
+
+@router.post(
+    "/sessions/{session_id}/rollback",
+    response_model=RollbackResult,
+    responses=problems(403, 404, 413, 422),
+    tags=["sessions"],
+)
+async def rollback_session(
+    session_id: SessionPath, body: RollbackRequest, request: Request, tenant: TenantHeader
+) -> Response:
+    """Make an earlier version of the session current again (written as a new version)."""
+    server = _server(request)
+    served = await _resolve(request, server.settings.serving_agent)
+    result = await asyncio.to_thread(
+        server.rollback, served, session_id, body.version, tenant=tenant, user=body.user
+    )
+    return _json(result)
+
+
+@probes.get("/healthz", response_model=Health)
+async def healthz() -> Response:
+    """The process is alive (says nothing about whether it can answer)."""
+    return _json(Health(status="ok"))
+
+
+@probes.get("/readyz", response_model=Health, responses=problems(503))
+async def readyz(request: Request) -> Response:
+    """Ready: the served configuration resolved, indexes open, a model with a closed circuit."""
+    server = _server(request)
+    reasons = await asyncio.to_thread(server.not_ready_reasons)
+    if reasons:
+        raise NotReadyError("; ".join(reasons))
+    return _json(
+        Health(
+            status="ok", agent=server.settings.serving_agent, agent_version=server.serving_label()
+        )
+    )
+
+
+class NotReadyError(Exception):
+    """The worker cannot serve yet (or any more); the message lists why."""
+
+
+@probes.get(
+    "/metrics",
+    response_class=Response,
+    responses={200: {"content": {CONTENT_TYPE.split(";")[0]: {"schema": {"type": "string"}}}}},
+)
+async def metrics(request: Request) -> Response:
+    """Prometheus text: HTTP metrics and the loaded runtimes' metrics."""
+    return Response(request.app.state.metrics.exposition(), media_type=CONTENT_TYPE)
+
+
+def not_ready_problem(exc: NotReadyError):
+    return problem(503, str(exc), retry_after=1)
