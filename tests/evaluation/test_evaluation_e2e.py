@@ -85,7 +85,7 @@ def test_failed_gates_block_promotion_and_everything_is_logged(home: Path, tmp_p
     # the model version carries only the tags a person filters on; the rest is on the LoggedModel
     assert {"candidate", "git_commit", "index_snapshot_id"} <= set(version.tags)
     assert not {"agent_config", "prompts", "embedding_model"} & set(version.tags)
-    assert len(version.tags) <= 12, sorted(version.tags)
+    assert not [t for t in version.tags if t.startswith(("eval.metric.", "prompt."))], version.tags
     examples = EvaluationService(Settings(home=home), plan=load_plan(plan), registry=registry)
     table = examples.examples_of(version.tags["eval.run_id"])
     assert len(table) == 58 and {"correct", "groundedness", "latency_ms"} <= set(table.columns)
@@ -172,7 +172,7 @@ def test_challenger_evaluation_leaves_the_champions_record_alone(
     champion = registry.champion("grounded-qa")
     assert champion.version == 1 and champion.gates_passed is True
     recorded = {k: v for k, v in champion.tags.items() if k.startswith("eval.")}
-    assert float(recorded["eval.metric.consistency"]) == 1.0
+    assert champion.metrics["consistency"] == 1.0
 
     config["ops"]["evaluated_model_versions"]["config"]["candidates"] = ["twin"]
     second = dg.materialize(GRAPH, resources=resources(home, plan, **gates), run_config=config)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import signal
 import socket
 import subprocess
 import sys
@@ -85,6 +86,7 @@ def mlflow_ui(evaluated_home: Path, tmp_path: Path) -> Iterator[str]:
         stdout=log,
         stderr=subprocess.STDOUT,
         env={**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true"},
+        start_new_session=True,  # its own process group: uvicorn and the job runner end together
     )
     url = f"http://127.0.0.1:{port}"
     try:
@@ -102,8 +104,12 @@ def mlflow_ui(evaluated_home: Path, tmp_path: Path) -> Iterator[str]:
             pytest.fail("mlflow server did not answer /health within 120 s")
         yield url
     finally:
-        server.terminate()
-        server.wait(timeout=30)
+        os.killpg(server.pid, signal.SIGTERM)
+        try:
+            server.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(server.pid, signal.SIGKILL)
+            server.wait(timeout=30)
         log.close()
 
 
