@@ -159,7 +159,9 @@ class AuthSettings(BaseModel):
         default_factory=lambda: ["RS256", "PS256", "ES256"],
         description="Accepted signature algorithms; `none` and HS* can never be configured.",
     )
-    leeway_s: int = Field(default=30, ge=0, le=300, description="Clock skew allowed on exp/nbf/iat.")
+    leeway_s: int = Field(
+        default=30, ge=0, le=300, description="Clock skew allowed on exp/nbf/iat."
+    )
     jwks_max_age_s: float = Field(
         default=3600.0,
         gt=0,

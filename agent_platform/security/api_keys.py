@@ -51,19 +51,31 @@ class ApiKeyStore:
             )
         self.path.chmod(0o600)
 
-    def create(self, name: str, *, roles: list[str], tenants: list[str]) -> tuple[str, ApiKeyRecord]:
+    def create(
+        self, name: str, *, roles: list[str], tenants: list[str]
+    ) -> tuple[str, ApiKeyRecord]:
         """A new key for service account `name`: (the key, shown once; what is stored)."""
         key_id, secret = secrets.token_hex(6), secrets.token_urlsafe(32)
         record = ApiKeyRecord(
-            key_id, name, tuple(sorted(roles)), tuple(sorted(tenants)),
-            datetime.now(UTC).isoformat(timespec="seconds"), False,
-        )  # fmt: skip
+            key_id,
+            name,
+            tuple(sorted(roles)),
+            tuple(sorted(tenants)),
+            datetime.now(UTC).isoformat(timespec="seconds"),
+            False,
+        )
         with contextlib.closing(sqlite3.connect(self.path)) as conn, conn:
             conn.execute(
                 "INSERT INTO api_keys VALUES (?,?,?,?,?,?,0)",
-                (key_id, _digest(secret), name, json.dumps(record.roles),
-                 json.dumps(record.tenants), record.created_at),
-            )  # fmt: skip
+                (
+                    key_id,
+                    _digest(secret),
+                    name,
+                    json.dumps(record.roles),
+                    json.dumps(record.tenants),
+                    record.created_at,
+                ),
+            )
         return f"{PREFIX}{key_id}_{secret}", record
 
     def revoke(self, key_id: str) -> bool:
@@ -78,9 +90,11 @@ class ApiKeyStore:
                 " ORDER BY created_at"
             ).fetchall()
         return [
-            ApiKeyRecord(r[0], r[1], tuple(json.loads(r[2])), tuple(json.loads(r[3])), r[4], bool(r[5]))
+            ApiKeyRecord(
+                r[0], r[1], tuple(json.loads(r[2])), tuple(json.loads(r[3])), r[4], bool(r[5])
+            )
             for r in rows
-        ]  # fmt: skip
+        ]
 
     def authenticate(self, key: str) -> Identity:
         """The service account a presented key belongs to, or AuthenticationError."""

@@ -45,7 +45,9 @@ class SessionTracker(ABC):
         current = sessions.get(sid)
         if current is not None:
             if current.revoked:
-                raise SessionRefusedError("session: this sign-in session was revoked; sign in again")
+                raise SessionRefusedError(
+                    "session: this sign-in session was revoked; sign in again"
+                )
             if now - current.last_seen > self.idle_timeout_s:
                 self._save(subject, SessionState(sid, current.started, current.last_seen, True))
                 hours = self.idle_timeout_s / 3600
@@ -155,7 +157,8 @@ def open_session_tracker(settings) -> SessionTracker:
     }
     if settings.profile == "production":
         if not settings.redis_url:
-            raise ValueError("sessions: the production profile keeps them in Redis; set "
-                             "AGENT_PLATFORM_REDIS_URL")  # fmt: skip
+            raise ValueError(
+                "sessions: the production profile keeps them in Redis; set AGENT_PLATFORM_REDIS_URL"
+            )
         return RedisSessionTracker(settings.redis_url, **limits)
     return SQLiteSessionTracker(settings.home_dir / "security" / "sessions.sqlite", **limits)
