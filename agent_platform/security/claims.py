@@ -50,7 +50,7 @@ def identity_from_claims(claims: dict[str, Any], auth: AuthSettings) -> Identity
     username = username if isinstance(username, str) else None
     authorized_party = claims.get("azp") or claims.get("client_id")
     subject = str(claims["sub"])
-    service = (username or "").startswith("service-account-") or subject == authorized_party
+    service = (username or "").startswith("service-account-")  # Keycloak's service accounts
     sid = claims.get("sid")
     return Identity(
         subject=subject,

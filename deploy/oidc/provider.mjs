@@ -7,6 +7,7 @@
 // sid). Test-only control routes, on loopback only:
 //   POST /__test/rotate[?drop=1]   new signing keys (the old ones stay published unless drop=1)
 //   POST /__test/outage?down=1|0   the JWKS and discovery endpoints answer 503 while down
+//   POST /__test/stats             how often the JWKS was fetched
 import { randomUUID, generateKeyPairSync } from "node:crypto";
 import { readFileSync, writeFileSync } from "node:fs";
 import http from "node:http";
@@ -37,6 +38,7 @@ function newKeys(generation) {
 let generation = 1;
 let keys = newKeys(generation);
 let outage = false;
+let jwksRequests = 0;
 let current;
 
 function build(issuer) {
@@ -86,6 +88,7 @@ function build(issuer) {
 
 const server = http.createServer((req, res) => {
   const url = new URL(req.url, "http://localhost");
+  if (url.pathname === "/jwks") jwksRequests += 1;
   if (url.pathname.startsWith("/__test/") && req.method === "POST") {
     if (url.pathname === "/__test/rotate") {
       generation += 1;
@@ -96,7 +99,7 @@ const server = http.createServer((req, res) => {
       outage = url.searchParams.get("down") === "1";
     }
     res.writeHead(200, { "content-type": "application/json" });
-    res.end(JSON.stringify({ generation, kids: keys.map((k) => k.kid), outage }));
+    res.end(JSON.stringify({ generation, kids: keys.map((k) => k.kid), outage, jwksRequests }));
     return;
   }
   if (outage && (url.pathname === "/jwks" || url.pathname.startsWith("/.well-known/"))) {
