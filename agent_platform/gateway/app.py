@@ -17,8 +17,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
-from agent_platform.gateway.auth import install_security
 from agent_platform.gateway.api_router import NotReadyError, not_ready_problem, probes, router
+from agent_platform.gateway.auth import install_security
 from agent_platform.gateway.errors import GatewayError
 from agent_platform.gateway.metrics import GatewayMetrics
 from agent_platform.gateway.middleware import (
