@@ -1,13 +1,15 @@
-"""The Rego policy bundle, evaluated in process with regopy (rego-cpp).
+"""The Rego policy bundle and its decisions.
 
 The bundle is every `.rego` file under the policy directory; its content hash (SHA-256 over the
 files' relative paths and bytes) names the policy in `GET /v1/agents/{agent}` and in every audit
 record. `reload()` picks up changes: a bundle that fails to parse or to answer a probe decision
-keeps the last good one and marks the engine not ready; with no good bundle at all, every
-decision fails closed (`PolicyUnavailableError`), never allow-all.
+keeps the last good one and marks the engine not ready (`error`); with no good bundle at all,
+every decision fails closed (`PolicyUnavailableError`), never allow-all.
 
-rego-cpp does not escape strings in its output, so the policy only ever returns booleans and
-fixed codes, and any output that does not parse is a denial.
+Evaluation is local (regopy, rego-cpp's bindings), in a child process (`policy_worker.py`):
+rego-cpp's library aborts a process that loads PyTorch after it, and a crash of its C++ must
+cost one restarted worker, not the gateway. A worker that dies is restarted with the last good
+bundle; meanwhile decisions fail closed.
 """
 
 from __future__ import annotations
@@ -15,26 +17,20 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import subprocess
+import sys
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import regopy
-
 from agent_platform.security.errors import PolicyUnavailableError
 
-QUERY = "x := data.agent_platform.authz.decision"
+WORKER = Path(__file__).with_name("policy_worker.py")
 _TEST_RULE = re.compile(r"^(test_\w+)\s+if\b", re.MULTILINE)
 _PACKAGE = re.compile(r"^package\s+([\w.]+)", re.MULTILINE)
-_PROBE = {
-    "action": "agents.read",
-    "profile": "production",
-    "auth_required": True,
-    "identity": {"subject": "probe", "kind": "user", "verified": True, "roles": [], "tenants": []},
-    "resource": {},
-}
+_WORKER_ERRORS = (BrokenPipeError, OSError, ValueError)
 
 
 class PolicyError(ValueError):
@@ -50,116 +46,117 @@ class Decision:
     bundle: str | None = None
 
 
-@dataclass
-class Bundle:
-    """Compiled modules of one content hash."""
-
-    digest: str
-    files: dict[str, str]
-    interpreter: Any = field(repr=False)
-
-
 def read_bundle(directory: Path) -> tuple[str, dict[str, str]]:
     """The .rego files under `directory` and their content hash."""
     files = {
         str(p.relative_to(directory)): p.read_text(encoding="utf-8")
-        for p in sorted(directory.rglob("*.rego"))
+        for p in sorted(Path(directory).rglob("*.rego"))
     }
     if not files:
-        raise PolicyError(f"policy directory {directory.name}: no .rego files")
+        raise PolicyError(f"policy directory {Path(directory).name}: no .rego files")
     digest = hashlib.sha256()
     for name, text in files.items():
         digest.update(name.encode() + b"\0" + text.encode() + b"\0")
     return "sha256:" + digest.hexdigest(), files
 
 
-def _query(interpreter: Any, input_value: dict[str, Any] | None, query: str) -> Any:
-    if input_value is not None:
-        interpreter.set_input(regopy.Input(input_value))
-    output = interpreter.query(query)
-    if not output.ok() or not output.results:
-        return None
-    try:
-        return output.results[0].bindings.get("x")
-    except (AttributeError, IndexError):
-        return None
+class _Worker:
+    """One evaluator process and its pipe."""
 
+    def __init__(self) -> None:
+        self.process = subprocess.Popen(
+            [sys.executable, str(WORKER)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+            bufsize=1,
+        )
 
-def compile_bundle(directory: Path) -> Bundle:
-    digest, files = read_bundle(directory)
-    interpreter = regopy.Interpreter()
-    for name, text in files.items():
-        try:
-            interpreter.add_module(name, text)
-        except regopy.RegoError as exc:
-            raise PolicyError(f"{name}: {str(exc).splitlines()[0][:200]}") from exc
-    try:
-        interpreter.set_input(regopy.Input(_PROBE))
-        output = interpreter.query(QUERY)
-        ok = output.ok()
-        message = "" if ok else str(output)
-    except (regopy.RegoError, ValueError) as exc:  # ValueError: output that is not JSON
-        ok, message = False, str(exc)
-    if not ok:
-        first = next((line for line in message.splitlines() if line.strip()), "does not compile")
-        located = re.search(r"-- (\S+:\d+:\d+)", message)
-        where = f" at {located.group(1)}" if located else ""
-        raise PolicyError(f"policy bundle{where}: {first.strip()[:200]}")
-    probe = _query(interpreter, None, QUERY)
-    if not isinstance(probe, dict) or probe.get("allow") is not False:
-        raise PolicyError("policy bundle: the probe decision must be a denial with allow=false")
-    return Bundle(digest, files, interpreter)
+    def call(self, request: dict[str, Any]) -> dict[str, Any]:
+        assert self.process.stdin and self.process.stdout
+        self.process.stdin.write(json.dumps(request) + "\n")
+        self.process.stdin.flush()
+        line = self.process.stdout.readline()
+        if not line:
+            raise BrokenPipeError("the policy worker exited")
+        return json.loads(line)
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(timeout=5)
 
 
 class PolicyEngine:
-    """Decisions from the active bundle; thread-safe (one interpreter behind a lock)."""
+    """Decisions from the active bundle; thread-safe (one worker behind a lock)."""
 
     def __init__(self, directory: Path, *, cache_s: float = 2.0) -> None:
         self.directory = Path(directory)
         self.cache_s = cache_s
-        self.bundle: Bundle | None = None
+        self.digest: str | None = None
+        self.files: dict[str, str] = {}
         self.error: str | None = None
         self._lock = threading.Lock()
+        self._worker: _Worker | None = None
         self._cache: dict[str, tuple[float, Decision]] = {}
         self.reload()
 
-    @property
-    def digest(self) -> str | None:
-        return self.bundle.digest if self.bundle else None
+    def _call(self, request: dict[str, Any]) -> dict[str, Any]:
+        """Send to the worker (under the lock), restarting it once with the good bundle."""
+        for attempt in (1, 2):
+            if self._worker is None:
+                self._worker = _Worker()
+                if self.files and request.get("op") != "load":
+                    self._worker.call({"op": "load", "files": self.files})
+            try:
+                return self._worker.call(request)
+            except _WORKER_ERRORS:
+                self._worker.stop()
+                self._worker = None
+                if attempt == 2:
+                    raise
+        raise AssertionError("unreachable")
 
     def reload(self) -> bool:
         """Load the directory's bundle if it changed; False when it is unusable (the last
         good bundle stays active and `error` says why)."""
         try:
-            digest, _ = read_bundle(self.directory)
-            if self.bundle is not None and digest == self.bundle.digest:
-                self.error = None
-                return True
-            bundle = compile_bundle(self.directory)
+            digest, files = read_bundle(self.directory)
         except (PolicyError, OSError, UnicodeError) as exc:
             self.error = str(exc)
             return False
+        if digest == self.digest:
+            self.error = None
+            return True
         with self._lock:
-            self.bundle, self.error = bundle, None
+            try:
+                reply = self._call({"op": "load", "files": files})
+            except _WORKER_ERRORS as exc:
+                reply = {"ok": False, "error": f"policy worker failed: {exc}"}
+            if not reply.get("ok"):
+                self.error = str(reply.get("error"))  # the worker keeps the old modules
+                return False
+            self.digest, self.files, self.error = digest, files, None
             self._cache.clear()
         return True
 
     def decide(self, input_value: dict[str, Any]) -> Decision:
         """The policy's answer for `input_value`; anything unexpected is a denial."""
-        bundle = self.bundle
-        if bundle is None:
+        digest = self.digest
+        if digest is None:
             raise PolicyUnavailableError(f"no authorization policy is loaded: {self.error}")
         key = json.dumps(input_value, sort_keys=True, default=str)
         now = time.monotonic()
         cached = self._cache.get(key)
-        if cached and cached[0] > now and cached[1].bundle == bundle.digest:
+        if cached and cached[0] > now and cached[1].bundle == digest:
             return cached[1]
         with self._lock:
             try:
-                raw = _query(bundle.interpreter, input_value, QUERY)
-            except (regopy.RegoError, ValueError):
-                raw = None
-        decision = _to_decision(raw, bundle.digest)
+                reply = self._call({"op": "decide", "input": input_value})
+            except _WORKER_ERRORS as exc:
+                raise PolicyUnavailableError("the policy evaluator is unavailable") from exc
+        decision = _to_decision(reply.get("decision") if reply.get("ok") else None, digest)
         if self.cache_s > 0:
             if len(self._cache) > 10_000:
                 self._cache.clear()
@@ -167,18 +164,28 @@ class PolicyEngine:
         return decision
 
     def run_tests(self) -> dict[str, bool]:
-        """Every `test_` rule of the bundle: name -> passed."""
-        bundle = self.bundle
-        if bundle is None:
+        """Every `test_` rule of the active bundle: name -> passed (one query per package)."""
+        if self.digest is None:
             raise PolicyUnavailableError(f"no authorization policy is loaded: {self.error}")
         results = {}
         with self._lock:
-            for text in bundle.files.values():
+            for text in self.files.values():
+                names = list(dict.fromkeys(_TEST_RULE.findall(text)))
                 package = _PACKAGE.search(text)
-                for name in dict.fromkeys(_TEST_RULE.findall(text)):
-                    path = f"data.{package.group(1)}.{name}" if package else name
-                    results[path] = _query(bundle.interpreter, None, f"x := {path}") is True
+                if not names or not package:
+                    continue
+                reply = self._call({"op": "query", "query": f"x := data.{package.group(1)}"})
+                value = reply.get("value") if reply.get("ok") else None
+                for name in names:
+                    passed = isinstance(value, dict) and value.get(name) is True
+                    results[f"data.{package.group(1)}.{name}"] = passed
         return results
+
+    def close(self) -> None:
+        with self._lock:
+            if self._worker is not None:
+                self._worker.stop()
+                self._worker = None
 
 
 def _to_decision(raw: Any, digest: str) -> Decision:
@@ -187,7 +194,7 @@ def _to_decision(raw: Any, digest: str) -> Decision:
         grantors = raw.get("grantors") if isinstance(raw, dict) else None
         return Decision(
             allow=False,
-            missing=tuple(missing) if isinstance(missing, list) else ("permission",),
+            missing=tuple(missing) if isinstance(missing, list) and missing else ("permission",),
             grantors=tuple(grantors) if isinstance(grantors, list) else (),
             bundle=digest,
         )

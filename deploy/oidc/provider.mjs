@@ -1,6 +1,9 @@
 // A real OpenID provider (panva/oidc-provider, OpenID Certified) for the authentication tests.
 //
-//   node provider.mjs --port 0 --clients clients.json [--port-file PATH]
+//   node provider.mjs --port 0 --clients clients.json [--port-file PATH] [--extra-key JWK]
+//
+// --extra-key publishes one more public key (the tests' own, kid "test-minter") so that tests
+// can mint tokens with a trusted signature but bad claims; the provider never signs with it.
 //
 // Machine clients get JWT access tokens from the client credentials grant, laid out as Keycloak
 // lays them out (preferred_username, realm_access.roles, resource_access.<client>.roles, groups,
@@ -37,6 +40,7 @@ function newKeys(generation) {
 
 let generation = 1;
 let keys = newKeys(generation);
+const extra = args["extra-key"] ? JSON.parse(readFileSync(args["extra-key"], "utf8")) : null;
 let outage = false;
 let jwksRequests = 0;
 let current;
@@ -88,7 +92,17 @@ function build(issuer) {
 
 const server = http.createServer((req, res) => {
   const url = new URL(req.url, "http://localhost");
-  if (url.pathname === "/jwks") jwksRequests += 1;
+  if (url.pathname === "/jwks") {
+    jwksRequests += 1;
+    if (extra && !outage) {
+      // the provider's own keys plus the tests' public key
+      const { d, p, q, dp, dq, qi, ...pub } = extra;
+      const own = keys.map(({ d, p, q, dp, dq, qi, ...k }) => k);
+      res.writeHead(200, { "content-type": "application/jwk-set+json" });
+      res.end(JSON.stringify({ keys: [...own, pub] }));
+      return;
+    }
+  }
   if (url.pathname.startsWith("/__test/") && req.method === "POST") {
     if (url.pathname === "/__test/rotate") {
       generation += 1;
