@@ -77,7 +77,9 @@ class TokenVerifier:
             decoded = jwt.decode(token, key, algorithms=[alg])
             self.claims_registry.validate(decoded.claims)
         except JoseError as exc:
-            raise AuthenticationError(f"{exc.error}: {exc.description or ''}"[:200]) from exc
+            claim = getattr(exc, "claim", None)
+            named = f" ({claim})" if claim else ""
+            raise AuthenticationError(f"{exc.error}{named}: {exc.description or ''}"[:200]) from exc
         except (ValueError, TypeError) as exc:
             raise AuthenticationError(f"invalid token: {type(exc).__name__}") from exc
         claims = dict(decoded.claims)

@@ -68,35 +68,42 @@ def attacks(
             RSAKey.generate_key(2048, parameters={"kid": es_kid}), good, alg="RS256"
         )
 
-    def oversized_header() -> str:
-        return "Bearer " + signed(minter, good, x_padding="A" * 9000)
+    def long_kid(length: int) -> Callable[[], str]:
+        padded = RSAKey.import_key(minter.as_dict(private=True), {"kid": "A" * length})
+        return lambda: "Bearer " + signed(padded, good)
 
     now = int(time.time())
     return {
         "alg none": alg_none,
         "HS256 signed with the public key": hs256_with_public_key,
         "wrong key (published kid, other key)": lambda: "Bearer " + signed(stranger, good),
-        "expired": lambda: "Bearer "
-        + signed(minter, claims(issuer, audience, iat=now - 7200, exp=now - 3600)),
-        "not yet valid (nbf in the future)": lambda: "Bearer "
-        + signed(minter, claims(issuer, audience, nbf=now + 3600)),
-        "issued in the future (iat)": lambda: "Bearer "
-        + signed(minter, claims(issuer, audience, iat=now + 3600, exp=now + 7200)),
+        "expired": lambda: (
+            "Bearer " + signed(minter, claims(issuer, audience, iat=now - 7200, exp=now - 3600))
+        ),
+        "not yet valid (nbf in the future)": lambda: (
+            "Bearer " + signed(minter, claims(issuer, audience, nbf=now + 3600))
+        ),
+        "issued in the future (iat)": lambda: (
+            "Bearer " + signed(minter, claims(issuer, audience, iat=now + 3600, exp=now + 7200))
+        ),
         "no exp": lambda: "Bearer " + signed(minter, claims(issuer, audience, exp=None)),
         "wrong audience": lambda: "Bearer " + signed(minter, claims(issuer, "other-api")),
-        "wrong issuer": lambda: "Bearer "
-        + signed(minter, claims("https://evil.example/realms/x", audience)),
+        "wrong issuer": lambda: (
+            "Bearer " + signed(minter, claims("https://evil.example/realms/x", audience))
+        ),
         "unknown kid": lambda: "Bearer " + signed(unknown, good),
         "tampered payload": tampered_payload,
         "RS256 header naming an EC key": rs256_header_on_ec_key,
-        "jku header pointing elsewhere": lambda: "Bearer "
-        + signed(minter, good, jku="https://evil.example/jwks"),
-        "oversized header": oversized_header,
+        "jku header pointing elsewhere": lambda: (
+            "Bearer " + signed(minter, good, jku="https://evil.example/jwks")
+        ),
+        "oversized token (9 KB header)": long_kid(9000),
+        "oversized header (2 KB kid)": long_kid(2000),
         "malformed: two segments": lambda: "Bearer abc.def",
         "malformed: header not base64": lambda: "Bearer %%%.e30.sig",
         "malformed: header is a JSON list": lambda: f"Bearer {b64(b'[1,2]')}.{b64(good)}.c2ln",
         "malformed: five segments (JWE)": lambda: "Bearer a.b.c.d.e",
         "not a bearer scheme": lambda: "Basic YWxpY2U6c2VjcmV0",
-        "empty bearer": lambda: "Bearer ",
+        "empty bearer": lambda: "Bearer",
         "unknown API key": lambda: "Bearer ap_000000000000_notarealsecret",
     }

@@ -107,8 +107,16 @@ def oidc(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OidcProvider]:
     port = free_port()
     log = (root / "provider.log").open("wb")
     process = subprocess.Popen(
-        ["node", "provider.mjs", "--port", str(port), "--clients", str(config),
-         "--extra-key", str(extra)],  # fmt: skip
+        [
+            "node",
+            "provider.mjs",
+            "--port",
+            str(port),
+            "--clients",
+            str(config),
+            "--extra-key",
+            str(extra),
+        ],
         cwd=OIDC_DIR,
         stdout=log,
         stderr=subprocess.STDOUT,

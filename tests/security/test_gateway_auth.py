@@ -89,6 +89,7 @@ def test_every_attack_gets_the_same_401_and_an_audit_record(secure_gateway, oidc
         records = [r for r in audit_tail(5) if r["seq"] > before]
         assert [r["kind"] for r in records] == ["auth.failure"], name
         reasons[name] = records[0]["details"]["reason"]
+    print(json.dumps(reasons, indent=1))  # the list of attacks and results
     # the audit log says why, the wire never does
     assert "algorithm 'none' not allowed" in reasons["alg none"]
     assert "algorithm 'HS256' not allowed" in reasons["HS256 signed with the public key"]
@@ -100,8 +101,8 @@ def test_every_attack_gets_the_same_401_and_an_audit_record(secure_gateway, oidc
     assert "iss" in reasons["wrong issuer"]
     assert "unknown key id" in reasons["unknown kid"]
     assert "not a RS256 key" in reasons["RS256 header naming an EC key"]
-    assert "longer than" in reasons["oversized header"]
-    print(json.dumps(reasons, indent=1))  # the list of attacks and results
+    assert "too long" in reasons["oversized token (9 KB header)"]
+    assert "header longer than" in reasons["oversized header (2 KB kid)"]
 
 
 def test_unknown_kids_refetch_the_jwks_at_most_once_a_second(secure_gateway, oidc):
@@ -123,9 +124,9 @@ def test_key_rotation_at_the_provider_needs_no_restart(secure_gateway, oidc):
     kids = oidc.control("rotate")["kids"]
     new = oidc.token("alice")
     new_kid = json.loads(base64.urlsafe_b64decode(new.split(".")[0] + "=="))["kid"]
-    assert new_kid == kids[0] != json.loads(base64.urlsafe_b64decode(old.split(".")[0] + "=="))[
-        "kid"
-    ]
+    assert (
+        new_kid == kids[0] != json.loads(base64.urlsafe_b64decode(old.split(".")[0] + "=="))["kid"]
+    )
     time.sleep(1.1)  # past the refetch interval of the last unknown kid
     assert httpx.get(secure_gateway.url + AGENT, headers=bearer(new), timeout=30).status_code == 200
     assert httpx.get(secure_gateway.url + AGENT, headers=bearer(old), timeout=30).status_code == 200
