@@ -66,7 +66,7 @@ class GatewaySecurity:
         if self.engine.error:
             failures.append(
                 f"authorization policy unusable ({self.engine.error}); "
-                + ("the last good bundle stays active" if self.engine.bundle else "none loaded")
+                + ("the last good bundle stays active" if self.engine.digest else "none loaded")
             )
         warnings = []
         if not self.settings.auth_required:

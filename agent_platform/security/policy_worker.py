@@ -16,6 +16,7 @@ so output that does not parse is returned as null (the engine treats it as a den
 from __future__ import annotations
 
 import json
+import os
 import re
 import sys
 
@@ -45,6 +46,18 @@ def query(interpreter, query_text: str):
         return None
 
 
+def describe_error(message: str, files: dict[str, str]) -> str:
+    """`file:line: message` from rego-cpp's error tree (its first error)."""
+    located = re.search(r"\(error \d+:([^|]+)\|(\d+)\|", message)
+    text = re.search(r"\(errormsg \d+:([^)\n]*)\)", message)
+    what = text.group(1).strip() if text else message.strip().splitlines()[0]
+    if not located:
+        return f"policy bundle: {what[:200]}"
+    name, offset = located.group(1), int(located.group(2))
+    line = files.get(name, "")[:offset].count("\n") + 1
+    return f"{name}:{line}: {what[:200]}"
+
+
 class Compiled:
     """The modules (for ad-hoc queries) and the decision compiled once into a bundle."""
 
@@ -54,7 +67,7 @@ class Compiled:
             try:
                 self.interpreter.add_module(name, text)
             except regopy.RegoError as exc:
-                raise ValueError(f"{name}: {str(exc).splitlines()[0][:200]}") from exc
+                raise ValueError(describe_error(str(exc), files)) from exc
         try:
             self.bundle = self.interpreter.build(DECISION)
             ok = self.bundle.ok()
@@ -81,6 +94,10 @@ class Compiled:
 
 
 def main() -> None:
+    # rego-cpp prints compile errors on file descriptor 1: keep the protocol on a duplicate of
+    # it and point 1 at stderr, so nothing but replies ever reaches the engine's pipe.
+    replies = os.fdopen(os.dup(1), "w")
+    os.dup2(2, 1)
     compiled = None
     for line in sys.stdin:
         request = json.loads(line)
@@ -99,8 +116,8 @@ def main() -> None:
             reply = {"ok": True, "value": query(compiled.interpreter, request["query"])}
         else:
             reply = {"ok": False, "error": f"unknown op {op!r}"}
-        sys.stdout.write(json.dumps(reply) + "\n")
-        sys.stdout.flush()
+        replies.write(json.dumps(reply) + "\n")
+        replies.flush()
 
 
 if __name__ == "__main__":
