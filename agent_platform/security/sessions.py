@@ -33,6 +33,8 @@ class SessionState:
 class SessionTracker(ABC):
     """Checks and records one request of a signed-in session."""
 
+    touch_interval_s = 60.0
+
     def __init__(
         self, *, idle_timeout_s: float, max_sessions: int, clock: Callable[[], float] = time.time
     ) -> None:
@@ -65,6 +67,8 @@ class SessionTracker(ABC):
                     f"session: limit of {self.max_sessions} concurrent sessions per user reached; "
                     "sign out of another session or ask an operator to revoke one"
                 )
+        if current is not None and now - current.last_seen < self.touch_interval_s:
+            return  # recently seen: idle tracking to the minute needs no write per request
         started = current.started if current else now
         self._save(subject, SessionState(sid, started, now, False))
 
@@ -112,6 +116,7 @@ class SQLiteSessionTracker(SessionTracker):
 
     def _save(self, subject: str, state: SessionState) -> None:
         with contextlib.closing(sqlite3.connect(self.path, timeout=30)) as conn, conn:
+            conn.execute("PRAGMA synchronous=NORMAL")
             conn.execute(
                 "INSERT INTO sessions VALUES (?,?,?,?,?) ON CONFLICT(subject, sid) DO UPDATE SET"
                 " last_seen = excluded.last_seen, revoked = excluded.revoked",
