@@ -60,6 +60,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/ingest.py
 	$(BIN)/python benchmarks/search.py
 	$(BIN)/python benchmarks/runtime.py
+	$(BIN)/python benchmarks/authz.py
 
 ## The Dagster UI on http://127.0.0.1:3000 over the same embedded state.
 ui: $(STAMP)
