@@ -7,7 +7,7 @@ local policy allows it, and the gateway says so at start and in /readyz); otherw
 
 from __future__ import annotations
 
-from agent_platform.security.api_keys import PREFIX, ApiKeyStore
+from agent_platform.security.api_keys import PREFIX, ApiKeyStore, open_api_key_store
 from agent_platform.security.claims import identity_from_claims
 from agent_platform.security.errors import AuthenticationError
 from agent_platform.security.identity import Identity
@@ -18,7 +18,7 @@ from agent_platform.settings import Settings
 
 
 def api_key_store(settings: Settings) -> ApiKeyStore:
-    return ApiKeyStore(settings.home_dir / "security" / "api_keys.sqlite")
+    return open_api_key_store(settings)
 
 
 class Authenticator:

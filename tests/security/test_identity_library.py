@@ -119,3 +119,27 @@ def test_operator_actions_ask_the_policy_and_are_audited(platform_home, monkeypa
     )
     assert record.actor["subject"] == "dev:lea" and record.actor["verified"] is False
     assert record.details["policy_bundle"].startswith("sha256:")
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+def test_api_keys_are_stored_as_hashes_on_both_stores(backend, tmp_path, request):
+    from agent_platform.security.api_keys import ApiKeyStore, PostgresApiKeyStore
+    from agent_platform.security.errors import AuthenticationError
+
+    if backend == "postgres":
+        store = PostgresApiKeyStore(request.getfixturevalue("postgres_url"))
+    else:
+        store = ApiKeyStore(tmp_path / "keys.sqlite")
+    key, record = store.create("reporting", roles=["viewer"], tenants=["acme"])
+    secret = key.split("_", 2)[2]
+    rows, _ = store._run("SELECT hash FROM {t} WHERE key_id = ?", (record.key_id,))
+    assert rows and secret not in rows[0][0] and len(rows[0][0]) == 64
+    identity = store.authenticate(key)
+    assert (identity.kind, identity.roles, identity.tenants) == ("service", {"viewer"}, {"acme"})
+    with pytest.raises(AuthenticationError) as wrong:
+        store.authenticate(key[:-2] + "xx")
+    assert wrong.value.reason == "unknown API key"
+    assert store.revoke(record.key_id)
+    with pytest.raises(AuthenticationError) as revoked:
+        store.authenticate(key)
+    assert revoked.value.reason == f"API key {record.key_id} is revoked"
