@@ -3,6 +3,8 @@ knowledge, prompts, the memory layers and the gatekeeper (backends follow `Setti
 
 from __future__ import annotations
 
+import logging
+
 from agent_platform.knowledge.service import KnowledgeBase
 from agent_platform.prompts import PromptRegistry
 from agent_platform.runtime.access import AccessPolicy, Gatekeeper
@@ -23,6 +25,8 @@ from agent_platform.runtime.telemetry import Telemetry
 from agent_platform.settings import Settings
 from agent_platform.tenants import TenantRegistry
 
+logger = logging.getLogger(__name__)
+
 
 def build_services(
     settings: Settings,
@@ -33,9 +37,16 @@ def build_services(
     access: AccessPolicy | None = None,
     max_concurrent_model_calls: int = 10,
 ) -> AgentServices:
-    """Rate limits in Redis when configured (or `redis_url` is set), else in process; the access
-    policy from `<home>/runtime/access.json` unless one is given."""
+    """Rate limits in Redis when configured (or `redis_url` is set), else in process. Who may use
+    a tenant is the Rego policy's decision at the gateway and CLI (agent_platform.security);
+    `<home>/runtime/access.json` is no longer read, only an explicit `access` list applies."""
     home = settings.home_dir
+    if access is None and (home / "runtime" / "access.json").exists():
+        logger.warning(
+            "runtime/access.json is no longer read: tenant access is decided by the policy "
+            "bundle (policies/, AGENT_PLATFORM_AUTHZ__POLICY_DIR); move its users into tenant "
+            "memberships at the identity provider"
+        )
     telemetry = Telemetry.from_settings(runtime.telemetry, home, profile=settings.profile)
     limits = runtime.rate_limits
     on_refusal = lambda exc: telemetry.metrics.rate_limited(exc.scope)  # noqa: E731
@@ -70,7 +81,7 @@ def build_services(
         ),
         gatekeeper=Gatekeeper(
             TenantRegistry(settings.tenant_registry_path),
-            access or AccessPolicy(path=home / "runtime" / "access.json"),
+            access or AccessPolicy(),
             knowledge.store,
             router.breakers,
         ),
