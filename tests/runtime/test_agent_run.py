@@ -190,3 +190,18 @@ def test_memory_namespace_is_a_valid_tenant_name() -> None:
     name = memory_tenant(long_one)
     assert len(name) == 63 and validate_tenant_name(name) == name
     assert name != memory_tenant("t" * 62 + "u")
+
+
+def test_the_old_access_file_is_no_longer_read(make_runtime, agent_settings, caplog) -> None:
+    """The Rego policy decides who uses a tenant (tests/security); a leftover access.json only
+    earns a warning, it neither opens nor closes a tenant."""
+    path = agent_settings.home_dir / "runtime" / "access.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text('{"tenants": {"handbook": {"users": ["dave"]}}}')
+    try:
+        with caplog.at_level("WARNING"):
+            runtime = make_runtime()
+        assert "runtime/access.json is no longer read" in caplog.text
+        assert runtime.run(tenant=AGENT_TENANT, user="erin", input=REFUND_QUESTION).citations
+    finally:
+        path.unlink()
