@@ -13,9 +13,10 @@ from __future__ import annotations
 import contextlib
 import json
 import sqlite3
+import threading
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -41,7 +42,17 @@ class SessionTracker(ABC):
         self.idle_timeout_s, self.max_sessions, self.clock = idle_timeout_s, max_sessions, clock
 
     def touch(self, subject: str, sid: str) -> None:
-        """Refuse a revoked, idle or over-the-limit session; otherwise record its use."""
+        """Refuse a revoked, idle or over-the-limit session; otherwise record its use. The
+        check and the write are one transaction per user, so racing sign-ins cannot both take
+        the last free session."""
+        with self._exclusive(subject):
+            self._touch(subject, sid)
+
+    @contextlib.contextmanager
+    def _exclusive(self, subject: str) -> Iterator[None]:
+        yield
+
+    def _touch(self, subject: str, sid: str) -> None:
         now = self.clock()
         sessions = self._load(subject)
         current = sessions.get(sid)
@@ -96,6 +107,7 @@ class SQLiteSessionTracker(SessionTracker):
 
     def __init__(self, path: Path, **kwargs) -> None:
         super().__init__(**kwargs)
+        self._local = threading.local()
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         with contextlib.closing(sqlite3.connect(self.path)) as conn, conn:
@@ -106,8 +118,32 @@ class SQLiteSessionTracker(SessionTracker):
                 " PRIMARY KEY (subject, sid))"
             )
 
+    @contextlib.contextmanager
+    def _exclusive(self, subject: str) -> Iterator[None]:
+        connect = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+        with contextlib.closing(connect) as conn:
+            conn.execute("BEGIN IMMEDIATE")  # the database's write lock, across processes
+            self._local.conn = conn
+            try:
+                yield
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            finally:
+                self._local.conn = None
+
+    @contextlib.contextmanager
+    def _connection(self) -> Iterator[sqlite3.Connection]:
+        shared = getattr(self._local, "conn", None)
+        if shared is not None:
+            yield shared
+            return
+        with contextlib.closing(sqlite3.connect(self.path, timeout=30)) as conn, conn:
+            yield conn
+
     def _load(self, subject: str) -> dict[str, SessionState]:
-        with contextlib.closing(sqlite3.connect(self.path, timeout=30)) as conn:
+        with self._connection() as conn:
             rows = conn.execute(
                 "SELECT sid, started, last_seen, revoked FROM sessions WHERE subject = ?",
                 (subject,),
@@ -115,8 +151,7 @@ class SQLiteSessionTracker(SessionTracker):
         return {r[0]: SessionState(r[0], r[1], r[2], bool(r[3])) for r in rows}
 
     def _save(self, subject: str, state: SessionState) -> None:
-        with contextlib.closing(sqlite3.connect(self.path, timeout=30)) as conn, conn:
-            conn.execute("PRAGMA synchronous=NORMAL")
+        with self._connection() as conn:
             conn.execute(
                 "INSERT INTO sessions VALUES (?,?,?,?,?) ON CONFLICT(subject, sid) DO UPDATE SET"
                 " last_seen = excluded.last_seen, revoked = excluded.revoked",
@@ -133,6 +168,11 @@ class RedisSessionTracker(SessionTracker):
         super().__init__(**kwargs)
         self.client = redis.Redis.from_url(url)
         self.prefix = prefix
+
+    @contextlib.contextmanager
+    def _exclusive(self, subject: str) -> Iterator[None]:
+        with self.client.lock(f"{self.prefix}{subject}:lock", timeout=5, blocking_timeout=5):
+            yield
 
     def _load(self, subject: str) -> dict[str, SessionState]:
         raw = self.client.hgetall(self.prefix + subject)

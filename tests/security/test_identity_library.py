@@ -65,12 +65,28 @@ def _exercise(tracker, clock: Clock) -> None:
         tracker.touch("alice", "d")
 
 
+def _race(tracker) -> int:
+    """Eight brand-new sessions of one user at once: how many got in."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def sign_in(n: int) -> bool:
+        try:
+            tracker.touch("racer", f"sid-{n}")
+        except SessionRefusedError:
+            return False
+        return True
+
+    with ThreadPoolExecutor(8) as pool:
+        return sum(pool.map(sign_in, range(8)))
+
+
 def test_sqlite_sessions_idle_timeout_limit_and_revocation(tmp_path):
     clock = Clock()
     tracker = SQLiteSessionTracker(
         tmp_path / "s.sqlite", idle_timeout_s=8 * 3600, max_sessions=3, clock=clock
     )
     _exercise(tracker, clock)
+    assert _race(tracker) == 3
 
 
 @pytest.mark.redis
@@ -86,6 +102,7 @@ def test_redis_sessions_idle_timeout_limit_and_revocation(redis_url):
         clock=clock,
     )
     _exercise(tracker, clock)
+    assert _race(tracker) == 3
 
 
 def test_as_name_is_recorded_unverified_and_production_refuses_it(platform_home, monkeypatch):
