@@ -160,3 +160,20 @@ def test_api_keys_are_stored_as_hashes_on_both_stores(backend, tmp_path, request
     with pytest.raises(AuthenticationError) as revoked:
         store.authenticate(key)
     assert revoked.value.reason == f"API key {record.key_id} is revoked"
+
+
+@pytest.mark.parametrize(
+    ("command", "action"),
+    [
+        (["index", "restore", "--tenant", "acme", "--snapshot", "s1"], "index.restore"),
+        (["readiness", "signoff", "security-review", "--by", "lea"], "readiness.signoff"),
+        (["models", "rollback", "qa"], "models.rollback"),
+    ],
+)
+def test_other_operator_commands_ask_the_policy(platform_home, monkeypatch, command, action):
+    monkeypatch.setenv("AGENT_PLATFORM_AUTH__REQUIRED", "true")
+    monkeypatch.setenv("AGENT_PLATFORM_AUTH__ISSUER", "https://idp.example")
+    monkeypatch.setenv("AGENT_PLATFORM_AUTH__AUDIENCE", "agent-platform")
+    denied = CliRunner().invoke(app, ["--as", "lea", *command])
+    assert denied.exit_code == 1
+    assert f"{action}: denied, missing permission {action}" in denied.output
