@@ -12,7 +12,7 @@ export TOKENIZERS_PARALLELISM := false
 export AGENT_PLATFORM_HOME ?= $(CURDIR)/.agent_platform
 export DAGSTER_HOME ?= $(AGENT_PLATFORM_HOME)/dagster
 
-.PHONY: install chromium prometheus demo test lint format bench ui clean
+.PHONY: install chromium prometheus oidc demo test lint format bench ui clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -40,12 +40,21 @@ $(PROMETHEUS) $(AMTOOL):
 
 prometheus: $(PROMETHEUS) $(AMTOOL)
 
+## The OpenID provider the authentication tests sign in against (panva/oidc-provider on Node,
+## exact versions from deploy/oidc/package-lock.json).
+OIDC_STAMP := deploy/oidc/node_modules/.installed-stamp
+$(OIDC_STAMP): deploy/oidc/package.json deploy/oidc/package-lock.json
+	cd deploy/oidc && npm ci --no-audit --no-fund --silent
+	@touch $(OIDC_STAMP)
+
+oidc: $(OIDC_STAMP)
+
 ## Materialize the whole asset graph for the sample tenant and show the result.
 demo: $(STAMP)
 	$(BIN)/agent-platform demo
 
 ## Lint, then the whole test suite.
-test: $(STAMP) $(CHROMIUM) $(PROMETHEUS) $(AMTOOL)
+test: $(STAMP) $(CHROMIUM) $(PROMETHEUS) $(AMTOOL) $(OIDC_STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/python -m pytest --junitxml=$(AGENT_PLATFORM_HOME)/reports/junit.xml
@@ -61,6 +70,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/ingest.py
 	$(BIN)/python benchmarks/search.py
 	$(BIN)/python benchmarks/runtime.py
+	$(BIN)/python benchmarks/authz.py
 
 ## The Dagster UI on http://127.0.0.1:3000 over the same embedded state.
 ui: $(STAMP)
@@ -69,4 +79,4 @@ ui: $(STAMP)
 	$(BIN)/dagster dev -w workspace.yaml
 
 clean:
-	rm -rf $(VENV) .agent_platform .pytest_cache .ruff_cache
+	rm -rf $(VENV) .agent_platform .pytest_cache .ruff_cache deploy/oidc/node_modules

@@ -19,7 +19,11 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field, SecretStr, model_validator
 from pydantic.fields import FieldInfo
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
 
 Profile = Literal["local", "production"]
 VectorBackend = Literal["embedded", "weaviate"]
@@ -263,6 +267,83 @@ class EncryptionSettings(BaseSettings):
     )
 
 
+SigningAlgorithm = Literal["RS256", "PS256", "ES256"]
+
+
+class AuthSettings(BaseModel):
+    """Who may call: bearer JWTs from an OIDC provider (Keycloak's claim layout by default), API
+    keys of service accounts, and sign-in session limits. `AGENT_PLATFORM_AUTH__<FIELD>`."""
+
+    issuer: str | None = Field(
+        default=None, description="The OIDC issuer URL; discovery reads its well-known document."
+    )
+    audience: str | None = Field(
+        default=None, description="The `aud` a token must carry (the gateway's client id)."
+    )
+    required: bool | None = Field(
+        default=None,
+        description="Refuse requests without valid credentials. Unset: on in `production` "
+        "(where it cannot be turned off), off in `local`, which then serves an anonymous caller.",
+    )
+    client_id: str | None = Field(
+        default=None,
+        description="The client whose `resource_access.<client>.roles` count (default: audience).",
+    )
+    allowed_clients: list[str] = Field(
+        default_factory=list,
+        description="When set, a token's `azp` (or `client_id`) must be one of these.",
+    )
+    algorithms: list[SigningAlgorithm] = Field(
+        default_factory=lambda: ["RS256", "PS256", "ES256"],
+        description="Accepted signature algorithms; `none` and HS* can never be configured.",
+    )
+    leeway_s: int = Field(
+        default=30, ge=0, le=300, description="Clock skew allowed on exp/nbf/iat."
+    )
+    jwks_max_age_s: float = Field(
+        default=3600.0,
+        gt=0,
+        description="How long fetched keys are trusted; after that they must be refetched, and "
+        "when the provider is unreachable, requests fail closed with 503.",
+    )
+    jwks_refetch_interval_s: float = Field(
+        default=30.0, ge=0, description="At most one refetch per interval for an unknown `kid`."
+    )
+    http_timeout_s: float = Field(default=5.0, gt=0, description="Discovery and JWKS requests.")
+    max_token_bytes: int = Field(default=8192, ge=512, description="Longer tokens are refused.")
+    username_claim: str = "preferred_username"
+    roles_claims: list[str] = Field(
+        default_factory=lambda: ["realm_access.roles", "resource_access.{client}.roles"],
+        description="Dotted claim paths holding role lists; `{client}` is client_id.",
+    )
+    groups_claim: str = "groups"
+    tenants_claim: str | None = Field(
+        default="tenants", description="A claim listing the caller's tenants (if present)."
+    )
+    tenant_group_prefix: str = Field(
+        default="/tenants/",
+        description="Groups under this prefix make tenant memberships (Keycloak group paths).",
+    )
+    session_idle_timeout_s: float = Field(
+        default=8 * 3600.0, gt=0, description="A sign-in session idle longer is refused."
+    )
+    max_sessions: int = Field(
+        default=3, ge=1, description="Concurrent sign-in sessions (`sid`) per user."
+    )
+
+
+class AuthzSettings(BaseModel):
+    """The Rego policy bundle every gateway route and operator action asks.
+    `AGENT_PLATFORM_AUTHZ__<FIELD>`."""
+
+    policy_dir: Path | None = Field(
+        default=None, description="Directory of .rego files (default: the repository's policies/)."
+    )
+    decision_cache_s: float = Field(
+        default=2.0, ge=0, description="How long an identical decision is reused (0: never)."
+    )
+
+
 class Settings(BaseSettings):
     """Every knob of the platform, resolved from the environment and an optional TOML file."""
 
@@ -305,6 +386,8 @@ class Settings(BaseSettings):
     prompts: PromptSettings = Field(default_factory=PromptSettings)
     serving: ServingSettings = Field(default_factory=ServingSettings)
     encryption: EncryptionSettings = Field(default_factory=EncryptionSettings)
+    auth: AuthSettings = Field(default_factory=AuthSettings)
+    authz: AuthzSettings = Field(default_factory=AuthzSettings)
 
     @classmethod
     def settings_customise_sources(
@@ -336,7 +419,24 @@ class Settings(BaseSettings):
             if missing:
                 names = ", ".join(f"AGENT_PLATFORM_{m.upper()}" for m in missing)
                 raise ValueError(f"profile 'production' needs {names}")
+            if self.auth.required is False:
+                raise ValueError(
+                    "AGENT_PLATFORM_AUTH__REQUIRED: authentication cannot be turned off in "
+                    "profile 'production'"
+                )
         return self
+
+    @property
+    def auth_required(self) -> bool:
+        """Whether every caller must authenticate (always in production)."""
+        if self.auth.required is not None:
+            return self.auth.required
+        return self.profile == "production"
+
+    @property
+    def policy_dir(self) -> Path:
+        default = Path(__file__).resolve().parents[1] / "policies"
+        return (self.authz.policy_dir or default).expanduser().resolve()
 
     # Derived paths. Everything embedded lives under `home` unless set otherwise.
     @cached_property
@@ -445,6 +545,8 @@ class Settings(BaseSettings):
             },
             "serving": self.serving.model_dump(mode="json"),
             "encryption": self.encryption.model_dump(mode="json", exclude={"kek", "kms_token"}),
+            "auth": {**self.auth.model_dump(mode="json"), "required": self.auth_required},
+            "authz": {**self.authz.model_dump(mode="json"), "policy_dir": str(self.policy_dir)},
         }
 
 

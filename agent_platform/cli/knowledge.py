@@ -294,9 +294,12 @@ def restore(
     ],
 ) -> None:
     """Bring a tenant's index back from a snapshot (checksums are verified first)."""
+    from agent_platform.cli.auth import authorize_cli
     from agent_platform.knowledge.service import KnowledgeBase
 
     tenant = _known_tenant(tenant)
+    authorize_cli("index.restore", f"index:{tenant}@{snapshot}", tenant=tenant)
+
     settings = get_settings()
     kb = KnowledgeBase(settings)
     try:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Annotated
 
@@ -11,6 +12,7 @@ from rich.console import Console
 
 from agent_platform.cli import knowledge
 from agent_platform.cli.audit import audit_app
+from agent_platform.cli.auth import auth_app
 from agent_platform.cli.errors import DEBUG_ENV, ErrorReportingGroup, configure_logging
 from agent_platform.cli.keys import keys_app
 from agent_platform.cli.models import models_app
@@ -35,11 +37,29 @@ app.add_typer(models_app, name="models")
 app.add_typer(readiness_app, name="readiness")
 app.add_typer(audit_app, name="audit")
 app.add_typer(keys_app, name="keys")
+app.add_typer(auth_app, name="auth")
 app.command("run")(run_command)
 app.add_typer(runtime_app, name="runtime")
 app.command("ingest")(knowledge.ingest)
 app.command("search")(knowledge.search)
 app.command("serve")(serve)
+
+
+@app.callback()
+def operator(
+    as_name: Annotated[
+        str | None,
+        typer.Option(
+            "--as",
+            help="Development identity for operator commands (local profile only, recorded as "
+            "unverified); otherwise AGENT_PLATFORM_TOKEN.",
+        ),
+    ] = None,
+) -> None:
+    """Who runs the command: AGENT_PLATFORM_TOKEN, or `--as NAME` in the local profile."""
+    if as_name:
+        os.environ["AGENT_PLATFORM_AS"] = as_name
+
 
 console = Console()
 SAMPLE_TENANT = "sample"

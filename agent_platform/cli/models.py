@@ -13,6 +13,7 @@ from typing import Annotated
 
 import typer
 
+from agent_platform.cli.auth import authorize_cli
 from agent_platform.evaluation import ComparisonError, load_plan, paired_bootstrap
 from agent_platform.model_registry import AgentModelRegistry, ModelRegistryError, as_json
 from agent_platform.settings import get_settings
@@ -97,6 +98,7 @@ def promote(
 ) -> None:
     """Move `champion` to VERSION; refused unless it was evaluated and passed every gate."""
     name = agent or load_plan().agent
+    authorize_cli("models.promote", f"model:{name}@{version}")
     try:
         event = _registry().promote(name, version, by=by or _user(), reason=reason)
     except ModelRegistryError as exc:
@@ -115,6 +117,7 @@ def rollback(
 ) -> None:
     """Move `champion` back to the version it replaced (or to --to)."""
     name = agent or load_plan().agent
+    authorize_cli("models.rollback", f"model:{name}")
     try:
         event = _registry().rollback(name, by=by or _user(), to=to, reason=reason)
     except ModelRegistryError as exc:

@@ -18,6 +18,7 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 
+from agent_platform.cli.auth import authorize_cli
 from agent_platform.prompts import (
     MlflowPromptStore,
     PromotionService,
@@ -217,6 +218,7 @@ def approve(
 ) -> None:
     """Record an approval of a version in one of the roles it requires; `--by` must hold that
     role in the committed roles file, and may fill only one role of a version."""
+    authorize_cli("prompts.approve", f"prompt:{name}@{version}")
     approval = _promotions().approve(name, version, role=role, by=by)
     typer.echo(f"approved {name} v{approval.version} as {role} by {by}")
 
@@ -225,6 +227,7 @@ def approve(
 @_fails_cleanly
 def promote(name: str, version: str, by: ByOption = "") -> None:
     """Point `production` at a version; refused unless every required role approved it."""
+    authorize_cli("prompts.promote", f"prompt:{name}@{version}")
     promoted = _promotions().promote(name, version, by=by or _user())
     typer.echo(f"{promoted.label()} is now production")
 
@@ -237,6 +240,7 @@ def rollback(
     by: ByOption = "",
 ) -> None:
     """Return `production` to the version that served before (ends any A/B test)."""
+    authorize_cli("prompts.rollback", f"prompt:{name}")
     restored = _promotions(checks_roles=False).rollback(name, by=by or _user(), to=to)
     typer.echo(f"rolled back: {restored.label()} is now production")
 

@@ -56,6 +56,9 @@ def signoff(
     note: Annotated[str, typer.Option(help="Evidence or a link.")] = "",
 ) -> None:
     """Record a manual sign-off of a checklist item (who, when, note)."""
+    from agent_platform.cli.auth import authorize_cli
+
+    authorize_cli("readiness.signoff", f"readiness:{item}")
     try:
         recorded = SignoffStore.under(get_settings().home_dir).sign(item, by=by, note=note)
     except SignoffError as exc:

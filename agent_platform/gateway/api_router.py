@@ -31,7 +31,8 @@ from agent_platform.runtime.response import AgentResponse
 
 _PROBLEM_SCHEMA = Problem.model_json_schema()
 _DESCRIPTIONS = {
-    403: "The user may not use this tenant.",
+    401: "Missing or invalid credentials (a bearer token or an API key).",
+    403: "The policy denied the action; `detail` names the action and what is missing.",
     404: "Unknown agent, version, tenant or session.",
     413: "The request body is larger than the limit.",
     422: "A field is invalid; `errors` names it.",
@@ -49,7 +50,7 @@ def problems(*statuses: int) -> dict[int | str, dict[str, Any]]:
     }
 
 
-RUN_PROBLEMS = problems(403, 404, 413, 422, 429, 502, 503, 504)
+RUN_PROBLEMS = problems(401, 403, 404, 413, 422, 429, 502, 503, 504)
 
 
 async def run_hooks(request: Request) -> None:
@@ -174,12 +175,18 @@ async def create_run(
 
 
 @router.get(
-    "/agents/{agent}", response_model=AgentView, responses=problems(404, 422), tags=["agents"]
+    "/agents/{agent}",
+    response_model=AgentView,
+    responses=problems(401, 403, 404, 422),
+    tags=["agents"],
 )
 async def get_agent(agent: AgentPath, request: Request) -> Response:
-    """The version serving `agent`: configuration, prompt versions, index snapshot, gates."""
+    """The version serving `agent`: configuration, prompt versions, index snapshot, gates, and
+    the hash of the authorization policy bundle in force."""
     served = await _resolve(request, agent)
-    return _json(await asyncio.to_thread(_server(request).describe, served))
+    view = await asyncio.to_thread(_server(request).describe, served)
+    bundle = getattr(request.state, "policy_bundle", None)
+    return _json(view.model_copy(update={"policy_bundle": bundle}))
 
 
 UserQuery = Annotated[
@@ -191,7 +198,7 @@ SessionPath = Annotated[str, Path(min_length=1, max_length=128)]
 @router.get(
     "/sessions/{session_id}",
     response_model=SessionView,
-    responses=problems(403, 404, 422),
+    responses=problems(401, 403, 404, 422),
     tags=["sessions"],
 )
 async def get_session(
@@ -207,7 +214,7 @@ async def get_session(
 @router.post(
     "/sessions/{session_id}/rollback",
     response_model=RollbackResult,
-    responses=problems(403, 404, 413, 422),
+    responses=problems(401, 403, 404, 413, 422),
     tags=["sessions"],
 )
 async def rollback_session(
@@ -233,11 +240,19 @@ async def readyz(request: Request) -> Response:
     """Ready: the served configuration resolved, indexes open, a model with a closed circuit."""
     server = _server(request)
     reasons = await asyncio.to_thread(server.not_ready_reasons)
+    security = getattr(request.app.state, "security", None)
+    warnings: list[str] = []
+    if security is not None:
+        failures, warnings = await asyncio.to_thread(security.readiness)
+        reasons = [*reasons, *failures]
     if reasons:
         raise NotReadyError("; ".join(reasons))
     return _json(
         Health(
-            status="ok", agent=server.settings.serving_agent, agent_version=server.serving_label()
+            status="ok",
+            reasons=warnings,
+            agent=server.settings.serving_agent,
+            agent_version=server.serving_label(),
         )
     )
 

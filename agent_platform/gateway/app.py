@@ -18,6 +18,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
 from agent_platform.gateway.api_router import NotReadyError, not_ready_problem, probes, router
+from agent_platform.gateway.auth import install_security
 from agent_platform.gateway.errors import GatewayError
 from agent_platform.gateway.metrics import GatewayMetrics
 from agent_platform.gateway.middleware import (
@@ -33,6 +34,7 @@ from agent_platform.prompts.errors import PromptNotFoundError
 from agent_platform.runtime.errors import AgentRunError
 from agent_platform.runtime.memory import VersionNotFoundError
 from agent_platform.runtime.rate_limit import RateLimitExceeded
+from agent_platform.security.errors import SecurityError
 from agent_platform.settings import Settings, get_settings
 
 logger = logging.getLogger(__name__)
@@ -108,6 +110,7 @@ def create_app(settings: Settings | None = None, *, server: AgentServer | None =
     )
     app.state.server = server
     app.state.hooks = []  # authentication and policy (see middleware.RequestHook)
+    install_security(app, settings)
     app.state.metrics = GatewayMetrics(
         lambda: [(s.agent, s.label, s.runtime.telemetry.metrics.registry) for s in server.loaded()]
     )
@@ -123,6 +126,7 @@ def create_app(settings: Settings | None = None, *, server: AgentServer | None =
         ModelRegistryError,
         VersionNotFoundError,
         PromptNotFoundError,
+        SecurityError,
     ):
         app.add_exception_handler(error, _library_error)
     app.add_exception_handler(RequestValidationError, _invalid_request)

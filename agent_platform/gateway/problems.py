@@ -15,6 +15,7 @@ from agent_platform.prompts.errors import PromptNotFoundError
 from agent_platform.runtime import errors as rt
 from agent_platform.runtime.memory import VersionNotFoundError
 from agent_platform.runtime.rate_limit import RateLimitExceeded
+from agent_platform.security import errors as sec
 
 PROBLEM_JSON = "application/problem+json"
 _PATH = re.compile(r"(?<![\w:])(?:[A-Za-z]:)?(?:[/\\][\w.@+-]+){2,}[/\\]?")
@@ -22,6 +23,7 @@ _SECRET = re.compile(r"(://[^:/@\s]+:)[^@\s]+@")
 DEFAULT_RETRY_AFTER_S = 5
 TITLES = {
     400: "Bad Request",
+    401: "Unauthorized",
     403: "Forbidden",
     404: "Not Found",
     413: "Content Too Large",
@@ -85,8 +87,14 @@ def from_exception(exc: BaseException) -> ProblemResponse:
             | VersionNotFoundError()
         ):
             return problem(404, str(exc).strip("'\""))
-        case rt.NotAuthorizedError():
+        case rt.NotAuthorizedError() | sec.AccessDeniedError():
             return problem(403, str(exc))
+        case sec.AuthenticationError():  # the same answer for every failure: no oracle
+            answer = problem(401, sec.AuthenticationError.public_message)
+            answer.headers["WWW-Authenticate"] = 'Bearer realm="agent-platform"'
+            return answer
+        case sec.AuthenticationUnavailableError() | sec.PolicyUnavailableError():
+            return problem(503, str(exc).split(":")[0], retry_after=DEFAULT_RETRY_AFTER_S)
         case gw.SaturatedError():
             return problem(503, str(exc), retry_after=exc.retry_after_s)
         case gw.ShuttingDownError():

@@ -190,6 +190,9 @@ class AgentView(BaseModel):
     evaluated: bool = False
     gates_passed: bool | None = None
     metrics: dict[str, float] = Field(default_factory=dict)
+    policy_bundle: str | None = Field(
+        default=None, description="Content hash of the authorization policy bundle in force."
+    )
 
 
 class PromptRefView(BaseModel):

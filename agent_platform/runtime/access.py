@@ -1,12 +1,14 @@
 """Authorisation of a request against its tenant, and the resource guard, both deliberately simple.
 
 Authorisation: the tenant must be registered (`agent-platform ingest` registers it); and when an
-access policy lists users for the tenant, the caller must be one of them. The policy is a JSON
-file, `<home>/runtime/access.json` by default, re-read when it changes::
+explicit access list names users for the tenant (a mapping, or a JSON file given by path, re-read
+when it changes), the caller must be one of them::
 
     {"tenants": {"acme": {"users": ["alice", "bob"]}}}
 
-Tenants the policy does not mention are open to every user (the local default: no file at all).
+Who may use a tenant through the gateway and the CLI is the Rego policy's decision
+(`agent_platform.security`, policies/); the runtime no longer reads `<home>/runtime/access.json`
+by default, so an embedding application can still pass its own list.
 
 Resource guard: the tenant must have a knowledge index with at least one chunk (remembered for
 `INDEX_CHECK_TTL_S` once seen), and at least one model of the route must not have an open circuit.

@@ -5,6 +5,8 @@ Long-term memory gets its own store, opened on the memory namespace: never the k
 
 from __future__ import annotations
 
+import logging
+
 from agent_platform.knowledge.service import KnowledgeBase
 from agent_platform.prompts import PromptRegistry
 from agent_platform.prompts.first_use import FirstUsePublisher
@@ -29,6 +31,8 @@ from agent_platform.tenants import TenantRegistry
 from agent_platform.vectorstore.factory import open_vector_store
 from agent_platform.vectorstore.namespaces import StoreNamespace
 
+logger = logging.getLogger(__name__)
+
 
 def build_services(
     settings: Settings,
@@ -40,9 +44,16 @@ def build_services(
     max_concurrent_model_calls: int = 10,
     model_id: str = "",
 ) -> AgentServices:
-    """Rate limits in Redis when configured (or `redis_url` is set), else in process; the access
-    policy from `<home>/runtime/access.json` unless one is given."""
+    """Rate limits in Redis when configured (or `redis_url` is set), else in process. Who may use
+    a tenant is the Rego policy's decision at the gateway and CLI (agent_platform.security);
+    `<home>/runtime/access.json` is no longer read, only an explicit `access` list applies."""
     home = settings.home_dir
+    if access is None and (home / "runtime" / "access.json").exists():
+        logger.warning(
+            "runtime/access.json is no longer read: tenant access is decided by the policy "
+            "bundle (policies/, AGENT_PLATFORM_AUTHZ__POLICY_DIR); move its users into tenant "
+            "memberships at the identity provider"
+        )
     telemetry = Telemetry.from_settings(
         runtime.telemetry,
         home,
@@ -91,7 +102,7 @@ def build_services(
         ),
         gatekeeper=Gatekeeper(
             TenantRegistry(settings.tenant_registry_path),
-            access or AccessPolicy(path=home / "runtime" / "access.json"),
+            access or AccessPolicy(),
             knowledge.store,
             router.breakers,
         ),

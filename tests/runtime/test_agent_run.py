@@ -179,3 +179,18 @@ def test_facts_the_user_asks_to_keep_go_to_long_term_memory(runtime) -> None:
     assert context["memories"] == ["my deployment region is eu-west-1."]
     system = runtime.services.prepare_prompt(run, context)["messages"][0].content
     assert system.endswith("- my deployment region is eu-west-1.")
+
+
+def test_the_old_access_file_is_no_longer_read(make_runtime, agent_settings, caplog) -> None:
+    """The Rego policy decides who uses a tenant (tests/security); a leftover access.json only
+    earns a warning, it neither opens nor closes a tenant."""
+    path = agent_settings.home_dir / "runtime" / "access.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text('{"tenants": {"handbook": {"users": ["dave"]}}}')
+    try:
+        with caplog.at_level("WARNING"):
+            runtime = make_runtime()
+        assert "runtime/access.json is no longer read" in caplog.text
+        assert runtime.run(tenant=AGENT_TENANT, user="erin", input=REFUND_QUESTION).citations
+    finally:
+        path.unlink()

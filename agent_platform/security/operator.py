@@ -1,0 +1,35 @@
+"""Who runs an operator command: a verified token (`AGENT_PLATFORM_TOKEN`), or in the local
+profile a declared development identity (`--as NAME`, else the OS user), recorded as unverified.
+Production refuses anything but a token."""
+
+from __future__ import annotations
+
+import getpass
+import os
+
+from agent_platform.security.authn import Authenticator
+from agent_platform.security.errors import AuthenticationError
+from agent_platform.security.identity import Identity
+from agent_platform.settings import Settings
+
+TOKEN_ENV = "AGENT_PLATFORM_TOKEN"
+AS_ENV = "AGENT_PLATFORM_AS"
+
+
+def _os_user() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "unknown"
+
+
+def operator_identity(settings: Settings, *, as_name: str | None = None) -> Identity:
+    """The identity of the person (or pipeline) running a CLI command."""
+    token = os.environ.get(TOKEN_ENV, "").strip()
+    as_name = as_name or os.environ.get(AS_ENV) or None
+    if token:
+        return Authenticator(settings).authenticate(f"Bearer {token}")
+    if settings.profile == "production":
+        which = "--as is a local development identity" if as_name else "no identity given"
+        raise AuthenticationError(f"production needs {TOKEN_ENV} ({which})")
+    return Identity.development(as_name or _os_user())
