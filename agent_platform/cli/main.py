@@ -45,22 +45,6 @@ app.command("search")(knowledge.search)
 app.command("serve")(serve)
 
 
-@app.callback()
-def operator(
-    as_name: Annotated[
-        str | None,
-        typer.Option(
-            "--as",
-            help="Development identity for operator commands (local profile only, recorded as "
-            "unverified); otherwise AGENT_PLATFORM_TOKEN.",
-        ),
-    ] = None,
-) -> None:
-    """Who runs the command: AGENT_PLATFORM_TOKEN, or `--as NAME` in the local profile."""
-    if as_name:
-        os.environ["AGENT_PLATFORM_AS"] = as_name
-
-
 console = Console()
 SAMPLE_TENANT = "sample"
 DEMO_QUESTION = "How do I restore an index snapshot?"
@@ -82,9 +66,30 @@ def main(
             help="Show the traceback of an error and the library's log records.",
         ),
     ] = False,
+    as_name: Annotated[
+        str | None,
+        typer.Option(
+            "--as",
+            help="Development identity for operator commands (local profile only, recorded as "
+            "unverified); otherwise AGENT_PLATFORM_TOKEN.",
+        ),
+    ] = None,
 ) -> None:
-    """agent-platform: knowledge bases, prompts and agent versions as Dagster assets."""
+    """agent-platform: knowledge bases, prompts and agent versions as Dagster assets.
+
+    Who runs an operator command: AGENT_PLATFORM_TOKEN, or `--as NAME` in the local profile."""
     configure_logging(ctx, debug)
+    if as_name:
+        previous = os.environ.get("AGENT_PLATFORM_AS")
+        os.environ["AGENT_PLATFORM_AS"] = as_name
+
+        def restore() -> None:  # an in-process caller (tests, scripts) keeps its environment
+            if previous is None:
+                os.environ.pop("AGENT_PLATFORM_AS", None)
+            else:
+                os.environ["AGENT_PLATFORM_AS"] = previous
+
+        ctx.call_on_close(restore)
 
 
 @config_app.command("show")
