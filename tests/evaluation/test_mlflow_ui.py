@@ -26,7 +26,7 @@ from agent_platform.evaluation import EvaluationService, load_plan
 from agent_platform.model_registry import CHAMPION, AgentModelRegistry
 from agent_platform.runtime import AgentRuntime
 from agent_platform.settings import Settings
-from tests.evaluation.test_evaluation_e2e import KEYWORD_K1, small_plan
+from tests.evaluation.test_evaluation_e2e import WEAK_K1, small_plan
 
 LENIENT_GATES_TOML = "accuracy = 0.3\nconsistency = 0.5\nlatency_p95_ms = 60000.0\n"
 
@@ -46,7 +46,7 @@ def evaluated_home(home: Path, tmp_path: Path) -> Path:
     """Two candidates evaluated on a few examples; the better one is promoted and answers one
     request (traced to its version)."""
     settings = Settings(home=home)
-    plan = load_plan(small_plan(tmp_path, extra=KEYWORD_K1, gates=LENIENT_GATES_TOML))
+    plan = load_plan(small_plan(tmp_path, extra=WEAK_K1, gates=LENIENT_GATES_TOML))
     outcome = EvaluationService(settings, plan=plan).run_round(max_examples=6)
     registry = AgentModelRegistry.from_settings(settings)
     registry.promote(plan.agent, outcome.challenger.version.version, by="test")
@@ -121,7 +121,7 @@ def test_mlflow_ui_shows_agent_versions_and_their_evaluations(
     shots.mkdir(parents=True, exist_ok=True)
     registry = AgentModelRegistry.from_settings(Settings(home=evaluated_home))
     versions = registry.versions("grounded-qa")
-    assert [v.candidate for v in versions] == ["extractive", "keyword-k1"]
+    assert [v.candidate for v in versions] == ["extractive", "vector-k1"]
     assert all(v.model_id for v in versions)
     experiment = registry.experiment_id("grounded-qa")
     # nothing MLflow keeps lies outside the home: every experiment's artifacts are under it
@@ -163,7 +163,7 @@ def test_mlflow_ui_shows_agent_versions_and_their_evaluations(
 
         # the Evaluation runs tab: the two evaluations, each with the dataset as its input
         show("evaluation-runs")
-        for run_name in ("evaluate extractive v1", "evaluate keyword-k1 v2"):
+        for run_name in ("evaluate extractive v1", "evaluate vector-k1 v2"):
             expect(page.get_by_text(run_name).first).to_be_attached()
         expect(page.get_by_text("correct/mean").first).to_be_visible()
         page.screenshot(path=shots / "mlflow-evaluation-runs.png")
