@@ -31,9 +31,7 @@ def publish_shipped(context: Context) -> None:
 
 @given('"{who}" approves "{name}" version {version:d} as "{role}"')
 def approve(context: Context, who: str, name: str, version: int, role: str) -> None:
-    succeeded(
-        agent_platform("prompts", "approve", name, version, "--role", role, "--by", who)
-    )
+    succeeded(agent_platform("prompts", "approve", name, version, "--role", role, "--by", who))
 
 
 @given('the release manager promotes "{name}" version {version:d}')
