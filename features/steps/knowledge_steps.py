@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from behave import given, then, when
 from behave.runner import Context
-
 from cli import agent_platform, json_out, succeeded
 
 

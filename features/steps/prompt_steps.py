@@ -1,4 +1,4 @@
-"""Steps of a prompt author changing a prompt and of reviewers and a release manager promoting it."""
+"""Steps of a prompt author changing a prompt, and of reviewers and a release manager."""
 
 from __future__ import annotations
 
@@ -6,9 +6,9 @@ import shutil
 
 from behave import given, then, when
 from behave.runner import Context
+from cli import agent_platform, json_out, succeeded
 
 from agent_platform.prompts.repository import BUILTIN_PROMPTS_DIR
-from cli import agent_platform, json_out, succeeded
 
 
 def authors_copy(context: Context):

@@ -7,7 +7,6 @@ import shlex
 
 from behave import given, then, when
 from behave.runner import Context
-
 from cli import agent_platform, json_out, one_error_line
 
 COMMAND = re.compile(r"agent-platform (index restore(?: --[\w-]+ [\w-]+)+)")
