@@ -12,7 +12,7 @@ export TOKENIZERS_PARALLELISM := false
 export AGENT_PLATFORM_HOME ?= $(CURDIR)/.agent_platform
 export DAGSTER_HOME ?= $(AGENT_PLATFORM_HOME)/dagster
 
-.PHONY: install chromium demo test lint format bench ui clean
+.PHONY: install chromium demo test acceptance lint format bench ui clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -39,6 +39,13 @@ test: $(STAMP) $(CHROMIUM)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/python -m pytest --junitxml=$(AGENT_PLATFORM_HOME)/reports/junit.xml
+	$(MAKE) acceptance
+
+## The behave scenarios in features/, in the words of operators, prompt authors and end users;
+## each scenario runs on a fresh home of its own. One JUnit file per feature under the reports.
+acceptance: $(STAMP)
+	$(BIN)/behave --format progress --junit \
+		--junit-directory $(AGENT_PLATFORM_HOME)/reports/behave features
 
 lint: $(STAMP)
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .
