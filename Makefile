@@ -12,7 +12,7 @@ export TOKENIZERS_PARALLELISM := false
 export AGENT_PLATFORM_HOME ?= $(CURDIR)/.agent_platform
 export DAGSTER_HOME ?= $(AGENT_PLATFORM_HOME)/dagster
 
-.PHONY: install chromium demo test acceptance lint format bench ui clean
+.PHONY: install chromium demo test acceptance types lint format bench ui clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -34,10 +34,11 @@ chromium: $(CHROMIUM)
 demo: $(STAMP)
 	$(BIN)/agent-platform demo
 
-## Lint, then the whole test suite.
+## Lint, types, the whole test suite, then the acceptance scenarios.
 test: $(STAMP) $(CHROMIUM)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(MAKE) types
 	$(BIN)/python -m pytest --junitxml=$(AGENT_PLATFORM_HOME)/reports/junit.xml
 	$(MAKE) acceptance
 
@@ -46,6 +47,10 @@ test: $(STAMP) $(CHROMIUM)
 acceptance: $(STAMP)
 	$(BIN)/behave --format progress --junit \
 		--junit-directory $(AGENT_PLATFORM_HOME)/reports/behave features
+
+## mypy over the packages listed under [tool.mypy] in pyproject.toml.
+types: $(STAMP)
+	$(BIN)/mypy
 
 lint: $(STAMP)
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .
