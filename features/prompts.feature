@@ -2,7 +2,7 @@ Feature: Changing a prompt safely
   As a prompt author I change the wording of a prompt, and the platform checks the change
   before anything reaches production. A broken change never replaces the version that serves.
 
-  Scenario: A prompt change is validated, tested and published as a candidate
+  Scenario: A prompt change is validated, tested, approved and promoted
     Given the shipped prompts are published
     And "alice" approves "grounded_qa_system" version 1 as "prompt-owner"
     And "bob" approves "grounded_qa_system" version 1 as "safety"
@@ -13,6 +13,10 @@ Feature: Changing a prompt safely
     When the prompt author publishes the change
     Then the change is published as "grounded_qa_system" version 2, a candidate
     And "grounded_qa_system" version 1 is still production
+    When "alice" approves "grounded_qa_system" version 2 as "prompt-owner"
+    And "bob" approves "grounded_qa_system" version 2 as "safety"
+    And the release manager promotes "grounded_qa_system" version 2
+    Then "grounded_qa_system" version 2 is production
 
   Scenario Outline: A broken prompt is refused while the promoted version keeps serving
     Given the tenant "acme" has these documents

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import shutil
 
-from behave import given, then, when
+from behave import given, step, then, when
 from behave.runner import Context
 from cli import agent_platform, json_out, succeeded
 
@@ -29,12 +29,12 @@ def publish_shipped(context: Context) -> None:
     succeeded(agent_platform("prompts", "publish"))
 
 
-@given('"{who}" approves "{name}" version {version:d} as "{role}"')
+@step('"{who}" approves "{name}" version {version:d} as "{role}"')
 def approve(context: Context, who: str, name: str, version: int, role: str) -> None:
     succeeded(agent_platform("prompts", "approve", name, version, "--role", role, "--by", who))
 
 
-@given('the release manager promotes "{name}" version {version:d}')
+@step('the release manager promotes "{name}" version {version:d}')
 def promote(context: Context, name: str, version: int) -> None:
     out = succeeded(agent_platform("prompts", "promote", name, version, "--by", "release")).stdout
     assert "is now production" in out, out
@@ -108,5 +108,6 @@ def publication_refused(context: Context, name: str, version: int) -> None:
 
 
 @then('"{name}" version {version:d} is still production')
+@then('"{name}" version {version:d} is production')
 def still_production(context: Context, name: str, version: int) -> None:
     assert aliases(name).get("production") == version, aliases(name)
