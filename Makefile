@@ -12,7 +12,7 @@ export TOKENIZERS_PARALLELISM := false
 export AGENT_PLATFORM_HOME ?= $(CURDIR)/.agent_platform
 export DAGSTER_HOME ?= $(AGENT_PLATFORM_HOME)/dagster
 
-.PHONY: install chromium prometheus oidc demo test lint format bench ui clean
+.PHONY: install chromium prometheus oidc demo test acceptance types lint format bench ui clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -53,11 +53,23 @@ oidc: $(OIDC_STAMP)
 demo: $(STAMP)
 	$(BIN)/agent-platform demo
 
-## Lint, then the whole test suite.
+## Lint, types, the whole test suite, then the acceptance scenarios.
 test: $(STAMP) $(CHROMIUM) $(PROMETHEUS) $(AMTOOL) $(OIDC_STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(MAKE) types
 	$(BIN)/python -m pytest --junitxml=$(AGENT_PLATFORM_HOME)/reports/junit.xml
+	$(MAKE) acceptance
+
+## The behave scenarios in features/, in the words of operators, prompt authors and end users;
+## each scenario runs on a fresh home of its own. One JUnit file per feature under the reports.
+acceptance: $(STAMP)
+	$(BIN)/behave --format progress --junit \
+		--junit-directory $(AGENT_PLATFORM_HOME)/reports/behave features
+
+## mypy over the packages listed under [tool.mypy] in pyproject.toml.
+types: $(STAMP)
+	$(BIN)/mypy
 
 lint: $(STAMP)
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .

@@ -122,11 +122,13 @@ class Embedder:
         get_dim = getattr(model, "get_embedding_dimension", None) or (
             model.get_sentence_embedding_dimension
         )
-        return int(get_dim())
+        # None only for models without a fixed output size, which no configured model is
+        return int(get_dim())  # type: ignore[arg-type]
 
     @property
     def max_seq_length(self) -> int:
-        return int(self._ensure_model().max_seq_length)
+        # None only for models without a sequence limit, which no configured model is
+        return int(self._ensure_model().max_seq_length)  # type: ignore[arg-type]
 
     @property
     def tokenizer(self):

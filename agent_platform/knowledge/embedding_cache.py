@@ -59,7 +59,9 @@ class EmbeddingCache:
                     found[digest] = np.frombuffer(blob, dtype=np.float32)
         return found
 
-    def put_many(self, model: str, vectors: Mapping[str, np.ndarray] | Iterable) -> None:
+    def put_many(
+        self, model: str, vectors: Mapping[str, np.ndarray] | Iterable[tuple[str, np.ndarray]]
+    ) -> None:
         items = vectors.items() if isinstance(vectors, Mapping) else vectors
         rows = [
             (model, digest, int(vec.shape[0]), np.ascontiguousarray(vec, np.float32).tobytes())

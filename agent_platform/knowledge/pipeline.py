@@ -273,8 +273,8 @@ def sync_index(
             upserted += store.upsert(tenant, records)
         if stale:
             upserted += store.update_metadata(tenant, stale)
-    stale = indexed.keys() - current
-    deleted = store.delete(tenant, stale) if stale else 0
+    gone = indexed.keys() - current
+    deleted = store.delete(tenant, gone) if gone else 0
     return IndexSummary(
         chunks_upserted=upserted, chunks_deleted=deleted, chunks_total=store.count(tenant)
     )

@@ -179,7 +179,7 @@ def parse_prompt_source(source: str, path: Path, name: str | None = None) -> Pro
     try:
         spec = PromptSpec.model_validate(data)
     except ValidationError as exc:
-        problems = tuple(
+        invalid = tuple(
             problem(
                 path,
                 draft.line_of(f"{err['loc'][-1]}") if err["loc"] else 2,
@@ -187,7 +187,7 @@ def parse_prompt_source(source: str, path: Path, name: str | None = None) -> Pro
             )
             for err in exc.errors()
         )
-        return PromptFile(name, path, source, None, header_lines, problems)
+        return PromptFile(name, path, source, None, header_lines, invalid)
     problems: tuple[Problem, ...] = ()
     if spec.name != name:
         msg = f"header name {spec.name!r} does not match the file name {name!r}{PROMPT_SUFFIX}"

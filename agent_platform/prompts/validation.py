@@ -52,7 +52,10 @@ def syntax_problems(prompt: PromptFile, repo: PromptRepository) -> list[Problem]
     try:
         env.parse(prompt.source, name=prompt.name)
     except TemplateSyntaxError as exc:
-        return [*prompt.problems, problem(prompt.path, exc.lineno, exc.message, "syntax")]
+        return [
+            *prompt.problems,
+            problem(prompt.path, exc.lineno, exc.message or str(exc), "syntax"),
+        ]
     return list(prompt.problems)
 
 
