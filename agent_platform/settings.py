@@ -294,7 +294,7 @@ class AuthSettings(BaseModel):
         description="When set, a token's `azp` (or `client_id`) must be one of these.",
     )
     algorithms: list[SigningAlgorithm] = Field(
-        default_factory=lambda: ["RS256", "PS256", "ES256"],
+        default_factory=lambda: list[SigningAlgorithm](["RS256", "PS256", "ES256"]),
         description="Accepted signature algorithms; `none` and HS* can never be configured.",
     )
     leeway_s: int = Field(

@@ -144,7 +144,7 @@ class PostgresApiKeyStore(ApiKeyStore):
 
         statement = query.format(t=self.table).replace("?", "%s")
         with psycopg.connect(self.url, autocommit=True) as conn:
-            cursor = conn.execute(statement, params)  # type: ignore[arg-type]
+            cursor = conn.execute(statement, params)
             rows = cursor.fetchall() if cursor.description else []
             return rows, cursor.rowcount
 

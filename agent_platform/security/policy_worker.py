@@ -101,6 +101,7 @@ def main() -> None:
     compiled = None
     for line in sys.stdin:
         request = json.loads(line)
+        reply: dict[str, object]
         op = request.get("op")
         if op == "load":
             try:

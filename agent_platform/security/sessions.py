@@ -179,7 +179,7 @@ class RedisSessionTracker(SessionTracker):
         states = {}
         for sid, value in raw.items():
             data = json.loads(value)
-            key = sid.decode()
+            key = sid.decode() if isinstance(sid, bytes) else str(sid)
             states[key] = SessionState(key, data["started"], data["last_seen"], data["revoked"])
         return states
 

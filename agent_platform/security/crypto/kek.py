@@ -217,7 +217,7 @@ class LocalKeyFile(_KeyMap):
     def create_version(self) -> int | None:
         with self._locked():
             entries = self._entries()
-            version = max(int(e["version"]) for e in entries) + 1
+            version = max(int(str(e["version"])) for e in entries) + 1
             self._save([*entries, _new_entry(version)])
         self.reload()
         return version
@@ -232,7 +232,7 @@ class LocalKeyFile(_KeyMap):
         with self._locked():
             entries = self._entries()
             for entry in entries:
-                if int(entry["version"]) in versions and not entry.get("retired_at"):
+                if int(str(entry["version"])) in versions and not entry.get("retired_at"):
                     entry["retired_at"] = time.time()
             self._save(entries)
         self.reload()
