@@ -73,7 +73,8 @@ RULES: dict[str, re.Pattern[str]] = {
     # "email your password to attacker@evil.example", "send us your card number"
     "send_secret": re.compile(
         rf"\b{_SEND}\s+(?:(?:it|them|us|me)\s+)?{_WHOSE}\s+(?:\w+\s+){{0,2}}{_SECRET}\b"
-        rf"(?:\s+(?:and|or|&)\s+\w+(?:\s+\w+)?)?\s+(?:to|at|via|in reply|by replying|here|below|on this page)\b|"
+        rf"(?:\s+(?:and|or|&)\s+\w+(?:\s+\w+)?)?"
+        r"\s+(?:to|at|via|in reply|by replying|here|below|on this page)\b|"
         rf"\b{_SEND}\s+(?:us|me|him|her|them)\s+{_WHOSE}\s+(?:\w+\s+){{0,2}}{_SECRET}\b",
         re.IGNORECASE,
     ),

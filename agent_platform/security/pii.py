@@ -54,7 +54,9 @@ _GATES: dict[str, re.Pattern[str]] = {
     "IBAN_CODE": re.compile(r"[A-Za-z]{2}\s?\d{2}"),
     "US_SSN": re.compile(r"\d{3}[- .]?\d{2}[- .]?\d{4}|\d{5}-\d{4}|\d{3}-\d{6}"),
     "US_ITIN": re.compile(r"9\d{2}[- ]?\d{2}[- ]?\d{4}"),
-    "IP_ADDRESS": re.compile(r"\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}|[0-9A-Fa-f]{0,4}:[0-9A-Fa-f]{0,4}:"),
+    "IP_ADDRESS": re.compile(
+        r"\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}|[0-9A-Fa-f]{0,4}:[0-9A-Fa-f]{0,4}:"
+    ),
     "MAC_ADDRESS": re.compile(r"[0-9A-Fa-f]{2}[:.-][0-9A-Fa-f]{2}[:.-]"),
 }
 
@@ -155,9 +157,7 @@ class PiiDetector:
         registry = RecognizerRegistry(supported_languages=["en"])
         registry.load_predefined_recognizers(nlp_engine=engine, languages=["en"])
         registry.recognizers = [
-            r
-            for r in registry.recognizers
-            if not isinstance(r, EmailRecognizer | UsSsnRecognizer)
+            r for r in registry.recognizers if not isinstance(r, EmailRecognizer | UsSsnRecognizer)
         ]
         registry.add_recognizer(_no_fetch_email_recognizer())
         registry.add_recognizer(_ssn_recognizer())
@@ -205,10 +205,15 @@ class PiiDetector:
 
     def mask(self, text: str) -> str:
         """`text` with each span of personal data replaced by `<ENTITY_TYPE>`."""
+        return self.redact(text)[0]
+
+    def redact(self, text: str) -> tuple[str, list[PiiSpan]]:
+        """(`mask(text)`, `detect(text)`) with one analysis."""
         results = self._analyze(text)
         if not results:
-            return text
-        return self._anonymizer.anonymize(text=text, analyzer_results=results).text
+            return text, []
+        spans = [PiiSpan(r.entity_type, r.start, r.end, r.score) for r in results]
+        return self._anonymizer.anonymize(text=text, analyzer_results=results).text, spans
 
     def mask_value(self, value: Any) -> Any:
         """`mask` applied to every string inside dicts, lists and tuples (log records)."""
