@@ -21,8 +21,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
-# Presidio logs every analyzer creation at INFO; keep library users' logs quiet.
-logging.getLogger("presidio-analyzer").setLevel(logging.WARNING)
+# Presidio logs each recognizer it skips (other languages) at WARNING; keep logs quiet.
+logging.getLogger("presidio-analyzer").setLevel(logging.ERROR)
 logging.getLogger("presidio-anonymizer").setLevel(logging.WARNING)
 
 PATTERN_ENTITIES: tuple[str, ...] = (
