@@ -51,7 +51,13 @@ _GATES: dict[str, re.Pattern[str]] = {
     "EMAIL_ADDRESS": re.compile("@"),
     "PHONE_NUMBER": re.compile(r"\d(?:[\s().+/-]{0,3}\d){6,}"),
     "CREDIT_CARD": re.compile(r"\d(?:[\s-]{0,2}\d){11,}"),
-    "IBAN_CODE": re.compile(r"[A-Za-z]{2}\s?\d{2}"),
+    "IBAN_CODE": re.compile(r"[A-Z]{2}\d{2}[ -]?[A-Z0-9]{4}"),  # Presidio's is upper-case only
+    "US_PASSPORT": re.compile(r"\d{9}|[A-Za-z]\d{8}"),
+    "US_BANK_NUMBER": re.compile(r"\d{8,17}"),
+    "US_DRIVER_LICENSE": re.compile(r"\d{3,}"),
+    "UK_NHS": re.compile(r"\d{3}[- ]?\d{3}[- ]?\d{4}"),
+    "CRYPTO": re.compile(r"\b(?:[13][a-km-zA-HJ-NP-Z1-9]{25,}|bc1[a-z0-9]{20,})"),
+    "MEDICAL_LICENSE": re.compile(r"[A-Za-z]{2}\d{7}"),
     "US_SSN": re.compile(r"\d{3}[- .]?\d{2}[- .]?\d{4}|\d{5}-\d{4}|\d{3}-\d{6}"),
     "US_ITIN": re.compile(r"9\d{2}[- ]?\d{2}[- ]?\d{4}"),
     "IP_ADDRESS": re.compile(
