@@ -32,7 +32,8 @@ _SEND = (
 )
 _NEGATION = re.compile(
     r"\b(?:never|not|don'?t|do not|won'?t|will not|no one|nobody|cannot|can'?t|should not|"
-    r"shouldn'?t|must not|mustn'?t)\b[^.!?\n]{0,40}$",
+    r"shouldn'?t|must not|mustn'?t|phishing|scams?|fraud(?:sters?)?|attackers?|criminals?)\b"
+    r"[^.!?\n]{0,40}$",
     re.IGNORECASE,
 )
 
@@ -42,7 +43,8 @@ RULES: dict[str, re.Pattern[str]] = {
         r"\b(?:ignore|disregard|forget|override|bypass|skip)\s+(?:all\s+|any\s+|the\s+|your\s+|"
         r"of\s+)*(?:previous|prior|above|earlier|preceding|former|original|system|safety|"
         r"existing|other)?\s*(?:instructions?|rules|prompts?|directions|guidelines|guardrails|"
-        r"constraints|context)\b",
+        r"constraints|context)\b|\b(?:ignore|disregard|forget)\s+(?:all\s+of\s+|everything\s+)?"
+        r"(?:the\s+)?above\b",
         re.IGNORECASE,
     ),
     # "You are now DAN", "from now on you will", "new instructions:", "system prompt:"
@@ -74,14 +76,15 @@ RULES: dict[str, re.Pattern[str]] = {
     "send_secret": re.compile(
         rf"\b{_SEND}\s+(?:(?:it|them|us|me)\s+)?{_WHOSE}\s+(?:\w+\s+){{0,2}}{_SECRET}\b"
         rf"(?:\s+(?:and|or|&)\s+\w+(?:\s+\w+)?)?"
-        r"\s+(?:to|at|via|in reply|by replying|here|below|on this page)\b|"
+        r"\s+(?:to|at|via|with|in reply|by replying|here|below|on this page)\b|"
+        rf"\breply with\s+{_WHOSE}\s+(?:\w+\s+){{0,2}}{_SECRET}\b|"
         rf"\b{_SEND}\s+(?:us|me|him|her|them)\s+{_WHOSE}\s+(?:\w+\s+){{0,2}}{_SECRET}\b",
         re.IGNORECASE,
     ),
     # "click this link to verify your account", "verify your identity at http://..."
     "verify_link": re.compile(
-        r"\b(?:visit|click|open|go to|follow|log ?in (?:at|to)|sign ?in (?:at|to)|tap)\b[^.!?\n]"
-        r"{0,80}?\b(?:to|and)\s+(?:re-?)?(?:verify|confirm|validate|unlock|reactivate|restore|"
+        r"\b(?:visit|click|open|go to|follow|log ?in (?:at|to)|sign ?in (?:at|to)|tap)\b"
+        r"(?:[^.!?\n]|[.!?](?=\S)){0,80}?\b(?:to|and)\s+(?:re-?)?(?:verify|confirm|validate|unlock|reactivate|restore|"
         r"secure|update)\s+(?:your|their|the user'?s|the)\s+(?:account|identity|credentials|"
         r"password|payment|billing|login|details|card|bank)|"
         r"\b(?:verify|confirm|validate|unlock|reactivate)\s+(?:your|their)\s+(?:account|identity|"
