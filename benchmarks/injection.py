@@ -7,7 +7,8 @@ the model or the reader (override attempts, requests to send credentials, links 
 account, orders relayed to users), half are benign text that merely talks about passwords,
 instructions, links or verification. The rules were tuned on it; injection_heldout.jsonl (40
 chunks, same halves) was written afterwards and never tuned on. Prints precision, recall, the
-misses and false alarms, and the time per chunk. Writes benchmarks/results/injection.json (git-ignored).
+misses and false alarms, and the time per chunk.
+Writes benchmarks/results/injection.json (git-ignored).
 """
 
 from __future__ import annotations
