@@ -47,6 +47,7 @@ DEFAULT_SCORE_THRESHOLD = 0.4
 # Cheap pre-checks: an entity's recognizer only runs when its gate matches (each gate accepts a
 # superset of what the recognizer can find). The phone recognizer alone costs ~10 ms a call.
 _DIGIT = re.compile(r"\d")
+_CITATION = re.compile(r"\[\d{1,4}\]")
 _GATES: dict[str, re.Pattern[str]] = {
     "EMAIL_ADDRESS": re.compile("@"),
     "PHONE_NUMBER": re.compile(r"\d(?:[\s().+/-]{0,3}\d){6,}"),
@@ -195,8 +196,11 @@ class PiiDetector:
         entities = self._candidates(text)
         if not entities:
             return []
+        # Citation markers blanked out (same length, so spans stay valid): the phone matcher
+        # rejects a number followed by "[2]", which is how every grounded answer cites.
+        scanned = _CITATION.sub(lambda m: " " * len(m.group()), text)
         results = self._analyzer.analyze(
-            text, language="en", entities=entities, score_threshold=self.score_threshold
+            scanned, language="en", entities=entities, score_threshold=self.score_threshold
         )
         return _without_overlaps(results)
 
