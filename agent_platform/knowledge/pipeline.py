@@ -133,8 +133,8 @@ def chunk_documents(tables: TenantTables, chunker: TokenChunker) -> ChunksSummar
     """Chunk new and changed documents; copy the chunks of unchanged ones from the last run.
 
     "Unchanged" means the same extracted text under the same chunking settings (`chunk_key`).
-    Each chunk records the PII types found in it (`pii_types`, comma-separated), which the index
-    keeps in the chunk's metadata so that policies can act on it.
+    Each chunk records the PII types found in it (`pii_types`, comma-separated); the index keeps
+    them in the metadata of the chunks that hold any, so that policies can act on them.
     """
     detector = configured_detector()
     names = tables.schema("chunks").names if tables.exists("chunks") else []
@@ -259,11 +259,9 @@ def sync_index(
         stale: dict[str, dict[str, str | int]] = {}
         for row, vector in zip(rows, vectors, strict=True):
             current.add(row["chunk_id"])
-            metadata = {
-                "document_hash": row["document_hash"],
-                "position": row["position"],
-                "pii_types": row.get("pii_types") or "",
-            }
+            metadata = {"document_hash": row["document_hash"], "position": row["position"]}
+            if row.get("pii_types"):  # only where found: other chunks' metadata is unchanged
+                metadata["pii_types"] = row["pii_types"]
             stored = indexed.get(row["chunk_id"])
             if stored is not None:
                 if stored != canonical_metadata(metadata):

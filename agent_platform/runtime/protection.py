@@ -102,11 +102,7 @@ class RequestProtection:
         return GuardedAnswer(masked, False, types, "masked", False)
 
     def mask_chunk(self, text: str, metadata: dict[str, Any] | None) -> str:
-        """A retrieved chunk's text as the response may show it: chunks indexed with a
-        `pii_types` record are masked only when it names a type; older chunks are scanned."""
-        recorded = (metadata or {}).get("pii_types")
-        if recorded is not None and not recorded:
-            return text
+        """A retrieved chunk's text as the response may show it (personal data masked)."""
         return self.detector.mask(text)
 
     def mask(self, text: str) -> str:
