@@ -12,7 +12,7 @@ export TOKENIZERS_PARALLELISM := false
 export AGENT_PLATFORM_HOME ?= $(CURDIR)/.agent_platform
 export DAGSTER_HOME ?= $(AGENT_PLATFORM_HOME)/dagster
 
-.PHONY: install chromium demo test lint format bench ui clean
+.PHONY: install chromium prometheus demo test lint format bench ui clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -30,12 +30,22 @@ $(CHROMIUM):
 
 chromium: $(CHROMIUM)
 
+## Prometheus and Alertmanager (Debian packages) for the alerting tests: `promtool check/test
+## rules`, `amtool check-config` / routing tests, and a real Prometheus scraping the gateway.
+## Installed once when missing; needs root, as CI has. The packages' services are not needed.
+PROMETHEUS ?= /usr/bin/prometheus
+AMTOOL ?= /usr/bin/amtool
+$(PROMETHEUS) $(AMTOOL):
+	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus prometheus-alertmanager >/dev/null
+
+prometheus: $(PROMETHEUS) $(AMTOOL)
+
 ## Materialize the whole asset graph for the sample tenant and show the result.
 demo: $(STAMP)
 	$(BIN)/agent-platform demo
 
 ## Lint, then the whole test suite.
-test: $(STAMP) $(CHROMIUM)
+test: $(STAMP) $(CHROMIUM) $(PROMETHEUS) $(AMTOOL)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/python -m pytest --junitxml=$(AGENT_PLATFORM_HOME)/reports/junit.xml

@@ -22,19 +22,23 @@ from assets.evaluation import (
     evaluation_job,
     gate_checks,
     quality_gate_job,
+    with_agent_lineage,
 )
 from assets.jobs import index_backup_job, knowledge_job, prompts_job, reindex_job
+from assets.keys import encryption_keys, key_rotation_job
 from assets.knowledge import (
     document_chunks,
     embeddings,
+    for_backend,
     index_snapshot,
     source_documents,
     vector_index,
 )
 from assets.knowledge_checks import knowledge_checks
 from assets.prompts import build_prompt_assets, prompt_names
-from assets.readiness import readiness_job, readiness_report
+from assets.readiness import readiness_automation, readiness_job, readiness_report
 from resources.embedder import EmbedderResource
+from resources.keys import KeyRingResource
 from resources.knowledge import KnowledgeWorkspaceResource
 from resources.model_registry import (
     EvaluationResource,
@@ -51,7 +55,7 @@ from resources.vector_store import (
 from sensors.evaluation import daily_quality_gate, evaluation_request_sensor
 from sensors.knowledge import knowledge_sources_sensor
 from sensors.prompts import build_prompt_sensor
-from sensors.schedules import daily_index_backup, weekly_reindex
+from sensors.schedules import daily_index_backup, key_rotation, weekly_reindex
 
 
 def build_vector_store_resource(settings: Settings) -> VectorStoreResource:
@@ -106,6 +110,7 @@ def build_resources(
         "prompts": PromptsResource.from_settings(settings, prompt_dirs=prompt_dirs),
         "evaluation": EvaluationResource(),
         "model_registry": build_model_registry_resource(settings),
+        "key_ring": KeyRingResource(home=str(settings.home_dir)),
     }
 
 
@@ -115,24 +120,30 @@ def build_definitions(
     """All assets, checks, jobs, schedules, sensors and resources of the code location.
 
     `prompt_dirs` defaults to the project's `prompts/` plus `AGENT_PLATFORM_PROMPTS_DIR`; one
-    asset pair is built per prompt found there.
+    asset pair is built per prompt found there. The index assets are badged with the configured
+    backend, and the evaluation depends on the prompts and the snapshot its plan uses.
     """
     prompt_dirs = list(prompt_dirs) if prompt_dirs is not None else default_prompt_dirs()
     prompt_assets, prompt_asset_checks = build_prompt_assets(prompt_dirs)
-    prompt_files_sensor = build_prompt_sensor(prompt_names(prompt_assets))
+    prompts = prompt_names(prompt_assets)
+    prompt_files_sensor = build_prompt_sensor(prompts)
+    resources = build_resources(settings, prompt_dirs)
+    backend = settings.resolved_vector_backend
+    plan = resources["evaluation"].plan()
     return dg.Definitions(
         assets=[
             source_documents,
             document_chunks,
             embeddings,
-            vector_index,
-            index_snapshot,
+            for_backend(vector_index, backend),
+            for_backend(index_snapshot, backend),
             *prompt_assets,
             evaluation_dataset,
-            evaluated_model_versions,
+            with_agent_lineage(evaluated_model_versions, plan, prompts),
             champion_promotion,
             champion_quality,
             readiness_report,
+            encryption_keys,
         ],
         asset_checks=[
             *knowledge_checks,
@@ -148,10 +159,16 @@ def build_definitions(
             evaluation_job,
             quality_gate_job,
             readiness_job,
+            key_rotation_job,
         ],
-        schedules=[daily_index_backup, weekly_reindex, daily_quality_gate],
-        sensors=[knowledge_sources_sensor, prompt_files_sensor, evaluation_request_sensor],
-        resources=build_resources(settings, prompt_dirs),
+        schedules=[daily_index_backup, weekly_reindex, daily_quality_gate, key_rotation],
+        sensors=[
+            knowledge_sources_sensor,
+            prompt_files_sensor,
+            evaluation_request_sensor,
+            readiness_automation,
+        ],
+        resources=resources,
     )
 
 

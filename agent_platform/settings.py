@@ -17,7 +17,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, Field, SecretStr, model_validator
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
@@ -210,8 +210,56 @@ class ServingSettings(BaseSettings):
         gt=0,
         description="How often the `champion` alias is re-read, so a promotion needs no restart.",
     )
+    monitored_certificates: list[Path] = Field(
+        default_factory=list,
+        description="PEM certificates whose expiry /metrics reports, for the expiry alert "
+        "(the gateway's own, a reverse proxy's, an mTLS client's).",
+    )
     retry_after_s: int = Field(
         default=1, ge=1, description="Retry-After sent with 503 when the worker is saturated."
+    )
+    worker_healthcheck_timeout_s: int = Field(
+        default=60,
+        ge=1,
+        description="With several workers, how long the supervisor waits for a worker's health "
+        "ping before restarting it (uvicorn's 5 s kills workers still importing torch).",
+    )
+    tls_cert_file: Path | None = Field(
+        default=None, description="PEM certificate chain; with tls_key_file the gateway serves TLS."
+    )
+    tls_key_file: Path | None = Field(default=None, description="PEM private key of the cert.")
+    tls_required: bool | None = Field(
+        default=None,
+        description="Refuse to serve without TLS. Unset: required in `production`, not locally.",
+    )
+
+
+class EncryptionSettings(BaseSettings):
+    """Encryption at rest (see docs/data-protection.md): on by default in both profiles.
+
+    The key-encryption key comes from `kms_url` (Vault transit; required in `production`), else
+    `AGENT_PLATFORM_ENCRYPTION_KEK`, else `kek_file`, else (local only) `<home>/keys/kek.json`,
+    generated on first use with mode 0600.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="AGENT_PLATFORM_ENCRYPTION_", extra="ignore")
+
+    enabled: bool = Field(default=True, description="Encrypt memory, state and request results.")
+    kek: SecretStr | None = Field(
+        default=None, description="Key-encryption key(s): `base64` or `1:base64,2:base64`."
+    )
+    kek_file: Path | None = Field(default=None, description="A key file (must exist).")
+    kms_url: str | None = Field(
+        default=None, description="Key service, e.g. vault-transit://vault:8200/agent-platform."
+    )
+    kms_token: SecretStr | None = Field(default=None, description="Token of the key service.")
+    rotation_days: int = Field(default=30, ge=1, description="Age at which keys are rotated.")
+    rotation_batch_size: int = Field(
+        default=500, ge=1, description="Data keys re-wrapped per batch (one transaction each)."
+    )
+    accept_plaintext: bool = Field(
+        default=False,
+        description="Read values stored before encryption was on (a migration aid; else refused).",
     )
 
 
@@ -256,6 +304,7 @@ class Settings(BaseSettings):
     embedding: EmbeddingSettings = Field(default_factory=EmbeddingSettings)
     prompts: PromptSettings = Field(default_factory=PromptSettings)
     serving: ServingSettings = Field(default_factory=ServingSettings)
+    encryption: EncryptionSettings = Field(default_factory=EncryptionSettings)
 
     @classmethod
     def settings_customise_sources(
@@ -395,6 +444,7 @@ class Settings(BaseSettings):
                 "tokenizer_dirs": {m: str(d) for m, d in self.prompt_tokenizer_dirs.items()},
             },
             "serving": self.serving.model_dump(mode="json"),
+            "encryption": self.encryption.model_dump(mode="json", exclude={"kek", "kms_token"}),
         }
 
 

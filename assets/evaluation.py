@@ -1,18 +1,30 @@
 """Evaluated agent model versions: dataset → evaluation round → gate checks → champion promotion.
 
-The gate checks are blocking, so a failed gate stops `champion_promotion` in the same run; the
-registry refuses a promotion without passing gates as well, so `champion` never moves on a fail.
+A failed gate is an expected outcome, not a crash: the gate checks report failure with the value
+and the threshold without failing the run, and `champion_promotion` records why it did not
+promote. The registry refuses a promotion without passing gates, so `champion` never moves on a
+fail. In the composition root `evaluated_model_versions` also depends on the prompt versions and
+the index snapshot its candidates use (`with_agent_lineage`), so the graph shows what a version
+is made of.
 """
 
 import json
 import math
+from collections.abc import Collection
 
 import dagster as dg
 from pydantic import Field
 
-from agent_platform.evaluation import CandidateEvaluation, EvaluationRound, load_dataset
-from agent_platform.evaluation.gates import GATES
+from agent_platform.evaluation import (
+    CandidateEvaluation,
+    EvaluationPlan,
+    EvaluationRound,
+    load_dataset,
+)
+from agent_platform.evaluation.gates import GATES, evaluate_gates
 from agent_platform.model_registry import CHALLENGER, CHAMPION
+from assets.knowledge import index_snapshot
+from assets.prompts import version_key
 from resources.model_registry import EvaluationResource, ModelRegistryResource
 
 GROUP = "evaluation"
@@ -82,6 +94,7 @@ def evaluated_model_versions(
     """Each candidate registered as an agent model version and run through the real runtime on
     the dataset; the best becomes `challenger` and is compared with `champion` (paired bootstrap).
     """
+    watched = evaluation.watched_state(model_registry, config.candidates or None)
     service = evaluation.service(model_registry, log=context.log.info)
     outcome: EvaluationRound = service.run_round(
         config.candidates or None, max_examples=config.max_examples, dagster_run_id=context.run_id
@@ -118,15 +131,37 @@ def evaluated_model_versions(
                     for e in outcome.evaluations
                 }
             ),
+            "watched_state": dg.MetadataValue.json(watched),  # the evaluation sensor's baseline
         }
     )
+
+
+def with_agent_lineage(
+    asset: dg.AssetsDefinition, plan: EvaluationPlan, prompt_names: Collection[str]
+) -> dg.AssetsDefinition:
+    """`asset` depending on what the plan's agent versions are made of: the registered versions
+    of the prompts its candidates use (those that have assets) and the index snapshot of the
+    plan's tenant. Lineage only: the round resolves the same versions when it runs."""
+    used = {
+        ref.name
+        for candidate in plan.candidates.values()
+        for ref in (candidate.config.system_prompt, candidate.config.user_prompt)
+    }
+    deps = [
+        *(dg.AssetDep(version_key(name)) for name in sorted(used & set(prompt_names))),
+        dg.AssetDep(
+            index_snapshot,
+            partition_mapping=dg.SpecificPartitionsPartitionMapping([plan.tenant]),
+        ),
+    ]
+    return asset.map_asset_specs(lambda spec: spec.merge_attributes(deps=deps))
 
 
 def _gate_check(gate: str, metric: str, comparison: str) -> dg.AssetChecksDefinition:
     @dg.asset_check(
         asset=evaluated_model_versions,
         name=f"{gate}_gate",
-        blocking=True,
+        blocking=False,  # a failed gate blocks the promotion, not the run
         description=f"The challenger's {metric} must be {comparison} the configured threshold.",
     )
     def _check(
@@ -159,7 +194,8 @@ def champion_promotion(
     evaluation: EvaluationResource,
     model_registry: ModelRegistryResource,
 ) -> dg.MaterializeResult:
-    """Moves `champion` to the challenger when it passed every gate and beat the champion."""
+    """Moves `champion` to the challenger when it passed every gate and beat the champion; when
+    it does not, the decision and its reason are recorded (a blocked promotion is an outcome)."""
     plan = evaluation.plan()
     registry = model_registry.registry()
     challenger = registry.by_alias(plan.agent, CHALLENGER)
@@ -167,20 +203,25 @@ def champion_promotion(
     promoted = False
     reason = "no challenger"
     if challenger is not None:
-        reason = challenger.tags.get("ab.reason", "not compared")
-        if challenger.tags.get("ab.promote") == "true":
+        failed = [g for g in evaluate_gates(challenger.metrics, plan.gates) if not g.passed]
+        reason = "; ".join(g.shortfall for g in failed) or challenger.tags.get(
+            "ab.reason", "not compared"
+        )
+        if not failed and challenger.tags.get("ab.promote") == "true":
             registry.promote(
                 plan.agent, challenger.version, by=f"dagster:{context.run_id}", reason=reason
             )
             promoted = True
     after = registry.aliases(plan.agent).get(CHAMPION)
-    context.log.info(f"champion v{before} -> v{after}: {reason}")
+    decision = f"promoted v{after}: {reason}" if promoted else f"not promoted: {reason}"
+    context.log.info(f"champion v{before} -> v{after}: {decision}")
     return dg.MaterializeResult(
         metadata={
+            "decision": decision,
             "promoted": promoted,
+            "challenger_version": challenger.version if challenger else -1,
             "champion_before": before or -1,
             "champion_after": after or -1,
-            "reason": reason,
             "rollback_command": dg.MetadataValue.md(
                 f"`agent-platform models rollback {plan.agent} --by NAME`"
             ),
@@ -188,7 +229,7 @@ def champion_promotion(
     )
 
 
-@dg.asset(group_name=GROUP, kinds={"mlflow"})
+@dg.asset(group_name=GROUP, deps=[evaluation_dataset, champion_promotion], kinds={"mlflow"})
 def champion_quality(
     context: dg.AssetExecutionContext,
     evaluation: EvaluationResource,
@@ -198,8 +239,12 @@ def champion_quality(
     service = evaluation.service(model_registry, log=context.log.info)
     result = service.evaluate_champion(dagster_run_id=context.run_id)
     if result is None:
-        return dg.MaterializeResult(metadata={"champion": "none", "gates_passed": True})
+        return dg.MaterializeResult(
+            metadata={"champion": "none", "decision": "no champion to check yet"}
+        )
+    verdict = "passes its gates" if result.passed else "dropped below its gates"
     metadata = {
+        "decision": f"champion v{result.version.version} {verdict}",
         "champion_version": result.version.version,
         "gates_passed": result.passed,
         "gates": dg.MetadataValue.md("\n".join(f"- {g.message}" for g in result.gates)),

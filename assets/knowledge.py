@@ -7,6 +7,7 @@ import dagster as dg
 
 from agent_platform.knowledge import pipeline
 from agent_platform.knowledge.chunking import chunker_for
+from agent_platform.knowledge.documents import directory_digest
 from agent_platform.knowledge.repair import sync_repairing
 from agent_platform.progress import progress_reporter
 from assets.partitions import tenants_partitions
@@ -15,6 +16,13 @@ from resources.knowledge import KnowledgeWorkspaceResource
 from resources.vector_store import VectorStoreResource
 
 GROUP = "knowledge"
+
+# The badges of the index assets follow the configured backend (`for_backend`); the decorators
+# carry the embedded default's.
+BACKEND_KINDS: dict[str, dict[str, set[str]]] = {
+    "embedded": {"vector_index": {"sqlite", "hnswlib"}, "index_snapshot": {"sqlite"}},
+    "weaviate": {"vector_index": {"weaviate"}, "index_snapshot": {"weaviate", "parquet"}},
+}
 
 
 def _skipped_markdown(skipped: list) -> str:
@@ -39,6 +47,7 @@ def source_documents(
     return dg.MaterializeResult(
         metadata={
             "source_dir": dg.MetadataValue.path(str(source_dir)),
+            "source_digest": directory_digest(source_dir),  # the sources sensor's baseline
             "documents_seen": summary.documents_seen,
             "documents_loaded": summary.documents_loaded,
             "documents_added": summary.documents_added,
@@ -118,7 +127,7 @@ class VectorIndexConfig(dg.Config):
     partitions_def=tenants_partitions,
     group_name=GROUP,
     deps=[embeddings],
-    kinds={"sqlite", "weaviate"},
+    kinds=BACKEND_KINDS["embedded"]["vector_index"],
 )
 def vector_index(
     context: dg.AssetExecutionContext,
@@ -152,7 +161,7 @@ def vector_index(
     partitions_def=tenants_partitions,
     group_name=GROUP,
     deps=[vector_index],
-    kinds={"sqlite"},
+    kinds=BACKEND_KINDS["embedded"]["index_snapshot"],
 )
 def index_snapshot(
     context: dg.AssetExecutionContext, vector_store: VectorStoreResource
@@ -176,3 +185,9 @@ def index_snapshot(
             ),
         }
     )
+
+
+def for_backend(asset: dg.AssetsDefinition, backend: str) -> dg.AssetsDefinition:
+    """`asset` (the index or its snapshot) badged with the kinds of the configured backend."""
+    kinds = BACKEND_KINDS[backend][asset.key.path[-1]]
+    return asset.map_asset_specs(lambda spec: spec.replace_attributes(kinds=kinds))

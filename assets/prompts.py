@@ -12,19 +12,33 @@ from pathlib import Path
 
 import dagster as dg
 
-from agent_platform.prompts import PromptRepository, default_prompt_dirs, render_changelog
+from agent_platform.prompts import (
+    PromptRepository,
+    default_prompt_dirs,
+    file_hashes,
+    render_changelog,
+)
 from resources.prompts import PromptsResource
 
 GROUP = "prompts"
 VALID_CHECK, TESTS_CHECK = "prompt_valid", "prompt_tests_pass"
 
 
+TEMPLATE_SUFFIX, VERSION_SUFFIX = "_template", "_version"
+
+
 def template_key(name: str) -> dg.AssetKey:
-    return dg.AssetKey(["prompts", "templates", name])
+    """`prompts/<name>_template`: the leaf differs from the version's, as the graph shows leaves."""
+    return dg.AssetKey(["prompts", f"{name}{TEMPLATE_SUFFIX}"])
 
 
 def version_key(name: str) -> dg.AssetKey:
-    return dg.AssetKey(["prompts", "versions", name])
+    return dg.AssetKey(["prompts", f"{name}{VERSION_SUFFIX}"])
+
+
+def _file_sha256(prompts: PromptsResource, name: str) -> str:
+    """The prompt file's content hash, as the sensor computes it (its baseline without a cursor)."""
+    return file_hashes([Path(d) for d in prompts.prompt_dirs]).get(name, "")
 
 
 def _md_code(text: str, lang: str = "") -> dg.MetadataValue:
@@ -48,6 +62,7 @@ def _template_asset(name: str, parent: str | None, description: str) -> dg.Asset
             metadata={
                 "path": dg.MetadataValue.path(summary.path),
                 "content_hash": summary.content_hash,
+                "file_sha256": _file_sha256(prompts, name),
                 "extends": summary.extends or "",
                 "variables": dg.MetadataValue.json(summary.variables),
                 "example_case": summary.example_case or "",
@@ -157,7 +172,10 @@ def build_prompt_assets(
 def prompt_names(assets: Sequence[dg.AssetsDefinition]) -> list[str]:
     """Names of the prompts that `assets` were built for (from their template keys)."""
     return sorted(
-        key.path[-1] for a in assets for key in a.keys if key.path[:2] == ["prompts", "templates"]
+        key.path[-1].removesuffix(TEMPLATE_SUFFIX)
+        for a in assets
+        for key in a.keys
+        if key.path[0] == "prompts" and key.path[-1].endswith(TEMPLATE_SUFFIX)
     )
 
 

@@ -1,9 +1,14 @@
-"""The production-readiness report of the champion, shown in the UI and stored in MLflow."""
+"""The production-readiness report of the champion, shown in the UI and stored in MLflow.
+
+It refreshes itself: an eager automation condition (evaluated by `readiness_automation`, on by
+default) requests it after a promotion decision or a daily quality check updates, so the report
+never describes a champion that has since changed.
+"""
 
 import dagster as dg
 
 from agent_platform.readiness import build_report, write_report
-from assets.evaluation import GROUP, champion_promotion
+from assets.evaluation import GROUP, champion_promotion, champion_quality
 from resources.model_registry import EvaluationResource, ModelRegistryResource
 
 
@@ -13,7 +18,12 @@ class ReadinessConfig(dg.Config):
     run_tools: bool = True
 
 
-@dg.asset(group_name=GROUP, deps=[champion_promotion], kinds={"mlflow", "html"})
+@dg.asset(
+    group_name=GROUP,
+    deps=[champion_promotion, champion_quality],
+    kinds={"mlflow", "html"},
+    automation_condition=dg.AutomationCondition.eager(),
+)
 def readiness_report(
     context: dg.AssetExecutionContext,
     config: ReadinessConfig,
@@ -51,4 +61,11 @@ readiness_job = dg.define_asset_job(
     "readiness_job",
     selection=dg.AssetSelection.assets(readiness_report),
     description="Write the champion's readiness report (Markdown, HTML, MLflow artifact).",
+)
+
+readiness_automation = dg.AutomationConditionSensorDefinition(
+    "readiness_automation",
+    target=dg.AssetSelection.assets(readiness_report),
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="Refreshes the readiness report when the champion's promotion or quality changes.",
 )

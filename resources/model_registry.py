@@ -12,7 +12,7 @@ import dagster as dg
 
 from agent_platform.evaluation import EvaluationPlan, EvaluationService, GateThresholds, load_plan
 from agent_platform.evaluation.candidates import DEFAULT_PLAN_PATH
-from agent_platform.model_registry import AgentModelRegistry
+from agent_platform.model_registry import AgentModelRegistry, watched_state
 from agent_platform.settings import Settings
 
 
@@ -90,3 +90,19 @@ class EvaluationResource(dg.ConfigurableResource):
         return EvaluationService(
             registry.settings(), plan=self.plan(), registry=registry.registry(), log=log
         )
+
+    def watched_state(
+        self, registry: ModelRegistryResource, candidates: list[str] | None = None
+    ) -> dict[str, dict[str, str]]:
+        """What an evaluation depends on, per candidate (prompt versions, index snapshot, config)
+        plus the plan's hash when all candidates are evaluated: the evaluation sensor's cursor,
+        and recorded by each evaluation as the baseline of a sensor that has no cursor yet."""
+        plan = self.plan()
+        settings = registry.settings()
+        state = {
+            candidate.key: watched_state(settings, candidate.config, plan.tenant)
+            for candidate in plan.select(candidates)
+        }
+        if not candidates:
+            state["plan"] = {"content_hash": plan.content_hash}
+        return state

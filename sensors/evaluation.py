@@ -1,14 +1,26 @@
 """When to evaluate: on a new prompt version, index snapshot or agent configuration (sensor), and
-daily for the serving champion (the quality-gate schedule)."""
+daily for the serving champion (the quality-gate schedule).
+
+Without a cursor (a first tick) the sensor starts from the state the last evaluation recorded, so
+switching it on over an existing home (a first `make ui` after `make demo`) requests nothing
+unless something changed since.
+"""
 
 import hashlib
 import json
 
 import dagster as dg
 
-from agent_platform.model_registry import watched_state
-from assets.evaluation import evaluation_job, quality_gate_job
+from assets.evaluation import evaluated_model_versions, evaluation_job, quality_gate_job
 from resources.model_registry import EvaluationResource, ModelRegistryResource
+
+
+def _last_evaluated_state(instance: dg.DagsterInstance) -> dict[str, dict[str, str]]:
+    """The `watched_state` the last `evaluated_model_versions` materialization recorded."""
+    event = instance.get_latest_materialization_event(evaluated_model_versions.key)
+    materialization = event.asset_materialization if event else None
+    recorded = materialization.metadata.get("watched_state") if materialization else None
+    return dict(recorded.value) if recorded is not None else {}
 
 
 @dg.sensor(
@@ -20,23 +32,22 @@ def evaluation_request_sensor(
     model_registry: ModelRegistryResource,
 ) -> dg.SensorResult:
     """Requests an evaluation round when what an agent version is made of changes."""
-    plan = evaluation.plan()
-    settings = model_registry.settings()
-    state = {
-        key: watched_state(settings, candidate.config, plan.tenant)
-        for key, candidate in plan.candidates.items()
-    }
-    state["plan"] = {"content_hash": plan.content_hash}
-    previous = json.loads(context.cursor) if context.cursor else {}
+    state = evaluation.watched_state(model_registry)
+    if context.cursor:
+        previous = json.loads(context.cursor)
+    else:
+        previous = _last_evaluated_state(context.instance)
     cursor = json.dumps(state, sort_keys=True)
-    if state == previous:
-        return dg.SensorResult(skip_reason="no new prompt version, index snapshot or config")
     changed = sorted(
         f"{key}.{field}"
         for key, fields in state.items()
         for field, value in fields.items()
         if previous.get(key, {}).get(field) != value
     )
+    if not changed:
+        return dg.SensorResult(
+            skip_reason="no new prompt version, index snapshot or config", cursor=cursor
+        )
     run_key = hashlib.sha256(cursor.encode()).hexdigest()[:16]
     return dg.SensorResult(
         run_requests=[

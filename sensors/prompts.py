@@ -2,6 +2,8 @@
 
 The cursor maps each prompt to its file's content hash, so an edited template (and every prompt
 that extends it) is materialized, checked and registered; a touched but unchanged file is not.
+A prompt the cursor does not know starts from the hash its template asset last recorded, so a
+sensor switched on over an existing home (a first `make ui` after `make demo`) requests nothing.
 It also counts the runs requested: the run key is that count with the hashes, so a revert
 (A -> B -> A) gets a new run key instead of repeating one that Dagster would silently drop.
 """
@@ -44,6 +46,8 @@ def build_prompt_sensor(
         dirs = prompts.prompt_dirs
         hashes = file_hashes(dirs)
         previous, runs = _read_cursor(context.cursor)
+        for missing in (known & hashes.keys()) - previous.keys():
+            previous[missing] = _materialized_hash(context.instance, missing)
         changed = {n for n, digest in hashes.items() if previous.get(n) != digest}
         cursor = _cursor(hashes, runs)
         if not changed:
@@ -75,6 +79,16 @@ def build_prompt_sensor(
         return dg.SensorResult(run_requests=[request], cursor=_cursor(hashes, runs))
 
     return _sensor
+
+
+def _materialized_hash(instance: dg.DagsterInstance, name: str) -> str | None:
+    """The file hash the prompt's template asset last recorded: the baseline of a prompt the
+    cursor does not know yet (a first tick, or a prompt added by a code reload), so starting the
+    sensor over an existing home requests nothing that was already materialized."""
+    event = instance.get_latest_materialization_event(template_key(name))
+    materialization = event.asset_materialization if event else None
+    recorded = materialization.metadata.get("file_sha256") if materialization else None
+    return str(recorded.value) if recorded is not None else None
 
 
 def _read_cursor(cursor: str | None) -> tuple[dict[str, str], int]:

@@ -76,10 +76,10 @@ def settings(platform_home: Path):
 @pytest.fixture(scope="session")
 def migrated_mlflow_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """An MLflow SQLite store migrated once per session (the migration takes seconds)."""
-    from mlflow.tracking import MlflowClient
+    from agent_platform.model_registry.store import ensure_store
 
     path = tmp_path_factory.mktemp("mlflow-template") / "mlflow.db"
-    MlflowClient(f"sqlite:///{path}").search_experiments()  # creates and migrates the schema
+    ensure_store(f"sqlite:///{path}")  # creates and migrates the schema (Default under its dir)
     return path
 
 

@@ -27,10 +27,10 @@ def workspace(settings: Settings, tmp_path: Path) -> KnowledgeWorkspaceResource:
 
 
 def _evaluate(instance: dg.DagsterInstance, workspace, cursor: str | None) -> dg.SensorResult:
-    context = dg.build_sensor_context(
+    with dg.build_sensor_context(
         instance=instance, cursor=cursor, resources={"knowledge": workspace}
-    )
-    return knowledge_sources_sensor(context)
+    ) as context:
+        return knowledge_sources_sensor(context)
 
 
 def test_sensor_registers_new_tenants_and_runs_on_content_changes(workspace) -> None:
@@ -61,13 +61,35 @@ def test_sensor_registers_new_tenants_and_runs_on_content_changes(workspace) -> 
         assert added.dynamic_partitions_requests[0].partition_keys == ["globex"]
 
 
+def test_sensor_without_cursor_starts_from_the_ingested_documents(
+    settings: Settings, workspace: KnowledgeWorkspaceResource
+) -> None:
+    """Switched on over an ingested home (the first `make ui` after `make demo`), the sensor
+    requests nothing for an unchanged tenant; an edit made since is still requested."""
+    from agent_platform.cli.execution import run_tenant_job
+    from agent_platform.tenants import TenantRegistry
+
+    sources = Path(workspace.sources_dir)
+    TenantRegistry(settings.tenant_registry_path).register("acme", sources / "acme")
+    assert run_tenant_job(settings, "knowledge_job", "acme").success
+    with dg.DagsterInstance.get() as instance:  # the instance under DAGSTER_HOME the job used
+        first = _evaluate(instance, workspace, None)
+        assert first.run_requests == [] and first.dynamic_partitions_requests == []
+        assert set(json.loads(first.cursor)) == {"acme"}
+
+        (sources / "acme" / "faq.md").write_text("Acme answers more questions.")
+        for cursor in (first.cursor, None):
+            requests = _evaluate(instance, workspace, cursor).run_requests
+            assert [r.partition_key for r in requests] == ["acme"]
+
+
 def test_schedules_request_one_run_per_tenant() -> None:
     with dg.instance_for_test() as instance:
         instance.add_dynamic_partitions("tenants", ["acme", "globex"])
         when = datetime(2026, 11, 25, 2, 0, tzinfo=UTC)
-        context = dg.build_schedule_context(instance=instance, scheduled_execution_time=when)
-        backups = daily_index_backup(context)
-        reindexes = weekly_reindex(context)
+        with dg.build_schedule_context(instance=instance, scheduled_execution_time=when) as context:
+            backups = daily_index_backup(context)
+            reindexes = weekly_reindex(context)
     assert sorted(r.partition_key for r in backups) == ["acme", "globex"]
     assert all(r.run_key.startswith("backup-") for r in backups)
     assert sorted(r.partition_key for r in reindexes) == ["acme", "globex"]

@@ -45,19 +45,25 @@ def run_job(
     from agent_platform.definitions import build_definitions
 
     ensure_dagster_home(settings)
-    instance = dg.DagsterInstance.get()
-    if partition_key is not None and not instance.has_dynamic_partition(
-        TENANTS_PARTITIONS, partition_key
-    ):
-        instance.add_dynamic_partitions(TENANTS_PARTITIONS, [partition_key])
-    job = build_definitions(settings, prompt_dirs).resolve_job_def(job_name)
-    # The terminal shows a summary, progress bars and the failures (collected below); the full
-    # event log, stack traces included, is in the Dagster UI.
-    log_level = os.environ.get("AGENT_PLATFORM_CLI_LOG_LEVEL", "CRITICAL")
-    config = {**(run_config or {}), "loggers": {"console": {"config": {"log_level": log_level}}}}
-    result = job.execute_in_process(
-        partition_key=partition_key, instance=instance, run_config=config, raise_on_error=False
-    )
+    # Entering the instance makes it the current one for Dagster's definitions-state storage for
+    # the run; without it, a storage left current by an instance already disposed elsewhere in the
+    # process fails definitions loading ('undefined DagsterInstance weakref').
+    with dg.DagsterInstance.get() as instance:
+        if partition_key is not None and not instance.has_dynamic_partition(
+            TENANTS_PARTITIONS, partition_key
+        ):
+            instance.add_dynamic_partitions(TENANTS_PARTITIONS, [partition_key])
+        job = build_definitions(settings, prompt_dirs).resolve_job_def(job_name)
+        # The terminal shows a summary, progress bars and the failures (collected below); the full
+        # event log, stack traces included, is in the Dagster UI.
+        log_level = os.environ.get("AGENT_PLATFORM_CLI_LOG_LEVEL", "CRITICAL")
+        config = {
+            **(run_config or {}),
+            "loggers": {"console": {"config": {"log_level": log_level}}},
+        }
+        result = job.execute_in_process(
+            partition_key=partition_key, instance=instance, run_config=config, raise_on_error=False
+        )
     outcome = JobOutcome(success=result.success, run_id=result.run_id)
     for event in result.get_asset_materialization_events():
         materialization = event.step_materialization_data.materialization

@@ -12,6 +12,7 @@ from rich.console import Console
 from agent_platform.cli import knowledge
 from agent_platform.cli.audit import audit_app
 from agent_platform.cli.errors import DEBUG_ENV, ErrorReportingGroup, configure_logging
+from agent_platform.cli.keys import keys_app
 from agent_platform.cli.models import models_app
 from agent_platform.cli.prompts import prompts_app
 from agent_platform.cli.readiness import readiness_app
@@ -33,6 +34,7 @@ app.add_typer(prompts_app, name="prompts")
 app.add_typer(models_app, name="models")
 app.add_typer(readiness_app, name="readiness")
 app.add_typer(audit_app, name="audit")
+app.add_typer(keys_app, name="keys")
 app.command("run")(run_command)
 app.add_typer(runtime_app, name="runtime")
 app.command("ingest")(knowledge.ingest)
@@ -129,9 +131,10 @@ def demo(
     console.rule("[bold]2. Prompts: validate, test and register in MLflow")
     prompts = run_job(settings, "prompts_job")
     for key, meta in sorted(prompts.metadata.items()):
-        if key.startswith("prompts/versions/"):
+        if key.startswith("prompts/") and key.endswith("_version"):
             console.print(
-                f"{key.removeprefix('prompts/versions/')}: v{meta['mlflow_version']} "
+                f"{key.removeprefix('prompts/').removesuffix('_version')}: "
+                f"v{meta['mlflow_version']} "
                 f"({meta['semver']}), aliases {meta['aliases']}"
             )
     _fail_on(prompts)
@@ -153,7 +156,7 @@ def demo(
         "(dagster dev -w workspace.yaml) and browse to http://127.0.0.1:3000: "
         f"Assets → knowledge (partition '{SAMPLE_TENANT}') and prompts.\n"
         f"MLflow UI: mlflow ui --backend-store-uri {settings.resolved_mlflow_tracking_uri} "
-        "→ Prompts."
+        f"--default-artifact-root {settings.resolved_mlflow_artifact_root} → Prompts."
     )
 
 

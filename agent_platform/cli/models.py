@@ -179,14 +179,17 @@ def demo_evaluation_steps(console: object) -> bool:
     evaluated = evaluation.metadata.get("evaluated_model_versions", {})
     say(evaluated.get("candidates", ""))
     say(evaluated.get("ab_comparison", ""))
-    promotion = evaluation.metadata.get("champion_promotion")
-    if promotion:
-        say(f"promotion: promoted={promotion.get('promoted')} ({promotion.get('reason')})")
-    else:
-        say("promotion: blocked by the quality gates; champion unchanged")
+    promotion = evaluation.metadata.get("champion_promotion", {})
+    say(f"promotion: {promotion.get('decision', 'not decided (see the run in the Dagster UI)')}")
     for failure in evaluation.failures:
         say(f"  {failure}")
-    rule("[bold]7. Production-readiness report")
+    rule("[bold]7. Quality check of the serving champion (the daily gate)")
+    quality = run_job(settings, "quality_gate_job")
+    checked = quality.metadata.get("champion_quality", {})
+    say(checked.get("decision", "no decision (see the run in the Dagster UI)"))
+    for failure in quality.failures:
+        say(f"  {failure}")
+    rule("[bold]8. Production-readiness report")
     readiness = run_job(settings, "readiness_job")
     report = readiness.metadata.get("readiness_report", {})
     say(f"ready: {report.get('ready')}, open items: {report.get('open_items')}")
@@ -196,7 +199,9 @@ def demo_evaluation_steps(console: object) -> bool:
     say(
         "Dagster UI (make ui): Assets → evaluation (evaluated_model_versions, its gate checks, "
         "champion_promotion, readiness_report). MLflow UI: `mlflow ui --backend-store-uri "
-        f"{settings.resolved_mlflow_tracking_uri}` → Experiments → agent-platform/agents/"
-        "grounded-qa, and Models → grounded-qa (aliases champion/challenger)."
+        f"{settings.resolved_mlflow_tracking_uri} --default-artifact-root "
+        f"{settings.resolved_mlflow_artifact_root}` → Experiments → agent-platform/agents/"
+        "grounded-qa → Agent versions and Evaluation runs, and Models → grounded-qa (aliases "
+        "champion/challenger)."
     )
     return bool(report.get("ready"))

@@ -145,8 +145,8 @@ def publish(dirs: DirsArg = None) -> None:
         prompt_dirs = [*dirs, *(d for d in builtin if d.resolve() not in ours)]
     outcome = run_job(get_settings(), "prompts_job", prompt_dirs=prompt_dirs)
     for key, meta in sorted(outcome.metadata.items()):
-        if key.startswith("prompts/versions/"):
-            name = key.removeprefix("prompts/versions/")
+        if key.startswith("prompts/") and key.endswith("_version"):  # prompts/<name>_version
+            name = key.removeprefix("prompts/").removesuffix("_version")
             state = f"new ({meta['bump']})" if meta.get("new_version") else "unchanged"
             typer.echo(f"{name} v{meta['mlflow_version']} ({meta['semver']}): {state}")
     for failure in outcome.failures:

@@ -31,9 +31,14 @@ UserOption = Annotated[str, typer.Option("--user", help="Who asks (rate limits, 
 
 def _runtime():
     from agent_platform.runtime.agent import AgentRuntime
+    from agent_platform.security.crypto import EncryptionError
     from agent_platform.settings import get_settings
 
-    return AgentRuntime.from_settings(get_settings())
+    try:
+        return AgentRuntime.from_settings(get_settings())
+    except EncryptionError as exc:  # a missing or wrong key: one line, nothing read or written
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
 
 
 def _fail(exc: Exception) -> None:
@@ -60,11 +65,12 @@ def run_command(
     """Answer a question from the tenant's knowledge base, with citations."""
     from agent_platform.runtime.errors import AgentRunError
     from agent_platform.runtime.rate_limit import RateLimitExceeded
+    from agent_platform.security.crypto import EncryptionError
 
     runtime = _runtime()
     try:
         response = runtime.run(tenant=tenant, user=user, input=question, session_id=session)
-    except (AgentRunError, RateLimitExceeded) as exc:
+    except (AgentRunError, RateLimitExceeded, EncryptionError) as exc:
         _fail(exc)
         return
     finally:
@@ -111,9 +117,14 @@ def history(
     user: UserOption,
 ) -> None:
     """List the versions of a session's conversation state."""
+    from agent_platform.security.crypto import EncryptionError
+
     runtime = _runtime()
     try:
         versions = runtime.history(session, tenant=tenant, user=user)
+    except EncryptionError as exc:  # tampered or moved state: refused, never shown as garbage
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
     finally:
         runtime.close()
     if not versions:
@@ -133,11 +144,12 @@ def rollback(
 ) -> None:
     """Restore an earlier version of a session's conversation (written as a new version)."""
     from agent_platform.runtime.memory import VersionNotFoundError
+    from agent_platform.security.crypto import EncryptionError
 
     runtime = _runtime()
     try:
         state = runtime.rollback(session, version, tenant=tenant, user=user)
-    except (VersionNotFoundError, ValueError) as exc:
+    except (VersionNotFoundError, ValueError, EncryptionError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from None
     finally:

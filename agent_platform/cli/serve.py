@@ -9,6 +9,9 @@ Each worker process builds the app from the environment's settings (`create_app`
 loads models and indexes in its lifespan before it accepts traffic. On SIGTERM uvicorn stops
 accepting, lets in-flight requests finish within `serving.graceful_shutdown_s`, then the lifespan
 flushes telemetry, request logs and memory writes.
+
+TLS: with `serving.tls_cert_file` and `serving.tls_key_file` set, the gateway speaks TLS 1.3 only
+and re-reads the files when they change (`agent_platform.gateway.tls`); production requires it.
 """
 
 from __future__ import annotations
@@ -38,7 +41,9 @@ def serve(
 
     from agent_platform.settings import get_settings
 
-    serving = get_settings().serving
+    settings = get_settings()
+    serving = settings.serving
+    tls = _checked_tls(settings)
     uvicorn.run(
         APP_FACTORY,
         factory=True,
@@ -49,7 +54,22 @@ def serve(
         http="httptools",
         lifespan="on",
         timeout_graceful_shutdown=round(serving.graceful_shutdown_s) or None,
+        timeout_worker_healthcheck=serving.worker_healthcheck_timeout_s,
         log_level=log_level,
         access_log=access_log,
         server_header=False,
+        ssl_context_factory=tls,
     )
+
+
+def _checked_tls(settings):
+    """Fail at start, with one line, on a missing key or bad TLS files; the TLS factory or None."""
+    from agent_platform.gateway.tls import TLSConfigError, tls_factory
+    from agent_platform.security.crypto import EncryptionError, value_cipher
+
+    try:
+        value_cipher(settings)
+        return tls_factory(settings.serving, settings.profile)
+    except (EncryptionError, TLSConfigError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None

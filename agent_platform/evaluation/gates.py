@@ -39,6 +39,15 @@ class GateResult:
         bound = f"{self.comparison} {self.threshold:g}"
         return f"{self.name} {verdict}: {self.metric} = {value} (must be {bound})"
 
+    @property
+    def shortfall(self) -> str:
+        """`accuracy 0.879 < 0.95`: why a failed gate failed, short enough for a verdict line."""
+        if math.isnan(self.value):
+            return f"{self.metric} missing"
+        broken = "<" if self.comparison == ">=" else ">"
+        value = f"{self.value:.3g}" if abs(self.value) < 100 else f"{self.value:.0f}"
+        return f"{self.metric} {value} {broken} {self.threshold:g}"
+
 
 GATES: tuple[tuple[str, str, str], ...] = (
     ("accuracy", "accuracy", ">="),

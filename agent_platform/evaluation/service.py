@@ -19,6 +19,7 @@ from agent_platform.evaluation.candidates import Candidate, EvaluationPlan, load
 from agent_platform.evaluation.compare import Comparison, paired_bootstrap
 from agent_platform.evaluation.dataset import EvaluationDataset, Example, load_dataset
 from agent_platform.evaluation.gates import GateResult, all_passed, evaluate_gates
+from agent_platform.evaluation.genai import log_genai_evaluation
 from agent_platform.evaluation.runner import AgentRunner, EvaluationResult, evaluate
 from agent_platform.model_registry import (
     AgentModelRegistry,
@@ -35,6 +36,13 @@ Log = Callable[[str], None]
 # evaluation: a version's own full run, the only kind whose verdict promotion reads; comparison:
 # the champion on a challenger's examples; quality_check: the daily re-evaluation of the champion
 RunKind = Literal["evaluation", "comparison", "quality_check"]
+# the lineage an evaluation run is tagged with (the rest is on the version's LoggedModel)
+RUN_TAGS = frozenset(
+    {"candidate", "tenant", "dataset_version", "dagster_run_id", "index_snapshot_id", "git_commit"}
+)
+STANDARD_LINEAGE = frozenset(
+    {"embedding_model", "code_version", "prompts", "version_key", "config_fingerprint"}
+)
 RUN_VERBS: dict[RunKind, str] = {
     "evaluation": "evaluate",
     "comparison": "compare",
@@ -204,7 +212,9 @@ class EvaluationService:
                 close()
         self.log(f"{key}: warm-up request {result.warmup_ms:.0f} ms (not scored)")
         gates = evaluate_gates(result.metrics, self.plan.gates)
-        run_id = self._log_run(key, version, result, gates, lineage, repeats, kind=kind)
+        run_id = self._log_run(
+            key, version, result, gates, lineage, repeats, kind=kind, examples=examples
+        )
         if kind == "evaluation":
             version = self.registry.record_evaluation(
                 config.name,
@@ -226,13 +236,22 @@ class EvaluationService:
         repeats: int,
         *,
         kind: RunKind = "evaluation",
+        examples: list[Example] | None = None,
     ) -> str:
+        """One MLflow GenAI evaluation run of the version's LoggedModel: the dataset as its input,
+        one trace with the scorers' assessments per example, and the platform's metrics and gate
+        outcomes linked to the model and the dataset."""
         client = self.registry.client
         verb = RUN_VERBS[kind]
+        tags = {
+            k: v
+            for k, v in lineage.items()
+            if k in RUN_TAGS or not (k in STANDARD_LINEAGE or k.startswith("prompt."))
+        }
         run = client.create_run(
             self.registry.experiment_id(version.name),
             run_name=f"{verb} {key} v{version.version}",
-            tags={**lineage, "kind": kind, "model_version": str(version.version)},
+            tags={**tags, "kind": kind, "model_version": str(version.version)},
         )
         run_id = run.info.run_id
         config = version.config()
@@ -247,11 +266,27 @@ class EvaluationService:
         }
         for name, value in params.items():
             client.log_param(run_id, name, str(value))
+        dataset = self.dataset()
+        log_genai_evaluation(
+            self.registry.tracking_uri,
+            run_id,
+            version.model_id,
+            dataset,
+            examples if examples is not None else dataset.examples,
+            result.examples,
+        )
         numbers = {k: v for k, v in result.metrics.items() if not math.isnan(v)}
         numbers |= {f"gate.{g.name}": float(g.passed) for g in gates}
         numbers["gates_passed"] = float(all_passed(gates))
         for name, value in numbers.items():
-            client.log_metric(run_id, name, value)
+            client.log_metric(
+                run_id,
+                name,
+                value,
+                model_id=version.model_id or None,
+                dataset_name=dataset.name,
+                dataset_digest=dataset.version[:36],
+            )
         rows = [e.row() for e in result.examples]
         client.log_table(run_id, pd.DataFrame(rows), EXAMPLES_ARTIFACT)
         client.log_dict(

@@ -14,6 +14,8 @@ from agent_platform.gateway.metrics import CONTENT_TYPE
 from agent_platform.gateway.problems import PROBLEM_JSON, problem
 from agent_platform.gateway.protocol import (
     MODEL_PATTERN,
+    NOT_BLANK,
+    TENANT_PATTERN,
     AgentView,
     ChatCompletion,
     ChatCompletionRequest,
@@ -63,19 +65,24 @@ TenantHeader = Annotated[
     str,
     Header(
         alias="X-Tenant",
-        min_length=1,
-        max_length=63,
+        pattern=TENANT_PATTERN,
         description="The tenant whose knowledge answers (until identity maps it from the token).",
     ),
 ]
 TimeoutHeader = Annotated[
-    float | None,
+    float,
     Header(
         alias="X-Request-Timeout",
         gt=0,
         description="Seconds the caller will wait; it can shorten the server's timeout, never "
         "lengthen it.",
     ),
+]
+
+
+# `str`, not `str | None`: a header is a string when sent (no null branch in the schema)
+BodyTenantHeader = Annotated[
+    str, Header(alias="X-Tenant", pattern=TENANT_PATTERN, description="Unless in the body.")
 ]
 
 
@@ -150,7 +157,7 @@ async def create_run(
     agent: AgentPath,
     body: RunRequest,
     request: Request,
-    tenant: Annotated[str | None, Header(alias="X-Tenant", max_length=63)] = None,
+    tenant: BodyTenantHeader = None,
     timeout: TimeoutHeader = None,
 ) -> Response:
     """The native contract: the same object as `agent-platform run --json`."""
@@ -175,7 +182,9 @@ async def get_agent(agent: AgentPath, request: Request) -> Response:
     return _json(await asyncio.to_thread(_server(request).describe, served))
 
 
-UserQuery = Annotated[str, Query(min_length=1, max_length=128, description="The session's user.")]
+UserQuery = Annotated[
+    str, Query(min_length=1, max_length=128, pattern=NOT_BLANK, description="The session's user.")
+]
 SessionPath = Annotated[str, Path(min_length=1, max_length=128)]
 
 
@@ -242,7 +251,7 @@ class NotReadyError(Exception):
     response_class=Response,
     responses={200: {"content": {CONTENT_TYPE.split(";")[0]: {"schema": {"type": "string"}}}}},
 )
-async def metrics(request: Request) -> Response:
+def metrics(request: Request) -> Response:  # sync: the operations metrics read files, off the loop
     """Prometheus text: HTTP metrics and the loaded runtimes' metrics."""
     return Response(request.app.state.metrics.exposition(), media_type=CONTENT_TYPE)
 

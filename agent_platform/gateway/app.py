@@ -25,6 +25,7 @@ from agent_platform.gateway.middleware import (
     ConcurrencyLimitMiddleware,
     GatewayMiddleware,
 )
+from agent_platform.gateway.operations_metrics import OperationsCollector
 from agent_platform.gateway.problems import PROBLEM_JSON, ProblemResponse, from_exception, problem
 from agent_platform.gateway.serving import AgentServer
 from agent_platform.model_registry.errors import ModelRegistryError
@@ -109,6 +110,11 @@ def create_app(settings: Settings | None = None, *, server: AgentServer | None =
     app.state.hooks = []  # authentication and policy (see middleware.RequestHook)
     app.state.metrics = GatewayMetrics(
         lambda: [(s.agent, s.label, s.runtime.telemetry.metrics.registry) for s in server.loaded()]
+    )
+    app.state.metrics.registry.register(
+        OperationsCollector(
+            settings, lambda: [settings.serving_agent, *(s.agent for s in server.loaded())]
+        )
     )
     for error in (
         AgentRunError,

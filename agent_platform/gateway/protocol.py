@@ -7,9 +7,11 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from agent_platform.runtime.response import Citation, PromptUsed
+from agent_platform.runtime.response import MAX_INPUT_CHARS, Citation, PromptUsed
 
 MODEL_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,62}(@[A-Za-z0-9_-]{1,63})?$"
+TENANT_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,62}$"  # as `AgentRequest.tenant`
+NOT_BLANK = r"\S"
 
 
 class TextPart(BaseModel):
@@ -45,7 +47,7 @@ class ChatCompletionRequest(BaseModel):
 
     model: str = Field(pattern=MODEL_PATTERN, examples=["grounded-qa"])
     messages: list[ChatMessage] = Field(min_length=1, max_length=256)
-    user: str | None = Field(default=None, min_length=1, max_length=128)
+    user: str | None = Field(default=None, min_length=1, max_length=128, pattern=NOT_BLANK)
     stream: bool = False
     stream_options: StreamOptions | None = None
     metadata: dict[str, str] | None = Field(
@@ -140,9 +142,9 @@ class RunRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    input: str = Field(min_length=1)
-    user: str = Field(min_length=1, max_length=128)
-    tenant: str | None = Field(default=None, min_length=1, max_length=63)
+    input: str = Field(min_length=1, max_length=MAX_INPUT_CHARS, pattern=NOT_BLANK)
+    user: str = Field(min_length=1, max_length=128, pattern=NOT_BLANK)
+    tenant: str | None = Field(default=None, pattern=TENANT_PATTERN)
     session_id: str | None = Field(default=None, min_length=1, max_length=128)
 
 
@@ -165,7 +167,7 @@ class RollbackRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     version: int = Field(ge=1, description="The version to make current again.")
-    user: str = Field(min_length=1, max_length=128)
+    user: str = Field(min_length=1, max_length=128, pattern=NOT_BLANK)
 
 
 class RollbackResult(BaseModel):

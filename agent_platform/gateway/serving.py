@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mlflow.exceptions import MlflowException
+from opentelemetry import trace
 
 from agent_platform.gateway.errors import (
     DeadlineExceededError,
@@ -220,12 +221,28 @@ class AgentServer:
         if self.draining:
             raise ShuttingDownError("the worker is shutting down; retry on another")
         served.in_flight += 1
+        started = time.perf_counter()
         try:
             return await asyncio.wait_for(
                 served.runtime.arun(tenant=tenant, user=user, input=input, session_id=session_id),
                 timeout_s,
             )
         except TimeoutError:
+            # the run was cancelled, which the runtime does not record: record it here
+            served.runtime.request_log.write(
+                {
+                    "trace_id": format(
+                        trace.get_current_span().get_span_context().trace_id, "032x"
+                    ),
+                    "session_id": session_id,
+                    "tenant": tenant,
+                    "user": user,
+                    "agent": served.runtime.agent.name,
+                    "outcome": "DeadlineExceeded",
+                    "prompt": None,
+                    "latency_ms": {"total": round((time.perf_counter() - started) * 1000, 3)},
+                }
+            )
             raise DeadlineExceededError(timeout_s) from None
         finally:
             served.in_flight -= 1

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
 import re
 import unicodedata
 from collections.abc import Iterator
@@ -165,6 +166,13 @@ def scan_documents(source_dir: Path, max_bytes: int) -> Iterator[SourceDocument 
             yield load_document(path, source_dir, max_bytes)
         except UnreadableDocumentError as exc:
             yield SkippedFile(path=relative, reason=str(exc))
+
+
+def directory_digest(source_dir: Path) -> str:
+    """One hash over `fingerprint_directory`: what the sources sensor compares and what the
+    `source_documents` asset records, so a sensor without a cursor knows what was loaded."""
+    encoded = json.dumps(fingerprint_directory(source_dir), sort_keys=True).encode()
+    return hashlib.sha256(encoded).hexdigest()
 
 
 def fingerprint_directory(source_dir: Path) -> dict[str, str]:

@@ -21,7 +21,7 @@ from agent_platform.model_registry.registry import (
     AgentModelRegistry,
     AgentVersion,
 )
-from agent_platform.model_registry.serving import as_json, champion_config
+from agent_platform.model_registry.serving import as_json, champion_config, champion_version
 
 __all__ = [
     "CHALLENGER",
@@ -36,6 +36,7 @@ __all__ = [
     "as_json",
     "build_lineage",
     "champion_config",
+    "champion_version",
     "pin_prompt_versions",
     "watched_state",
 ]

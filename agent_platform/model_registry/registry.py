@@ -1,18 +1,22 @@
 """Agent model versions in the MLflow model registry: register, evaluate, promote, roll back.
 
-A version is an `AgentConfig` plus its lineage (prompt versions, embedding model, index snapshot,
-dataset version, Dagster run, code version, git commit), logged as a run whose artifact
-`agent/agent_config.json` is the version's source. Aliases: `champion` (serving) and `challenger`.
-The same code runs against the embedded SQLite store and a PostgreSQL-backed tracking server.
+A version is an MLflow 3 `LoggedModel` (an external model of type "agent" in the agent's
+experiment) whose parameters are the `AgentConfig` and its lineage (models, retrieval, prompt
+versions, index snapshot, embedding model, dataset, Dagster run, git commit), registered as a
+model version linked to it, so the `champion` and `challenger` aliases work as before. The model
+version carries only the tags a person filters on (`LINEAGE_TAGS`) and the evaluation verdict
+that promotion reads. The same code runs against the embedded SQLite store and a tracking server.
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from mlflow import MlflowClient
+from mlflow.entities import LoggedModelStatus
 from mlflow.exceptions import MlflowException
 
 from agent_platform.model_registry.audit import AliasEvent, new_event, parse_events
@@ -21,6 +25,7 @@ from agent_platform.model_registry.errors import (
     UnknownAgentError,
     UnknownVersionError,
 )
+from agent_platform.model_registry.store import ensure_store, using_tracking_uri
 from agent_platform.runtime.agent_config import AgentConfig
 
 if TYPE_CHECKING:
@@ -28,7 +33,13 @@ if TYPE_CHECKING:
 
 CHAMPION, CHALLENGER = "champion", "challenger"
 EXPERIMENT_PREFIX = "agent-platform/agents/"
-CONFIG_ARTIFACT = "agent/agent_config.json"
+CONFIG_PARAM = "agent_config"
+# the lineage a person filters model versions on; the rest is on the LoggedModel's parameters
+LINEAGE_TAGS = ("candidate", "tenant", "git_commit", "index_snapshot_id", "version_key")
+# MLflow 3 shows the GenAI tabs (Traces, Evaluations, Agent versions) for experiments of this kind
+EXPERIMENT_KIND = {"mlflow.experimentKind": "genai_development"}
+_EXTERNAL = {"mlflow.model.isExternal": "true"}
+MODEL_URI_PREFIX, MODEL_VERSIONS_TAG = "models:/", "mlflow.modelVersions"
 
 
 @dataclass(frozen=True)
@@ -42,6 +53,9 @@ class AgentVersion:
     created_at: datetime
     tags: dict[str, str] = field(default_factory=dict)
     aliases: list[str] = field(default_factory=list)
+    model_id: str = ""
+    lineage: dict[str, str] = field(default_factory=dict)
+    description: str = ""
 
     @property
     def evaluated(self) -> bool:
@@ -54,18 +68,21 @@ class AgentVersion:
 
     @property
     def metrics(self) -> dict[str, float]:
-        return {
-            k[len("eval.metric.") :]: float(v)
-            for k, v in self.tags.items()
-            if k.startswith("eval.metric.")
-        }
+        """The metrics of the version's own evaluation (what the gates and promotion read)."""
+        if "eval.metrics" not in self.tags:  # registered before LoggedModels: one tag per metric
+            old = {k.removeprefix("eval.metric."): v for k, v in self.tags.items()}
+            return {k: float(v) for k, v in old.items() if f"eval.metric.{k}" in self.tags}
+        return {k: float(v) for k, v in json.loads(self.tags["eval.metrics"]).items()}
 
     @property
     def candidate(self) -> str:
         return self.tags.get("candidate", "")
 
     def config(self) -> AgentConfig:
-        return AgentConfig.model_validate_json(self.tags["agent_config"])
+        if CONFIG_PARAM not in self.lineage:  # registered before LoggedModels
+            return AgentConfig.model_validate_json(self.tags["agent_config"])
+        config = json.loads(self.lineage[CONFIG_PARAM])
+        return AgentConfig.model_validate({**config, "description": self.description})
 
 
 def _missing(exc: MlflowException) -> bool:
@@ -78,6 +95,7 @@ class AgentModelRegistry:
     def __init__(self, tracking_uri: str, artifact_root: str | None = None) -> None:
         self.tracking_uri = tracking_uri
         self.artifact_root = artifact_root
+        ensure_store(tracking_uri, artifact_root)
         self.client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
 
     @classmethod
@@ -85,16 +103,21 @@ class AgentModelRegistry:
         return cls(settings.resolved_mlflow_tracking_uri, settings.resolved_mlflow_artifact_root)
 
     def experiment_id(self, agent: str) -> str:
-        """The experiment holding the agent's registration and evaluation runs (created once)."""
-        name = f"{EXPERIMENT_PREFIX}{agent}"
+        """The experiment holding the agent's versions, evaluations and traces (created once)."""
+        return self._experiment(f"{EXPERIMENT_PREFIX}{agent}", f"agents/{agent}", EXPERIMENT_KIND)
+
+    def reports_experiment_id(self, agent: str) -> str:
+        """Where readiness reports go: apart from the agent's experiment, whose Evaluations tab
+        lists evaluations only."""
+        return self._experiment(f"agent-platform/readiness/{agent}", f"readiness/{agent}", {})
+
+    def _experiment(self, name: str, folder: str, tags: dict[str, str]) -> str:
         found = self.client.get_experiment_by_name(name)
         if found is not None:
             return found.experiment_id
-        location = (
-            f"{self.artifact_root.rstrip('/')}/agents/{agent}" if self.artifact_root else None
-        )
+        location = f"{self.artifact_root.rstrip('/')}/{folder}" if self.artifact_root else None
         try:
-            return self.client.create_experiment(name, artifact_location=location)
+            return self.client.create_experiment(name, artifact_location=location, tags=tags)
         except MlflowException:  # created concurrently
             found = self.client.get_experiment_by_name(name)
             if found is None:
@@ -103,6 +126,9 @@ class AgentModelRegistry:
 
     # -- reading ------------------------------------------------------------------------------
     def _to_version(self, mv: Any) -> AgentVersion:
+        source = mv.source or ""
+        model_id = source.removeprefix(MODEL_URI_PREFIX) if source.startswith("models:/m-") else ""
+        lineage = dict(self.client.get_logged_model(model_id).params) if model_id else {}
         return AgentVersion(
             name=mv.name,
             version=int(mv.version),
@@ -111,6 +137,9 @@ class AgentModelRegistry:
             created_at=datetime.fromtimestamp((mv.creation_timestamp or 0) / 1000, tz=UTC),
             tags=dict(mv.tags or {}),
             aliases=sorted(mv.aliases or []),
+            model_id=model_id,
+            lineage=lineage,
+            description=mv.description or "",
         )
 
     def names(self) -> list[str]:
@@ -188,35 +217,49 @@ class AgentModelRegistry:
 
     # -- writing ------------------------------------------------------------------------------
     def register(self, config: AgentConfig, lineage: dict[str, str]) -> tuple[AgentVersion, bool]:
-        """Register `config` with its lineage; an identical (config, lineage key) is reused.
-
-        Returns the version and whether it was created now.
-        """
+        """Register `config` with its lineage as a LoggedModel and a model version linked to it;
+        an identical (config, lineage key) is reused. Returns the version and whether it is new."""
         key = lineage.get("version_key") or config.fingerprint()
         try:
-            self.client.create_registered_model(config.name, description=config.description or None)
+            self.client.create_registered_model(
+                config.name,
+                description=f"Agent {config.name}: one model version per evaluated candidate "
+                "configuration; `champion` serves, `challenger` is the best of the last round.",
+            )
         except MlflowException as exc:
             if exc.error_code != "RESOURCE_ALREADY_EXISTS":
                 raise
         for existing in self.versions(config.name):
             if existing.tags.get("version_key") == key:
                 return existing, False
-        tags = {**lineage, "version_key": key, "config_fingerprint": config.fingerprint()}
-        config_json = config.model_dump_json()
-        run = self.client.create_run(
-            self.experiment_id(config.name),
-            run_name=f"register {config.name}",
-            tags={**tags, "kind": "registration"},
+        params = {**lineage, **config_params(config), "version_key": key}
+        experiment_id = self.experiment_id(config.name)
+        candidate = lineage.get("candidate") or "agent"
+        model = self.client.create_logged_model(
+            experiment_id,
+            name=f"{config.name}-{candidate}",
+            params={k: str(v)[:6000] for k, v in params.items()},
+            tags={
+                **_EXTERNAL,
+                **{t: params[t] for t in LINEAGE_TAGS if params.get(t)},
+                "mlflow.note.content": _describe(config, candidate),
+            },
+            model_type="agent",
         )
-        self.client.log_dict(run.info.run_id, config.model_dump(mode="json"), CONFIG_ARTIFACT)
-        self.client.set_terminated(run.info.run_id)
-        source = f"{run.info.artifact_uri.rstrip('/')}/agent"
-        mv = self.client.create_model_version(
-            config.name,
-            source,
-            run_id=run.info.run_id,
-            tags={**tags, "agent_config": config_json},
-            description=config.description or None,
+        self.client.finalize_logged_model(model.model_id, LoggedModelStatus.READY)
+        tags = {t: str(params[t]) for t in LINEAGE_TAGS if params.get(t)}
+        with using_tracking_uri(self.tracking_uri):  # the registry resolves model ids globally
+            mv = self.client.create_model_version(
+                config.name,
+                f"{MODEL_URI_PREFIX}{model.model_id}",
+                tags=tags,
+                description=config.description or None,
+                model_id=model.model_id,
+            )
+        # what `mlflow.register_model` records: the Agent versions view lists it
+        versions = [{"name": config.name, "version": str(mv.version)}]
+        self.client.set_logged_model_tags(
+            model.model_id, {MODEL_VERSIONS_TAG: json.dumps(versions)}
         )
         return self.get(config.name, int(mv.version)), True
 
@@ -237,7 +280,7 @@ class AgentModelRegistry:
             "eval.gates_passed": "true" if gates_passed else "false",
             "eval.dataset_version": dataset_version,
             "eval.at": datetime.now(UTC).isoformat(timespec="seconds"),
-            **{f"eval.metric.{k}": repr(float(v)) for k, v in metrics.items()},
+            "eval.metrics": json.dumps({k: float(v) for k, v in metrics.items()}, sort_keys=True),
         }
         for key, value in tags.items():
             self.client.set_model_version_tag(name, str(version), key, value)
@@ -320,3 +363,24 @@ class AgentModelRegistry:
     def load_config(self, name: str, ref: int | str = CHAMPION) -> AgentConfig:
         """The `AgentConfig` of a version or alias (the runtime serves `champion`)."""
         return self.get(name, ref).config()
+
+
+def _describe(config: AgentConfig, candidate: str) -> str:
+    """The LoggedModel's description: which candidate, what it runs, and its own description."""
+    models = ", ".join(config.models or []) or f"route {config.route}"
+    retrieval = f"{config.retrieval.mode} retrieval, k={config.retrieval.k}"
+    return f"Candidate `{candidate}` of {config.name}: {models}; {retrieval}. {config.description}"
+
+
+def config_params(config: AgentConfig) -> dict[str, str]:
+    """The configuration as LoggedModel parameters: readable fields, and the whole of it (less
+    the description, which is the model version's) as `agent_config`."""
+    return {
+        "models": ",".join(config.models or []) or f"route:{config.route}",
+        "strategy": config.strategy or "route default",
+        "retrieval.k": str(config.retrieval.k),
+        "retrieval.mode": config.retrieval.mode,
+        "retrieval.min_relevance": str(config.retrieval.min_relevance),
+        "max_output_tokens": str(config.max_output_tokens),
+        CONFIG_PARAM: config.model_dump_json(exclude={"description"}),
+    }

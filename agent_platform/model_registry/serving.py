@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -14,19 +13,22 @@ from agent_platform.runtime.agent_config import AgentConfig
 if TYPE_CHECKING:
     from agent_platform.settings import Settings
 
-_LINEAGE_PREFIXES = ("prompt", "index", "embedding", "dataset", "dagster", "code", "git", "tenant")
 
-
-def champion_config(settings: Settings, agent: str) -> AgentConfig | None:
-    """The serving configuration of `agent`, or None before anything was promoted."""
+def champion_version(settings: Settings, agent: str) -> AgentVersion | None:
+    """The version `agent` serves (its config and LoggedModel), or None before any promotion."""
     uri = settings.resolved_mlflow_tracking_uri
     if uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).exists():
         return None  # no local store yet: nothing was ever registered, and none is created here
     registry = AgentModelRegistry.from_settings(settings)
     try:
-        champion = registry.champion(agent)
+        return registry.champion(agent)
     except MlflowException:
         return None
+
+
+def champion_config(settings: Settings, agent: str) -> AgentConfig | None:
+    """The serving configuration of `agent`, or None before anything was promoted."""
+    champion = champion_version(settings, agent)
     return champion.config() if champion else None
 
 
@@ -60,10 +62,11 @@ def as_json(version: AgentVersion) -> dict[str, Any]:
         "metrics": version.metrics,
         "lineage": {
             k: v
-            for k, v in version.tags.items()
+            for k, v in version.lineage.items()
             if k.startswith(("prompt.", "index", "embedding", "dataset", "dagster", "code", "git"))
         },
         "created_at": version.created_at.isoformat(timespec="seconds"),
-        "run_id": version.run_id,
-        "config": json.loads(version.tags.get("agent_config", "{}")),
+        "run_id": version.tags.get("eval.run_id", ""),
+        "model_id": version.model_id,
+        "config": version.config().model_dump(mode="json") if version.lineage else {},
     }

@@ -8,39 +8,23 @@ on evidence that it holds; the champion is ready only when every item is `pass` 
 
 from __future__ import annotations
 
-import math
 import xml.etree.ElementTree as ET  # parses the project's own pytest JUnit report
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from agent_platform.evaluation.gates import GATES, GateThresholds
+from agent_platform.evaluation.gates import GateThresholds
 from agent_platform.model_registry import AgentVersion
 from agent_platform.readiness import evidence, tools
-from agent_platform.readiness.gates import SECTION, Subject, no_champion_reason, short, subject
+from agent_platform.readiness.gates import Subject, gate_items, subject
+from agent_platform.readiness.item import Item
 from agent_platform.readiness.signoffs import MANUAL_ITEMS, SignoffStore
 from agent_platform.settings import Settings
 from agent_platform.vectorstore.snapshots import check_files, list_snapshots, read_manifest
 
-OK = {"pass", "signed"}
 BACKUP_MAX_AGE = timedelta(hours=26)
 QUALITY_CHECK_MAX_AGE = timedelta(hours=26)
-
-
-@dataclass(frozen=True)
-class Item:
-    section: str
-    key: str
-    title: str
-    status: str
-    detail: str
-    automatic: bool = True
-    evidence: dict[str, object] = field(default_factory=dict)
-
-    @property
-    def ok(self) -> bool:
-        return self.status in OK
 
 
 @dataclass
@@ -173,67 +157,9 @@ def _backups(inputs: ChecklistInputs) -> tuple[Item, Item]:
 
 
 def _quality_gates(inputs: ChecklistInputs) -> list[Item]:
-    """A champion item saying why there is none, then one item per gate on the champion or the
-    best evaluated candidate, with its measured value against the threshold."""
-    champion, best = inputs.champion, inputs.subject
-    if champion is not None and champion.evaluated:
-        head = Item(SECTION, f"{SECTION}.champion", "Champion", "pass", f"v{champion.version}")
-    elif champion is not None:
-        head = Item(
-            SECTION,
-            f"{SECTION}.champion",
-            "Champion",
-            "missing",
-            f"champion v{champion.version} has no evaluation: run `agent-platform models evaluate`",
-        )
-    else:
-        reason = no_champion_reason(best, inputs.agent)
-        status = "missing" if best is None else "fail"  # nothing evaluated vs. gates failed
-        head = Item(SECTION, f"{SECTION}.champion", "Champion", status, f"no champion: {reason}")
-    if best is None:
-        return [head] + [
-            Item(
-                SECTION,
-                f"{SECTION}.{name}",
-                f"Gate: {name}",
-                "missing",
-                "no evaluated version to measure",
-            )
-            for name, _, _ in GATES
-        ]
-    tags = best.version.tags
-    stale = tags.get("eval.dataset_version") != inputs.dataset_version
-    items = [
-        head,
-        Item(
-            SECTION,
-            f"{SECTION}.dataset",
-            "Evaluated on the current dataset",
-            "fail" if stale else "pass",
-            f"{best.label} evaluated on dataset {tags.get('eval.dataset_version')}, "
-            f"current {inputs.dataset_version}",
-        ),
-    ]
-    for gate in best.results:
-        value = None if math.isnan(gate.value) else gate.value
-        items.append(
-            Item(
-                SECTION,
-                f"{SECTION}.{gate.name}",
-                f"Gate: {gate.name}",
-                "pass" if gate.passed else "fail",
-                f"{best.label}: {short(gate)}",
-                True,
-                {
-                    "value": value,
-                    "threshold": gate.threshold,
-                    "comparison": gate.comparison,
-                    "version": best.version.version,
-                    "role": best.role,
-                },
-            )
-        )
-    return items
+    return gate_items(
+        inputs.champion, inputs.subject, agent=inputs.agent, dataset=inputs.dataset_version
+    )
 
 
 def _monitoring(settings: Settings) -> Item:
@@ -288,8 +214,12 @@ def _pii_detection() -> Item:
 
 def _runbooks(root: Path) -> Item:
     found, gaps = evidence.runbooks(root)
-    title = "Runbooks (restore, corruption, reindex, incident response)"
+    alerts = evidence.alert_runbooks(root)
+    gaps += [f"alert {a.name} ({a.problem})" for a in alerts if a.problem]
+    title = "Runbooks (restore, corruption, reindex, incident response, one per alert)"
     where = "; ".join(f"{name}: {s.file} § {s.heading}" for name, s in found.items())
+    if alerts:
+        where += f"; {len(alerts)} alerts of {evidence.ALERT_RULES} each have one"
     if gaps:
         return Item(
             "operations",

@@ -89,3 +89,43 @@ def reachable(url: str, timeout_s: float = 2.0) -> str | None:
             return None
     except OSError as exc:
         return f"{parts.hostname}:{port} does not answer ({exc.strerror or exc})"
+
+
+ALERT_RULES = "deploy/prometheus/rules.yml"
+ALERT_RUNBOOKS = "docs/runbooks/"
+
+
+@dataclass(frozen=True)
+class AlertRunbook:
+    """An alert of the Prometheus rules, the runbook its `runbook_url` names, and what is wrong
+    with that runbook (None: it exists and has steps and an escalation path)."""
+
+    name: str
+    runbook: str
+    problem: str | None
+
+
+def alert_runbooks(root: Path) -> list[AlertRunbook]:
+    """One entry per alert of `deploy/prometheus/rules.yml` (none when the file is absent)."""
+    import yaml
+
+    path = root / ALERT_RULES
+    if not path.is_file():
+        return []
+    groups = (yaml.safe_load(path.read_text(encoding="utf-8")) or {}).get("groups", [])
+    out = []
+    for rule in (r for g in groups for r in g.get("rules", []) if "alert" in r):
+        url = (rule.get("annotations") or {}).get("runbook_url", "")
+        _, marker, name = url.partition("/" + ALERT_RUNBOOKS)
+        runbook = ALERT_RUNBOOKS + name if marker else url
+        problem = None
+        if not marker:
+            problem = f"runbook_url {url!r} does not point into {ALERT_RUNBOOKS}"
+        elif not (root / runbook).is_file():
+            problem = f"{runbook} is missing"
+        else:
+            text = (root / runbook).read_text(encoding="utf-8")
+            if not _STEP.search(text) or "## Escalation" not in text:
+                problem = f"{runbook} has no steps or no escalation path"
+        out.append(AlertRunbook(rule["alert"], runbook, problem))
+    return out

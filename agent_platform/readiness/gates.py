@@ -8,8 +8,9 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from agent_platform.evaluation.gates import GateResult, GateThresholds, evaluate_gates
+from agent_platform.evaluation.gates import GATES, GateResult, GateThresholds, evaluate_gates
 from agent_platform.model_registry import AgentVersion
+from agent_platform.readiness.item import Item
 
 SECTION = "quality_gates"
 
@@ -82,3 +83,68 @@ def no_champion_reason(best: Subject | None, agent: str) -> str:
         f"the {best.label} passes every gate but was not promoted: "
         f"`agent-platform models promote {best.version.version} --agent {agent}`"
     )
+
+
+def gate_items(
+    champion: AgentVersion | None, best: Subject | None, *, agent: str, dataset: str
+) -> list[Item]:
+    """A champion item saying why there is none, then one item per gate on the champion or the
+    best evaluated candidate, with its measured value against the threshold."""
+    if champion is not None and champion.evaluated:
+        head = Item(SECTION, f"{SECTION}.champion", "Champion", "pass", f"v{champion.version}")
+    elif champion is not None:
+        head = Item(
+            SECTION,
+            f"{SECTION}.champion",
+            "Champion",
+            "missing",
+            f"champion v{champion.version} has no evaluation: run `agent-platform models evaluate`",
+        )
+    else:
+        reason = no_champion_reason(best, agent)
+        status = "missing" if best is None else "fail"  # nothing evaluated vs. gates failed
+        head = Item(SECTION, f"{SECTION}.champion", "Champion", status, f"no champion: {reason}")
+    if best is None:
+        return [head] + [
+            Item(
+                SECTION,
+                f"{SECTION}.{name}",
+                f"Gate: {name}",
+                "missing",
+                "no evaluated version to measure",
+            )
+            for name, _, _ in GATES
+        ]
+    tags = best.version.tags
+    stale = tags.get("eval.dataset_version") != dataset
+    items = [
+        head,
+        Item(
+            SECTION,
+            f"{SECTION}.dataset",
+            "Evaluated on the current dataset",
+            "fail" if stale else "pass",
+            f"{best.label} evaluated on dataset {tags.get('eval.dataset_version')}, "
+            f"current {dataset}",
+        ),
+    ]
+    for gate in best.results:
+        value = None if math.isnan(gate.value) else gate.value
+        items.append(
+            Item(
+                SECTION,
+                f"{SECTION}.{gate.name}",
+                f"Gate: {gate.name}",
+                "pass" if gate.passed else "fail",
+                f"{best.label}: {short(gate)}",
+                True,
+                {
+                    "value": value,
+                    "threshold": gate.threshold,
+                    "comparison": gate.comparison,
+                    "version": best.version.version,
+                    "role": best.role,
+                },
+            )
+        )
+    return items

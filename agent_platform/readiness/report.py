@@ -298,7 +298,7 @@ def write_report(
     files = {"markdown": "readiness.md", "html": "readiness.html", "json": "readiness.json"}
     report.paths = {kind: str(directory / name) for kind, name in files.items()}
     client = registry.client
-    experiment = registry.experiment_id(report.agent)
+    experiment = registry.reports_experiment_id(report.agent)
     run = client.create_run(
         experiment,
         run_name="readiness report",

@@ -47,6 +47,7 @@ from agent_platform.runtime.request_log import (
 from agent_platform.runtime.response import AgentResponse, Usage
 from agent_platform.runtime.telemetry import Telemetry, record_exception
 from agent_platform.runtime.workflow import RunContext, WorkflowNodes
+from agent_platform.security.crypto import value_cipher
 from agent_platform.settings import Settings, get_settings
 
 logger = logging.getLogger(__name__)
@@ -78,10 +79,14 @@ class AgentRuntime:
     ) -> AgentRuntime:
         """Build every service from settings (backends follow `Settings`: SQLite/Redis/Postgres)."""
         settings = settings or get_settings()
-        from agent_platform.model_registry.serving import champion_config, evaluated_model_quality
+        value_cipher(settings)  # a missing or wrong key fails here, before anything is opened
+        from agent_platform.model_registry.serving import champion_version, evaluated_model_quality
 
+        model_id = ""  # the served version's MLflow LoggedModel, which its traces link to
         if agent is None:  # serve the registered champion; the default config before any promotion
-            agent = champion_config(settings, settings.serving_agent) or AgentConfig()
+            champion = champion_version(settings, settings.serving_agent)
+            agent = champion.config() if champion else AgentConfig()
+            model_id = champion.model_id if champion else ""
         services = build_services(
             settings,
             agent,
@@ -89,11 +94,15 @@ class AgentRuntime:
             knowledge=knowledge,
             access=access,
             max_concurrent_model_calls=max_concurrent_model_calls,
+            model_id=model_id,
         )
         # evaluation scores replace the catalogue's quality priors in quality-aware routing
         for model, score in evaluated_model_quality(settings, agent.name).items():
             services.router.performance.record_quality(model, score)
-        return cls(settings, services, RequestLog(settings.home_dir / "runtime" / "requests.jsonl"))
+        log = RequestLog(
+            settings.home_dir / "runtime" / "requests.jsonl", cipher=value_cipher(settings)
+        )
+        return cls(settings, services, log)
 
     # --- conveniences ----------------------------------------------------------------------
     @property

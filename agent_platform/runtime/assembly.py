@@ -23,6 +23,7 @@ from agent_platform.runtime.prompting import PromptResolver
 from agent_platform.runtime.rate_limit import RateLimiter
 from agent_platform.runtime.router import Router
 from agent_platform.runtime.telemetry import Telemetry
+from agent_platform.security.crypto import value_cipher
 from agent_platform.settings import Settings
 from agent_platform.tenants import TenantRegistry
 from agent_platform.vectorstore.factory import open_vector_store
@@ -37,11 +38,19 @@ def build_services(
     knowledge: KnowledgeBase | None = None,
     access: AccessPolicy | None = None,
     max_concurrent_model_calls: int = 10,
+    model_id: str = "",
 ) -> AgentServices:
     """Rate limits in Redis when configured (or `redis_url` is set), else in process; the access
     policy from `<home>/runtime/access.json` unless one is given."""
     home = settings.home_dir
-    telemetry = Telemetry.from_settings(runtime.telemetry, home, profile=settings.profile)
+    telemetry = Telemetry.from_settings(
+        runtime.telemetry,
+        home,
+        profile=settings.profile,
+        mlflow_tracking_uri=settings.resolved_mlflow_tracking_uri,
+        agent=agent.name,
+        model_id=model_id,
+    )
     limits = runtime.rate_limits
     on_refusal = lambda exc: telemetry.metrics.rate_limited(exc.scope)  # noqa: E731
     use_redis = (limits.backend or ("redis" if settings.redis_url else "local")) == "redis"
@@ -78,6 +87,7 @@ def build_services(
             open_vector_store(settings, StoreNamespace.MEMORY),
             knowledge.embedder,
             min_score=DEFAULT_MIN_SCORE,
+            cipher=value_cipher(settings),
         ),
         gatekeeper=Gatekeeper(
             TenantRegistry(settings.tenant_registry_path),

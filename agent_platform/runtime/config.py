@@ -125,6 +125,17 @@ class TelemetrySettings(_Section):
         "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT, or OTEL_EXPORTER_OTLP_ENDPOINT + /v1/traces.",
     )
     json_path: Path | None = Field(default=None, description="None: <home>/telemetry/traces.jsonl")
+    mlflow_traces: bool | None = Field(
+        default=None,
+        description="Also log traces to the MLflow store, linked to the served agent version. "
+        "None: on in the local profile when the runtime serves a registered version.",
+    )
+
+    def mlflow_enabled(self, profile: Profile, *, serving_version: bool) -> bool:
+        """Whether traces also go to MLflow (in addition to `exporter`)."""
+        if self.mlflow_traces is not None:
+            return self.mlflow_traces
+        return profile == "local" and serving_version
 
     @property
     def otlp_configured(self) -> bool:

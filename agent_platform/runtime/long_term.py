@@ -14,6 +14,9 @@ Each memory is one record (the fact's text, its embedding, and metadata `user`, 
 Which facts are worth keeping: what a user explicitly asks the agent to remember ("remember that
 my region is eu-west-1", "please remember: …"). Anything else stays in the conversation and
 working memory, which expire.
+
+Encryption at rest: the text is sealed with the tenant's data key (`cipher`) before it reaches the
+vector store and opened on recall; the embedding stays plain (similarity search needs it).
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ import numpy as np
 
 from agent_platform.knowledge.embedder import Embedder
 from agent_platform.runtime.memory.base import JSONValue, RecalledMemory
+from agent_platform.security.crypto.cipher import PLAINTEXT, ValueCipher
 from agent_platform.tenants import validate_tenant_name
 from agent_platform.vectorstore.base import ChunkRecord, SearchMode, VectorStore
 
@@ -50,7 +54,17 @@ class VectorLongTermMemory:
     never on the knowledge namespace: the two would then share tenants again.
     """
 
-    def __init__(self, store: VectorStore, embedder: Embedder, *, min_score: float = 0.0) -> None:
+    TABLE = "long_term_memory"
+
+    def __init__(
+        self,
+        store: VectorStore,
+        embedder: Embedder,
+        *,
+        min_score: float = 0.0,
+        cipher: ValueCipher = PLAINTEXT,
+    ) -> None:
+        self.cipher = cipher
         self.store = store
         self.embedder = embedder
         self.min_score = min_score
@@ -82,7 +96,7 @@ class VectorLongTermMemory:
             chunk_id=memory_id,
             document_id=memory_id,
             source=f"memory:{user}",
-            text=text.strip(),
+            text=self.cipher.seal(tenant, self.TABLE, memory_id, text.strip()),
             vector=self.embedder.embed_query(text.strip()),
             metadata=meta,
         )
@@ -113,7 +127,14 @@ class VectorLongTermMemory:
             ):
                 found[hit.chunk_id] = hit
         hits = sorted(found.values(), key=lambda h: -h.score)[:k]
-        return [RecalledMemory(h.text, h.score, {**h.metadata, "id": h.chunk_id}) for h in hits]
+        return [
+            RecalledMemory(
+                self.cipher.open(tenant, self.TABLE, h.chunk_id, h.text),
+                h.score,
+                {**h.metadata, "id": h.chunk_id},
+            )
+            for h in hits
+        ]
 
     def forget(self, tenant: str, memory_id: str) -> bool:
         return self.store.delete(validate_tenant_name(tenant), [memory_id]) > 0

@@ -9,7 +9,9 @@ Metrics join the router's model-call metrics in the telemetry's registry:
   `agent_platform_agent_phase_latency_seconds{phase}`: histograms.
 
 The request log (`<home>/runtime/requests.jsonl`) keeps one line per request with its trace id, so
-a failed request that produced no answer (and no conversation version) is still on record.
+a failed request that produced no answer (and no conversation version) is still on record. The
+file is private (0600); the free-text `error` of a line is sealed with the tenant's data key
+(`cipher`, bound to the trace id), the other fields are identifiers and numbers.
 """
 
 from __future__ import annotations
@@ -24,6 +26,9 @@ from typing import TYPE_CHECKING, Any
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
 from agent_platform.runtime.telemetry import LATENCY_BUCKETS
+from agent_platform.security.crypto.cipher import PLAINTEXT, ValueCipher
+from agent_platform.security.crypto.envelope import is_sealed
+from agent_platform.security.private_files import private_file
 
 if TYPE_CHECKING:
     from agent_platform.runtime.response import AgentResponse
@@ -81,13 +86,18 @@ class RequestMetrics:
 class RequestLog:
     """Appends one JSON object per request to a file (thread-safe, line-buffered)."""
 
-    def __init__(self, path: Path) -> None:
-        self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+    TABLE = "request_log"
+
+    def __init__(self, path: Path, *, cipher: ValueCipher = PLAINTEXT) -> None:
+        self.path = private_file(Path(path))
+        self.cipher = cipher
         self._lock = threading.Lock()
         self._handle = self.path.open("a", encoding="utf-8", buffering=1)
 
     def write(self, record: dict[str, Any]) -> None:
+        if record.get("error") and self.cipher.enabled:
+            error = self._seal(record, str(record["error"]))
+            record = {**record, "error": error}
         line = json.dumps({"logged_at": time.time(), **record}, default=str)
         with self._lock:
             self._handle.write(line + "\n")
@@ -96,7 +106,20 @@ class RequestLog:
         with self._lock:
             self._handle.flush()
         with self.path.open(encoding="utf-8") as handle:
-            return [json.loads(line) for line in handle if line.strip()]
+            records = [json.loads(line) for line in handle if line.strip()]
+        return [self._opened(r) for r in records]
+
+    def _seal(self, record: dict[str, Any], error: str) -> str:
+        tenant = str(record.get("tenant") or "")
+        return self.cipher.seal(tenant, self.TABLE, str(record.get("trace_id")), error)
+
+    def _opened(self, record: dict[str, Any]) -> dict[str, Any]:
+        error = record.get("error")
+        if not is_sealed(error):  # lines written before encryption was on stay as they are
+            return record
+        tenant = str(record.get("tenant") or "")
+        trace = str(record.get("trace_id"))
+        return {**record, "error": self.cipher.open(tenant, self.TABLE, trace, str(error))}
 
     def close(self) -> None:
         with self._lock:

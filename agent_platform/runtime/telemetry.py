@@ -3,7 +3,8 @@
 * Traces: OpenTelemetry. One span per model call, with the GenAI semantic-convention attributes
   (`gen_ai.system`, `gen_ai.request.model`, `gen_ai.usage.input_tokens`, …). Exported to a
   JSON-lines file (the local default), the console, or OTLP/HTTP (the production default; needs
-  the optional `opentelemetry-exporter-otlp`).
+  the optional `opentelemetry-exporter-otlp`). A runtime serving a registered agent version also
+  logs them to MLflow, linked to that version (`mlflow_tracing.py`; local profile by default).
 * Metrics: `prometheus-client` in a dedicated `CollectorRegistry`, so several runtimes (and tests)
   in one process never collide and the serving process decides where to expose them.
 * Logs: one JSON object per line carrying the current trace and span ids, so a log line leads to its
@@ -68,11 +69,20 @@ def build_tracer_provider(
     *,
     profile: Profile,
     batch: bool = True,
+    mlflow: SpanExporter | None = None,
+    resource: dict[str, str] | None = None,
 ) -> TracerProvider:
     """A tracer provider exporting where `config` says (its default depends on `profile`, which
-    is required so production never falls back to local files). Not installed globally."""
+    is required so production never falls back to local files), and to `mlflow` as well when
+    given. Not installed globally."""
     kind = config.resolved_exporter(profile)
-    provider = TracerProvider(resource=Resource.create({"service.name": config.service_name}))
+    provider = TracerProvider(
+        resource=Resource.create({"service.name": config.service_name, **(resource or {})})
+    )
+    if mlflow is not None:
+        provider.add_span_processor(
+            BatchSpanProcessor(mlflow) if batch else SimpleSpanProcessor(mlflow)
+        )
     exporter: SpanExporter | None
     if kind == "none":
         exporter = None
@@ -197,9 +207,32 @@ class Telemetry:
 
     @classmethod
     def from_settings(
-        cls, config: TelemetrySettings, home_dir: Path | None = None, *, profile: Profile
+        cls,
+        config: TelemetrySettings,
+        home_dir: Path | None = None,
+        *,
+        profile: Profile,
+        mlflow_tracking_uri: str | None = None,
+        agent: str = "",
+        model_id: str = "",
     ) -> Telemetry:
-        provider = build_tracer_provider(config, home_dir, profile=profile)
+        """`model_id`: the MLflow LoggedModel of the agent version served, which traces link to;
+        with `mlflow_tracking_uri` and `agent` it turns MLflow tracing on where `config` says."""
+        mlflow = None
+        if (
+            mlflow_tracking_uri
+            and agent
+            and config.mlflow_enabled(profile, serving_version=bool(model_id))
+        ):
+            from agent_platform.model_registry.registry import EXPERIMENT_PREFIX
+            from agent_platform.runtime.mlflow_tracing import MlflowSpanExporter
+
+            experiment = f"{EXPERIMENT_PREFIX}{agent}"
+            mlflow = MlflowSpanExporter(mlflow_tracking_uri, experiment, model_id)
+        resource = {"agent_platform.model_id": model_id} if model_id else None
+        provider = build_tracer_provider(
+            config, home_dir, profile=profile, mlflow=mlflow, resource=resource
+        )
         return cls(provider.get_tracer(TRACER_NAME), RuntimeMetrics(), provider)
 
     @classmethod

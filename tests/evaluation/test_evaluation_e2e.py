@@ -62,9 +62,15 @@ def test_failed_gates_block_promotion_and_everything_is_logged(home: Path, tmp_p
     assert metrics["examples"] == 58 and metrics["errors"] == 0
     assert metrics["refusal_rate_unanswerable"] >= 0.8
     assert metrics["recall_at_k"] >= 0.9 and metrics["compliance"] == 1.0
-    # the extractive agent does not reach the 0.95 accuracy gate: promotion is blocked
+    # the extractive agent does not reach the 0.95 accuracy gate: promotion is blocked, which is
+    # an outcome, not a crash: the run succeeds and the promotion records why it did not happen
     assert metrics["accuracy"] < 0.95 and not checks["accuracy_gate"].passed
-    assert not result.asset_materializations_for_node("champion_promotion")
+    assert result.success
+    assert checks["accuracy_gate"].metadata["threshold"].value == 0.95
+    promotion = result.asset_materializations_for_node("champion_promotion")[0].metadata
+    decision = promotion["decision"].value
+    assert decision.startswith(f"not promoted: accuracy {metrics['accuracy']:.3g} < 0.95"), decision
+    assert promotion["promoted"].value is False
     assert registry.champion("grounded-qa") is None
     for tag in (
         "index_snapshot_id",
@@ -74,16 +80,22 @@ def test_failed_gates_block_promotion_and_everything_is_logged(home: Path, tmp_p
         "prompt.grounded_qa_system.version",
         "dagster_run_id",
     ):
-        assert version.tags[tag] not in ("", "none", "unregistered"), tag
-    assert version.tags["dagster_run_id"] == result.run_id
+        assert version.lineage[tag] not in ("", "none", "unregistered"), tag
+    assert version.lineage["dagster_run_id"] == result.run_id
+    # the model version carries only the tags a person filters on; the rest is on the LoggedModel
+    assert {"candidate", "git_commit", "index_snapshot_id"} <= set(version.tags)
+    assert not {"agent_config", "prompts", "embedding_model"} & set(version.tags)
+    assert not [t for t in version.tags if t.startswith(("eval.metric.", "prompt."))], version.tags
     examples = EvaluationService(Settings(home=home), plan=load_plan(plan), registry=registry)
     table = examples.examples_of(version.tags["eval.run_id"])
     assert len(table) == 58 and {"correct", "groundedness", "latency_ms"} <= set(table.columns)
 
 
-# a weaker agent: one keyword hit instead of five hybrid ones
-KEYWORD_K1 = (
-    '[candidates.keyword-k1]\nmodels = ["extractive"]\nretrieval = { k = 1, mode = "keyword" }\n'
+# a weaker agent: one vector hit, used only when cosine >= 0.5, instead of five hybrid ones
+# (accuracy 0.50 against 0.80 on the first 20 examples, measured 2026-12-07)
+WEAK_K1 = (
+    '[candidates.vector-k1]\nmodels = ["extractive"]\n'
+    'retrieval = { k = 1, mode = "vector", min_relevance = 0.75 }\n'
 )
 # lenient thresholds where a test is about the comparison, not the gates (or machine load)
 LENIENT_GATES = {"accuracy_gate": 0.3, "consistency_gate": 0.5, "latency_p95_budget_ms": 60_000.0}
@@ -96,14 +108,14 @@ def round_config(candidates: list[str], max_examples: int) -> dict:
 
 
 def test_passing_challenger_is_promoted_then_compared(home: Path, tmp_path: Path) -> None:
-    plan = small_plan(tmp_path, extra=KEYWORD_K1)
+    plan = small_plan(tmp_path, extra=WEAK_K1)
     gates = LENIENT_GATES
     config = round_config(["extractive"], 20)
     first = dg.materialize(GRAPH, resources=resources(home, plan, **gates), run_config=config)
     assert first.asset_materializations_for_node("champion_promotion")[0].metadata["promoted"].value
     registry = AgentModelRegistry.from_settings(Settings(home=home))
     assert registry.aliases("grounded-qa")[CHAMPION] == 1
-    config["ops"]["evaluated_model_versions"]["config"]["candidates"] = ["keyword-k1"]
+    config["ops"]["evaluated_model_versions"]["config"]["candidates"] = ["vector-k1"]
     second = dg.materialize(
         GRAPH,
         resources=resources(home, plan, **gates),
@@ -113,21 +125,21 @@ def test_passing_challenger_is_promoted_then_compared(home: Path, tmp_path: Path
     meta = second.asset_materializations_for_node("evaluated_model_versions")[0].metadata
     assert "correct: challenger" in meta["ab_comparison"].value
     assert meta["promotion_recommended"].value is False
-    # k=1 keyword retrieval passes the lenient gates but loses the paired comparison
+    # the weak k=1 retrieval passes the lenient gates but loses the paired comparison
     reason = meta["promotion_reason"].value
     assert reason.startswith("correct: challenger") and reason.endswith("): worse"), reason
     assert registry.aliases("grounded-qa")[CHAMPION] == 1  # not better: champion stays
 
 
 def test_a_better_challenger_replaces_the_champion(home: Path, tmp_path: Path) -> None:
-    """The reverse of the test above: keyword k=1 serves first, then the hybrid extractive agent
-    wins the paired comparison and is promoted, with the comparison as the recorded reason."""
-    plan = small_plan(tmp_path, extra=KEYWORD_K1)
-    first = round_config(["keyword-k1"], 20)
+    """The reverse of the test above: the weak k=1 agent serves first, then the hybrid extractive
+    agent wins the paired comparison and is promoted, with the comparison as the recorded reason."""
+    plan = small_plan(tmp_path, extra=WEAK_K1)
+    first = round_config(["vector-k1"], 20)
     dg.materialize(GRAPH, resources=resources(home, plan, **LENIENT_GATES), run_config=first)
     registry = AgentModelRegistry.from_settings(Settings(home=home))
     weak = registry.champion("grounded-qa")
-    assert weak.candidate == "keyword-k1"
+    assert weak.candidate == "vector-k1"
     second = dg.materialize(
         GRAPH,
         resources=resources(home, plan, **LENIENT_GATES),
@@ -160,7 +172,7 @@ def test_challenger_evaluation_leaves_the_champions_record_alone(
     champion = registry.champion("grounded-qa")
     assert champion.version == 1 and champion.gates_passed is True
     recorded = {k: v for k, v in champion.tags.items() if k.startswith("eval.")}
-    assert float(recorded["eval.metric.consistency"]) == 1.0
+    assert champion.metrics["consistency"] == 1.0
 
     config["ops"]["evaluated_model_versions"]["config"]["candidates"] = ["twin"]
     second = dg.materialize(GRAPH, resources=resources(home, plan, **gates), run_config=config)
@@ -193,7 +205,8 @@ def test_daily_quality_gate_fails_loudly_when_the_champion_drops(
     champion = registry.champion("grounded-qa")
     # the registered version serves the prompt versions it was evaluated with
     pinned = champion.config().system_prompt.version
-    assert pinned is not None and str(pinned) == champion.tags["prompt.grounded_qa_system.version"]
+    served = champion.lineage["prompt.grounded_qa_system.version"]
+    assert pinned is not None and str(pinned) == served
     # a new index snapshot since promotion: the daily check still checks the champion itself
     assert run_tenant_job(Settings(home=home), "index_backup_job", "sample").success
     versions_before = len(registry.versions("grounded-qa"))
@@ -259,3 +272,27 @@ def test_examples_that_error_count_as_failures_among_answered_ones(home: Path) -
     # one unscored warm-up request went first, and its latency is not among the scored ones
     assert result.warmup_ms > 0
     assert logged_requests(home) - logged_before == len(result.latencies_ms) + 1
+
+
+def test_evaluation_sensor_starts_from_what_was_evaluated(home: Path, tmp_path: Path) -> None:
+    """Switched on over an evaluated home (the first `make ui` after `make demo`), the sensor
+    requests nothing; a snapshot taken since the evaluation still requests one."""
+    from sensors.evaluation import evaluation_request_sensor
+
+    plan = small_plan(tmp_path, extra="max_examples = 3\n")
+    graph_resources = resources(home, plan, **LENIENT_GATES)
+    storage = tmp_path / "dagster"  # one instance, opened twice around the backup job
+    storage.mkdir()
+
+    def tick(instance: dg.DagsterInstance) -> dg.SensorResult:
+        with dg.build_sensor_context(resources=graph_resources, instance=instance) as context:
+            return evaluation_request_sensor(context)
+
+    with dg.instance_for_test(temp_dir=str(storage)) as instance:
+        assert dg.materialize(GRAPH, resources=graph_resources, instance=instance).success
+        first = tick(instance)
+    assert not first.run_requests and first.cursor
+    assert run_tenant_job(Settings(home=home), "index_backup_job", "sample").success
+    with dg.instance_for_test(temp_dir=str(storage)) as instance:
+        [request] = tick(instance).run_requests
+    assert request.tags["evaluation/reason"] == "extractive.index_snapshot_id"

@@ -68,8 +68,7 @@ def test_sensor_requests_evaluation_on_new_prompt_version(home: Path, tmp_path: 
         "evaluation": EvaluationResource(),
         "model_registry": LocalModelRegistryResource(home=str(home)),
     }
-    with dg.build_sensor_context(resources=resources) as context:
-        first = evaluation_request_sensor(context)
+    first = _tick(resources)  # nothing was evaluated on this home yet: evaluate
     assert len(first.run_requests) == 1
     cursor = first.cursor
     with dg.build_sensor_context(cursor=cursor, resources=resources) as context:
@@ -84,8 +83,13 @@ def test_sensor_requests_evaluation_on_new_prompt_version(home: Path, tmp_path: 
     assert "prompts" in again.run_requests[0].tags["evaluation/reason"]
 
 
-def _tick(resources: dict[str, object], cursor: str | None = None) -> dg.SensorResult:
-    with dg.build_sensor_context(cursor=cursor, resources=resources) as context:
+def _tick(
+    resources: dict[str, object],
+    cursor: str | None = None,
+    instance: dg.DagsterInstance | None = None,
+) -> dg.SensorResult:
+    instance = instance or dg.DagsterInstance.ephemeral()
+    with dg.build_sensor_context(cursor=cursor, resources=resources, instance=instance) as context:
         return evaluation_request_sensor(context)
 
 

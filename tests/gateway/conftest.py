@@ -92,6 +92,7 @@ def start_gateway(home: Path, log: Path, **env: str) -> Gateway:
 def gateway_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from agent_platform.cli.execution import run_tenant_job
     from agent_platform.prompts import (
+        ApproverRoles,
         MlflowPromptStore,
         PromotionService,
         PromptRepository,
@@ -128,9 +129,13 @@ def gateway_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     repo = PromptRepository.from_dirs([BUILTIN_PROMPTS_DIR])
     for name in repo.names():
         publish_prompt(repo, store, name)
-    service = PromotionService(store, ReviewLog.under(home))
+    service = PromotionService(
+        store,
+        ReviewLog.under(home),
+        ApproverRoles(approvers={"prompt-owner-lead": ["prompt-owner"], "safety-lead": ["safety"]}),
+    )
     for role in ("prompt-owner", "safety"):
-        service.approve("grounded_qa_system", 1, role=role, by="reviewer")
+        service.approve("grounded_qa_system", 1, role=role, by=f"{role}-lead")
     service.promote("grounded_qa_system", 1, by="release")
     return home
 

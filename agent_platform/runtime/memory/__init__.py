@@ -32,6 +32,8 @@ from agent_platform.runtime.memory.conversation import (
 )
 from agent_platform.runtime.memory.short_term import RedisShortTermMemory, SQLiteShortTermMemory
 from agent_platform.runtime.memory.working import PostgresWorkingMemory, SQLiteWorkingMemory
+from agent_platform.security.crypto import value_cipher
+from agent_platform.security.private_files import private_dir
 from agent_platform.settings import Settings
 
 __all__ = [
@@ -62,7 +64,8 @@ __all__ = [
 
 
 def _memory_dir(settings: Settings):
-    return settings.home_dir / "runtime"
+    private_dir(settings.home_dir)
+    return private_dir(settings.home_dir / "runtime")
 
 
 def build_short_term_memory(settings: Settings, runtime: RuntimeSettings) -> ShortTermMemory:
@@ -77,11 +80,13 @@ def build_short_term_memory(settings: Settings, runtime: RuntimeSettings) -> Sho
             ttl_s=m.short_term_ttl_s,
             max_items=m.short_term_max_items,
             key_prefix=m.redis_key_prefix,
+            cipher=value_cipher(settings),
         )
     return SQLiteShortTermMemory(
         _memory_dir(settings) / "working.sqlite",
         ttl_s=m.short_term_ttl_s,
         max_items=m.short_term_max_items,
+        cipher=value_cipher(settings),
     )
 
 
@@ -98,10 +103,15 @@ def build_working_memory(settings: Settings, runtime: RuntimeSettings) -> Workin
     if _working_backend(settings, runtime) == "postgres":
         assert settings.postgres_url is not None
         return PostgresWorkingMemory(
-            settings.postgres_url, schema=m.postgres_schema, retention_s=m.working_retention_s
+            settings.postgres_url,
+            schema=m.postgres_schema,
+            retention_s=m.working_retention_s,
+            cipher=value_cipher(settings),
         )
     return SQLiteWorkingMemory(
-        _memory_dir(settings) / "working.sqlite", retention_s=m.working_retention_s
+        _memory_dir(settings) / "working.sqlite",
+        retention_s=m.working_retention_s,
+        cipher=value_cipher(settings),
     )
 
 
@@ -111,10 +121,15 @@ def build_conversation_store(settings: Settings, runtime: RuntimeSettings) -> Co
     if _working_backend(settings, runtime) == "postgres":
         assert settings.postgres_url is not None
         return PostgresConversationStore(
-            settings.postgres_url, schema=m.postgres_schema, retention_s=m.working_retention_s
+            settings.postgres_url,
+            schema=m.postgres_schema,
+            retention_s=m.working_retention_s,
+            cipher=value_cipher(settings),
         )
     return SQLiteConversationStore(
-        _memory_dir(settings) / "working.sqlite", retention_s=m.working_retention_s
+        _memory_dir(settings) / "working.sqlite",
+        retention_s=m.working_retention_s,
+        cipher=value_cipher(settings),
     )
 
 

@@ -15,6 +15,8 @@ from typing import Any, ClassVar
 import psycopg
 from psycopg import sql
 
+from agent_platform.security.private_files import private_file
+
 logger = logging.getLogger(__name__)
 _SCHEMA = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 
@@ -55,7 +57,7 @@ class SQLiteDatabase:
 
     def __init__(self, path: Path | str) -> None:
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        private_file(self.path)  # 0600 before SQLite opens it (-wal/-shm inherit the mode)
         self.lock = threading.RLock()
         self.conn = self._connect()
         self.conn.execute("PRAGMA journal_mode=WAL")

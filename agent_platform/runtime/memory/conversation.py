@@ -6,6 +6,10 @@ old one, marked `restored_from`, so what was undone stays auditable. Versions of
 numbered 1, 2, 3… ; writers of one session are serialised (SQLite: the write lock; PostgreSQL: a
 transaction-scoped advisory lock on the session), so numbers never collide.
 
+Encryption at rest: each version's transcript is sealed (AES-256-GCM, see
+`agent_platform.security.crypto`) with the tenant's data key, bound to the session and version, so
+a transcript copied onto another version or session does not decrypt.
+
 Retention: a session idle for longer than `retention_s` (24 h; idle = since its newest version)
 has expired. Reads treat it as absent at once (version 0, no versions), and the next write to it
 deletes its old versions and starts again at version 1. `purge_expired` deletes every expired
@@ -34,6 +38,7 @@ from agent_platform.runtime.memory.base import (
     VersionInfo,
     VersionNotFoundError,
 )
+from agent_platform.security.crypto.cipher import PLAINTEXT, ValueCipher
 
 Clock = Callable[[], float]
 
@@ -50,11 +55,33 @@ def _check_turns(turns: Sequence[Turn]) -> list[Turn]:
     return turns
 
 
-def _state(scope: MemoryScope, row: tuple[Any, ...] | None) -> ConversationState:
+TABLE = "conversation_versions"
+
+
+def _seal_turns(cipher: ValueCipher, scope: MemoryScope, version: int, turns: list[Turn]) -> str:
+    text = json.dumps([t.to_dict() for t in turns])
+    return cipher.seal(scope.tenant, TABLE, f"{scope.key}#{version}", text)
+
+
+def _open_turns(cipher: ValueCipher, scope: MemoryScope, version: int, raw: Any) -> list[Any]:
+    """The turns of a stored version: a sealed token, JSON text, or (PostgreSQL) decoded JSONB."""
+    text = raw.decode() if isinstance(raw, bytes) else raw if isinstance(raw, str) else None
+    text = json.dumps(raw) if text is None else text
+    return json.loads(cipher.open(scope.tenant, TABLE, f"{scope.key}#{version}", text))
+
+
+def _jsonb(cipher: ValueCipher, stored: str) -> str:
+    """The JSONB literal of a stored value: a sealed token is stored as a JSON string."""
+    return json.dumps(stored) if cipher.enabled else stored
+
+
+def _state(
+    scope: MemoryScope, row: tuple[Any, ...] | None, cipher: ValueCipher
+) -> ConversationState:
     if row is None:
         return ConversationState(scope, 0, ())
     version, turns, created_at, restored_from = row
-    data = json.loads(turns) if isinstance(turns, str | bytes) else turns  # JSONB is decoded
+    data = _open_turns(cipher, scope, int(version), turns)
     return ConversationState(
         scope,
         int(version),
@@ -85,7 +112,9 @@ class SQLiteConversationStore:
         retention_s: float = 86_400.0,
         clock: Clock = time.time,
         purge_interval_s: float = 60.0,
+        cipher: ValueCipher = PLAINTEXT,
     ) -> None:
+        self.cipher = cipher
         self.retention_s = check_retention(retention_s)
         self._clock = clock
         self._sweeper = Sweeper(purge_interval_s)
@@ -132,14 +161,14 @@ class SQLiteConversationStore:
             if row is not None and row[2] <= now - self.retention_s:  # expired: start afresh
                 conn.execute(f"DELETE FROM conversation_versions WHERE {self._WHERE}", key)
                 row = None
-            current = _state(scope, row)
+            current = _state(scope, row, self.cipher)
             turns, restored_from = build(current)
             conn.execute(
                 "INSERT INTO conversation_versions VALUES (?,?,?,?,?,?,?)",
                 (
                     *key,
                     current.version + 1,
-                    json.dumps([t.to_dict() for t in turns]),
+                    _seal_turns(self.cipher, scope, current.version + 1, turns),
                     now,
                     restored_from,
                 ),
@@ -157,7 +186,7 @@ class SQLiteConversationStore:
             (scope.tenant, scope.user, scope.session),
         )
         alive = bool(rows) and rows[0][2] > self._horizon()
-        return _state(scope, rows[0] if alive else None)
+        return _state(scope, rows[0] if alive else None, self.cipher)
 
     def get_version(self, scope: MemoryScope, version: int) -> ConversationState:
         _check_version(version)
@@ -169,7 +198,7 @@ class SQLiteConversationStore:
         )
         if not rows:
             raise VersionNotFoundError(scope, version)
-        return _state(scope, rows[0])
+        return _state(scope, rows[0], self.cipher)
 
     def versions(self, scope: MemoryScope) -> list[VersionInfo]:
         key = (scope.tenant, scope.user, scope.session)
@@ -178,7 +207,10 @@ class SQLiteConversationStore:
             f"AND {self._ALIVE} ORDER BY version",
             (*key, *key, self._horizon()),
         )
-        return [VersionInfo(r[0], r[2], len(json.loads(r[1])), r[3]) for r in rows]
+        return [
+            VersionInfo(r[0], r[2], len(_open_turns(self.cipher, scope, r[0], r[1])), r[3])
+            for r in rows
+        ]
 
     def rollback(self, scope: MemoryScope, version: int) -> ConversationState:
         target = self.get_version(scope, version)
@@ -207,7 +239,9 @@ class PostgresConversationStore:
         retention_s: float = 86_400.0,
         clock: Clock = time.time,
         purge_interval_s: float = 60.0,
+        cipher: ValueCipher = PLAINTEXT,
     ) -> None:
+        self.cipher = cipher
         self.retention_s = check_retention(retention_s)
         self._clock = clock
         self._sweeper = Sweeper(purge_interval_s)
@@ -265,7 +299,7 @@ class PostgresConversationStore:
                     key,
                 )
                 row = None
-            current = _state(scope, row)
+            current = _state(scope, row, self.cipher)
             turns, restored_from = build(current)
             conn.execute(
                 self.db.sql(
@@ -275,7 +309,9 @@ class PostgresConversationStore:
                 (
                     *key,
                     current.version + 1,
-                    json.dumps([t.to_dict() for t in turns]),
+                    _jsonb(
+                        self.cipher, _seal_turns(self.cipher, scope, current.version + 1, turns)
+                    ),
                     now,
                     restored_from,
                 ),
@@ -294,7 +330,7 @@ class PostgresConversationStore:
             (scope.tenant, scope.user, scope.session),
         )
         alive = bool(rows) and float(rows[0][2]) > self._horizon()
-        return _state(scope, rows[0] if alive else None)
+        return _state(scope, rows[0] if alive else None, self.cipher)
 
     def get_version(self, scope: MemoryScope, version: int) -> ConversationState:
         _check_version(version)
@@ -305,13 +341,13 @@ class PostgresConversationStore:
         )
         if not rows:
             raise VersionNotFoundError(scope, version)
-        return _state(scope, rows[0])
+        return _state(scope, rows[0], self.cipher)
 
     def versions(self, scope: MemoryScope) -> list[VersionInfo]:
         key = (scope.tenant, scope.user, scope.session)
         rows = self.db.query(
             self.db.sql(
-                "SELECT version, created_at, jsonb_array_length(turns), restored_from "
+                "SELECT version, created_at, turns, restored_from "
                 "FROM {schema}.conversation_versions "
                 "WHERE tenant = %s AND user_id = %s AND session_id = %s"
                 + self._ALIVE
@@ -319,7 +355,12 @@ class PostgresConversationStore:
             ),
             (*key, *key, self._horizon()),
         )
-        return [VersionInfo(int(r[0]), float(r[1]), int(r[2]), r[3]) for r in rows]
+        return [
+            VersionInfo(
+                int(r[0]), float(r[1]), len(_open_turns(self.cipher, scope, int(r[0]), r[2])), r[3]
+            )
+            for r in rows
+        ]
 
     def rollback(self, scope: MemoryScope, version: int) -> ConversationState:
         target = self.get_version(scope, version)

@@ -2,7 +2,8 @@
 
 Both keep one buffer per scope that expires `ttl_s` after its last write and holds at most
 `max_items` entries, dropping the oldest. `add_many` writes several entries at once (a request
-adds its question and answer in one round trip / transaction).
+adds its question and answer in one round trip / transaction). Each entry is sealed with the
+tenant's data key (`cipher`), bound to its buffer (tenant, user, session).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from agent_platform.runtime.memory.base import (
     ShortTermEntry,
     check_role,
 )
+from agent_platform.security.crypto.cipher import PLAINTEXT, ValueCipher
 
 Clock = Callable[[], float]
 
@@ -55,8 +57,16 @@ def _encode_all(entries: Sequence[ShortTermEntry], now: float) -> list[str]:
     return payloads
 
 
-def _decode(payload: str | bytes) -> MemoryItem:
-    data = json.loads(payload)
+TABLE = "short_term_items"
+
+
+def _seal_all(cipher: ValueCipher, scope: MemoryScope, payloads: list[str]) -> list[str]:
+    return [cipher.seal(scope.tenant, TABLE, scope.key, p) for p in payloads]
+
+
+def _decode(cipher: ValueCipher, scope: MemoryScope, payload: str | bytes) -> MemoryItem:
+    text = payload.decode() if isinstance(payload, bytes) else payload
+    data = json.loads(cipher.open(scope.tenant, TABLE, scope.key, text))
     return MemoryItem(data["role"], data["content"], data["created_at"], data.get("metadata", {}))
 
 
@@ -70,7 +80,9 @@ class RedisShortTermMemory:
         ttl_s: float = 3600.0,
         max_items: int = 50,
         key_prefix: str = "agent-platform:stm",
+        cipher: ValueCipher = PLAINTEXT,
     ) -> None:
+        self.cipher = cipher
         _check(ttl_s, max_items)
         self.ttl_s = ttl_s
         self.max_items = max_items
@@ -90,7 +102,7 @@ class RedisShortTermMemory:
         self.add_many(scope, [(role, content, metadata)])
 
     def add_many(self, scope: MemoryScope, entries: Sequence[ShortTermEntry]) -> None:
-        payloads = _encode_all(entries, time.time())
+        payloads = _seal_all(self.cipher, scope, _encode_all(entries, time.time()))
         if not payloads:
             return
         key = self._key(scope)
@@ -102,7 +114,8 @@ class RedisShortTermMemory:
 
     def recent(self, scope: MemoryScope, limit: int | None = None) -> list[MemoryItem]:
         start = -limit if limit else 0
-        return [_decode(p) for p in self._redis.lrange(self._key(scope), start, -1)]
+        payloads = self._redis.lrange(self._key(scope), start, -1)
+        return [_decode(self.cipher, scope, p) for p in payloads]
 
     def ttl_remaining(self, scope: MemoryScope) -> float | None:
         ms = int(self._redis.pttl(self._key(scope)))
@@ -136,8 +149,10 @@ class SQLiteShortTermMemory:
         max_items: int = 50,
         clock: Clock = time.time,
         purge_interval_s: float = 60.0,
+        cipher: ValueCipher = PLAINTEXT,
     ) -> None:
         _check(ttl_s, max_items)
+        self.cipher = cipher
         self.ttl_s = ttl_s
         self.max_items = max_items
         self._clock = clock
@@ -175,7 +190,7 @@ class SQLiteShortTermMemory:
 
     def add_many(self, scope: MemoryScope, entries: Sequence[ShortTermEntry]) -> None:
         now = self._clock()
-        payloads = _encode_all(entries, now)
+        payloads = _seal_all(self.cipher, scope, _encode_all(entries, now))
         if not payloads:
             return
         key = scope.key
@@ -211,7 +226,7 @@ class SQLiteShortTermMemory:
                WHERE i.scope_key = ? AND b.expires_at > ? ORDER BY i.seq DESC LIMIT ?""",
             (scope.key, self._clock(), min(limit or self.max_items, self.max_items)),
         )
-        return [_decode(r[0]) for r in reversed(rows)]
+        return [_decode(self.cipher, scope, r[0]) for r in reversed(rows)]
 
     def ttl_remaining(self, scope: MemoryScope) -> float | None:
         now = self._clock()

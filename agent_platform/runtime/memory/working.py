@@ -4,7 +4,8 @@ Entries are (tenant, user, session, key) → JSON value, kept `retention_s` (24 
 update. Expired entries are invisible at once; `purge_expired` deletes them, and `put` calls it
 itself at most once per `purge_interval_s` (after its own transaction has committed), so the
 table does not grow without bound even when nothing else purges. Times are epoch seconds from an
-injectable clock, so retention is testable without waiting a day.
+injectable clock, so retention is testable without waiting a day. Values are sealed with the
+tenant's data key (`cipher`), bound to (user, session, key); the keys themselves stay readable.
 """
 
 from __future__ import annotations
@@ -27,6 +28,8 @@ from agent_platform.runtime.memory.base import (
     WorkingMemoryEntry,
     validate_key,
 )
+from agent_platform.security.crypto.cipher import PLAINTEXT, ValueCipher
+from agent_platform.security.crypto.envelope import is_sealed
 
 Clock = Callable[[], float]
 
@@ -36,6 +39,32 @@ def _dumps(value: JSONValue) -> str:
         return json.dumps(value)
     except TypeError as exc:
         raise ValueError(f"value: must be JSON-serialisable ({exc})") from exc
+
+
+TABLE = "working_memory"
+
+
+def _record_id(scope: MemoryScope, key: str) -> str:
+    return json.dumps([scope.user, scope.session, key])
+
+
+def _seal(cipher: ValueCipher, scope: MemoryScope, key: str, value: JSONValue) -> str:
+    return cipher.seal(scope.tenant, TABLE, _record_id(scope, key), _dumps(value))
+
+
+def _jsonb(cipher: ValueCipher, stored: str) -> str:
+    """The JSONB literal of a stored value: a sealed token is stored as a JSON string."""
+    return json.dumps(stored) if cipher.enabled else stored
+
+
+def _open(cipher: ValueCipher, scope: MemoryScope, key: str, stored: Any, *, encoded: bool) -> Any:
+    """The value of a row: SQLite holds JSON text or a token; PostgreSQL decoded JSONB."""
+    rid = _record_id(scope, key)
+    if encoded or (isinstance(stored, str) and is_sealed(stored)):
+        return json.loads(cipher.open(scope.tenant, TABLE, rid, stored))
+    if cipher.enabled:  # plaintext JSONB: refused unless accept_plaintext
+        cipher.open(scope.tenant, TABLE, rid, json.dumps(stored))
+    return stored
 
 
 def _filters(user: str | None, session: str | None) -> tuple[str, tuple[Any, ...]]:
@@ -49,13 +78,14 @@ def _filters(user: str | None, session: str | None) -> tuple[str, tuple[Any, ...
     return clauses, params
 
 
-def _entry(row: tuple[Any, ...], *, encoded: bool) -> WorkingMemoryEntry:
+def _entry(row: tuple[Any, ...], cipher: ValueCipher, *, encoded: bool) -> WorkingMemoryEntry:
     """A row as an entry; `encoded` when the value column holds JSON text (SQLite)."""
     tenant, user, session, key, value, updated_at, expires_at = row
+    scope = MemoryScope(tenant, user, session)
     return WorkingMemoryEntry(
-        MemoryScope(tenant, user, session),
+        scope,
         key,
-        json.loads(value) if encoded else value,
+        _open(cipher, scope, key, value, encoded=encoded),
         float(updated_at),
         float(expires_at),
     )
@@ -69,7 +99,9 @@ class SQLiteWorkingMemory:
         retention_s: float = 86_400.0,
         clock: Clock = time.time,
         purge_interval_s: float = 60.0,
+        cipher: ValueCipher = PLAINTEXT,
     ) -> None:
+        self.cipher = cipher
         self.retention_s = check_retention(retention_s)
         self._clock = clock
         self._sweeper = Sweeper(purge_interval_s)
@@ -100,7 +132,7 @@ class SQLiteWorkingMemory:
                     scope.user,
                     scope.session,
                     key,
-                    _dumps(value),
+                    _seal(self.cipher, scope, key, value),
                     now,
                     now + self.retention_s,
                 ),
@@ -114,7 +146,7 @@ class SQLiteWorkingMemory:
                AND session_id = ? AND key = ? AND expires_at > ?""",
             (scope.tenant, scope.user, scope.session, key, self._clock()),
         )
-        return json.loads(rows[0][0]) if rows else None
+        return _open(self.cipher, scope, key, rows[0][0], encoded=True) if rows else None
 
     def entries(
         self, tenant: str, user: str | None = None, session: str | None = None
@@ -127,7 +159,7 @@ class SQLiteWorkingMemory:
             + " ORDER BY updated_at, key",
             (tenant, self._clock(), *params),
         )
-        return [_entry(r, encoded=True) for r in rows]
+        return [_entry(r, self.cipher, encoded=True) for r in rows]
 
     def delete(self, scope: MemoryScope, key: str) -> bool:
         with self.db.transaction() as conn:
@@ -157,7 +189,9 @@ class PostgresWorkingMemory:
         retention_s: float = 86_400.0,
         clock: Clock = time.time,
         purge_interval_s: float = 60.0,
+        cipher: ValueCipher = PLAINTEXT,
     ) -> None:
+        self.cipher = cipher
         self.retention_s = check_retention(retention_s)
         self._clock = clock
         self._sweeper = Sweeper(purge_interval_s)
@@ -196,7 +230,7 @@ class PostgresWorkingMemory:
                     scope.user,
                     scope.session,
                     key,
-                    _dumps(value),
+                    _jsonb(self.cipher, _seal(self.cipher, scope, key, value)),
                     now,
                     now + self.retention_s,
                 ),
@@ -212,7 +246,7 @@ class PostgresWorkingMemory:
             ),
             (scope.tenant, scope.user, scope.session, key, self._clock()),
         )
-        return rows[0][0] if rows else None
+        return _open(self.cipher, scope, key, rows[0][0], encoded=False) if rows else None
 
     def entries(
         self, tenant: str, user: str | None = None, session: str | None = None
@@ -227,7 +261,7 @@ class PostgresWorkingMemory:
             ),
             (tenant, self._clock(), *params),
         )
-        return [_entry(r, encoded=False) for r in rows]
+        return [_entry(r, self.cipher, encoded=False) for r in rows]
 
     def delete(self, scope: MemoryScope, key: str) -> bool:
         with self.db.transaction() as conn:
