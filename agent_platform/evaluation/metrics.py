@@ -16,6 +16,7 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 
 from agent_platform.runtime.response import AgentResponse
+from agent_platform.security.pii import configured_detector
 
 _WORD = re.compile(r"[a-z0-9]+")
 _CITATION = re.compile(r"\[(\d+)\]")
@@ -26,16 +27,6 @@ _STOPWORD_TEXT = (
 )
 _STOPWORDS = frozenset(_STOPWORD_TEXT.split(" "))
 GROUNDED_SENTENCE_COVERAGE = 0.6
-
-_PII_PATTERNS: dict[str, re.Pattern[str]] = {
-    "email": re.compile(r"\b[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}\b"),
-    "phone": re.compile(
-        r"(?<![\w+])(?:\+\d{1,3}[ .-]?)?(?:\(\d{2,4}\)|\d{3})[ .-]\d{3}[ .-]\d{4}(?!\w)"
-    ),
-    "us_ssn": re.compile(r"\b\d{3}-\d{2}-\d{4}\b"),
-    "iban": re.compile(r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){3,7}\b"),
-    "card": re.compile(r"\b(?:\d[ -]?){13,19}\b"),
-}
 
 
 def _stem(word: str) -> str:
@@ -124,26 +115,11 @@ def citation_problems(response: AgentResponse) -> list[str]:
     return problems
 
 
-def _luhn(digits: str) -> bool:
-    total = 0
-    for i, ch in enumerate(reversed(digits)):
-        d = int(ch) * (2 if i % 2 else 1)
-        total += d - 9 if d > 9 else d
-    return total % 10 == 0
-
-
 def pii_found(text: str) -> list[str]:
-    """Kinds of personal data in `text` (card numbers must pass the Luhn check)."""
-    found = []
-    for kind, pattern in _PII_PATTERNS.items():
-        for match in pattern.finditer(text):
-            if kind == "card":
-                digits = re.sub(r"\D", "", match.group())
-                if not (13 <= len(digits) <= 19 and _luhn(digits)):
-                    continue
-            found.append(kind)
-            break
-    return found
+    """Entity types of personal data in `text`. The runtime's own detector
+    (`agent_platform.security.pii`), so the compliance gate measures what the answer guard
+    enforces: one code path."""
+    return configured_detector().types(text)
 
 
 def recall_at_k(retrieved_sources: Sequence[str], relevant: Iterable[str], k: int) -> float:

@@ -110,6 +110,7 @@ class ChunkTableSchema(pa.DataFrameModel):
     position: Series[int] = pa.Field(ge=0)
     n_tokens: Series[int] = pa.Field(ge=1)
     text: Series[str] = pa.Field(str_length={"min_value": 1})
+    pii_types: Series[str] = pa.Field(nullable=True, str_matches=r"^[A-Z_,]*$")
 
     class Config:
         strict = True

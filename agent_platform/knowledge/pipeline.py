@@ -23,6 +23,7 @@ from agent_platform.knowledge.tables import (
     TenantTables,
     embeddings_schema,
 )
+from agent_platform.security.pii import configured_detector
 from agent_platform.vectorstore.base import ChunkRecord, VectorStore, canonical_metadata
 
 
@@ -132,8 +133,12 @@ def chunk_documents(tables: TenantTables, chunker: TokenChunker) -> ChunksSummar
     """Chunk new and changed documents; copy the chunks of unchanged ones from the last run.
 
     "Unchanged" means the same extracted text under the same chunking settings (`chunk_key`).
+    Each chunk records the PII types found in it (`pii_types`, comma-separated); the index keeps
+    them in the metadata of the chunks that hold any, so that policies can act on them.
     """
-    has_keys = tables.exists("chunks") and "chunk_key" in tables.schema("chunks").names
+    detector = configured_detector()
+    names = tables.schema("chunks").names if tables.exists("chunks") else []
+    has_keys = "chunk_key" in names and "pii_types" in names
     previous_keys = tables.read_pairs("chunks", "document_id", "chunk_key") if has_keys else {}
     chunked = 0
     reusable: set[str] = set()
@@ -156,6 +161,7 @@ def chunk_documents(tables: TenantTables, chunker: TokenChunker) -> ChunksSummar
                             "position": chunk.position,
                             "n_tokens": chunk.n_tokens,
                             "text": chunk.text,
+                            "pii_types": ",".join(detector.types(chunk.text)),
                         }
                     )
         if reusable:
@@ -254,6 +260,8 @@ def sync_index(
         for row, vector in zip(rows, vectors, strict=True):
             current.add(row["chunk_id"])
             metadata = {"document_hash": row["document_hash"], "position": row["position"]}
+            if row.get("pii_types"):  # only where found: other chunks' metadata is unchanged
+                metadata["pii_types"] = row["pii_types"]
             stored = indexed.get(row["chunk_id"])
             if stored is not None:
                 if stored != canonical_metadata(metadata):

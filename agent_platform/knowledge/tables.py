@@ -33,6 +33,7 @@ CHUNKS_SCHEMA = pa.schema(
         ("position", pa.int32()),
         ("n_tokens", pa.int32()),
         ("text", pa.large_string()),
+        ("pii_types", pa.string()),  # comma-separated entity types found (security/pii.py)
     ]
 )
 

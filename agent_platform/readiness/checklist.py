@@ -192,6 +192,26 @@ def _monitoring(settings: Settings) -> Item:
     )
 
 
+def _pii_detection() -> Item:
+    """PII detection runs its pattern recognizers; say whether names and places are covered."""
+    from agent_platform.security.pii import configured_detector
+
+    detector = configured_detector()
+    ner = (
+        f"spaCy NER ({detector.spacy_model}) detects PERSON and LOCATION"
+        if detector.ner
+        else "no spaCy model installed: PERSON and LOCATION are not detected"
+    )
+    return Item(
+        "implementation",
+        "implementation.pii_detection",
+        "PII detection and masking",
+        "pass",
+        f"{len(detector.entities)} entity types by pattern recognizers; {ner} "
+        "(docs/data-protection-pii.md)",
+    )
+
+
 def _runbooks(root: Path) -> Item:
     found, gaps = evidence.runbooks(root)
     alerts = evidence.alert_runbooks(root)
@@ -278,6 +298,7 @@ def evaluate_checklist(inputs: ChecklistInputs) -> list[Item]:
             audit.evidence,
         ),
         _tests(inputs),
+        _pii_detection,
         _files_item(
             "deployment.automation",
             "Deployment automation",

@@ -45,7 +45,7 @@ from agent_platform.runtime.request_log import (
     span_attributes,
 )
 from agent_platform.runtime.response import AgentResponse, Usage
-from agent_platform.runtime.telemetry import Telemetry
+from agent_platform.runtime.telemetry import Telemetry, record_exception
 from agent_platform.runtime.workflow import RunContext, WorkflowNodes
 from agent_platform.security.crypto import value_cipher
 from agent_platform.settings import Settings, get_settings
@@ -245,7 +245,9 @@ class AgentRuntime:
             session_id=run.session_id,
             state_version=final["state_version"],
             refused=final["refused"],
-            retrieved=retrieved_chunks(final.get("hits", []), final.get("used", [])),
+            retrieved=retrieved_chunks(
+                final.get("hits", []), final.get("used", []), self.services.protection.mask_chunk
+            ),
             agent=self.agent.name,
             context=final["context"],
         )
@@ -265,8 +267,9 @@ class AgentRuntime:
         else:
             exc.add_note(f"trace_id={run.trace_id} session_id={run.session_id}")
         outcome = type(exc).__name__
+        message = self.services.protection.mask(str(exc)[:2000])  # logs keep no personal data
         record = self._record(run, outcome, latency) | {
-            "error": str(exc)[:2000],
+            "error": message,
             "phase": run.failed_phase,
         }
         if run.scope is not None:
@@ -278,8 +281,8 @@ class AgentRuntime:
             except Exception:  # the original error matters more than the record
                 logger.exception("could not record the failed request in working memory")
         span.set_attributes(span_attributes(run, outcome, None))
-        span.record_exception(exc)
-        span.set_status(Status(StatusCode.ERROR, str(exc)[:500]))
+        record_exception(span, exc, message)
+        span.set_status(Status(StatusCode.ERROR, message[:500]))
         self._emit(record, logging.WARNING)
 
     def _record(self, run: RunContext, outcome: str, latency: dict[str, float]) -> dict[str, Any]:

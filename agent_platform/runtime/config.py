@@ -170,6 +170,48 @@ class TelemetrySettings(_Section):
         return "otlp"
 
 
+PiiAnswerPolicy = Literal["mask", "refuse"]
+InjectionPolicy = Literal["drop", "quote"]
+
+
+class TenantProtection(_Section):
+    """One tenant's data-protection policy; a field left unset keeps the runtime-wide value."""
+
+    pii_answers: PiiAnswerPolicy | None = None
+    injected_chunks: InjectionPolicy | None = None
+
+
+class ProtectionSettings(_Section):
+    """PII in answers and instructions hidden in retrieved text (docs/data-protection-pii.md)."""
+
+    pii_answers: PiiAnswerPolicy = Field(
+        default="mask",
+        description="An answer holding personal data: 'mask' each value as <ENTITY_TYPE>, or "
+        "'refuse' the answer.",
+    )
+    injected_chunks: InjectionPolicy = Field(
+        default="drop",
+        description="A retrieved chunk that gives the model or the reader orders: 'drop' it, or "
+        "'quote' it to the model with a warning.",
+    )
+    spacy_model: str | None = Field(
+        default="en_core_web_lg",
+        description="spaCy pipeline for PERSON/LOCATION, used only when installed (none is by "
+        "default; the pattern recognizers then run on a blank pipeline).",
+    )
+    tenants: dict[str, TenantProtection] = Field(
+        default_factory=dict, description="Per-tenant overrides, by tenant name."
+    )
+
+    def pii_policy(self, tenant: str) -> PiiAnswerPolicy:
+        override = self.tenants.get(tenant)
+        return (override.pii_answers if override else None) or self.pii_answers
+
+    def injection_policy(self, tenant: str) -> InjectionPolicy:
+        override = self.tenants.get(tenant)
+        return (override.injected_chunks if override else None) or self.injected_chunks
+
+
 class RouteSettings(_Section):
     """A named route: candidate models (the fallback chain) and how to order them."""
 
@@ -196,6 +238,7 @@ class RuntimeSettings(BaseSettings):
     memory: MemorySettings = Field(default_factory=MemorySettings)
     context: ContextSettings = Field(default_factory=ContextSettings)
     telemetry: TelemetrySettings = Field(default_factory=TelemetrySettings)
+    protection: ProtectionSettings = Field(default_factory=ProtectionSettings)
     model_cache_dir: Path | None = Field(
         default=None, description="None: <home>/models (converted embedded weights)."
     )

@@ -49,6 +49,7 @@ from agent_platform.runtime.memory.base import (
 )
 from agent_platform.runtime.models.extractive import NO_ANSWER
 from agent_platform.runtime.prompting import PromptResolver
+from agent_platform.runtime.protection import QUOTE_WARNING, RequestProtection
 from agent_platform.runtime.response import ContextUsage
 from agent_platform.runtime.router import AllModelsFailedError, NoCandidateModelsError, Router
 from agent_platform.runtime.telemetry import Telemetry
@@ -207,6 +208,10 @@ class AgentServices:
         default_factory=dict, init=False, repr=False
     )
 
+    @cached_property
+    def protection(self) -> RequestProtection:
+        return RequestProtection(self.runtime.protection, self.telemetry.metrics.registry)
+
     def model_chain(self) -> list[str]:
         if self.agent.models is not None:
             return list(self.agent.models)
@@ -240,13 +245,19 @@ class AgentServices:
         hits = self.knowledge.store.search(
             request.tenant, query_text=request.input, query_vector=vector, k=config.k, mode=mode
         )
+        screened = self.protection.screen(request.tenant, hits)  # instructions: drop or quote
         memories: list[str] = []
         if vector is not None:
             recalled = self.long_term.recall_by_vector(
                 request.tenant, request.user, request.input, vector, MEMORY_RECALL_K
             )
             memories = [m.text for m in recalled]
-        return {"history": history, "hits": hits, "memories": memories}
+        return {
+            "history": history,
+            "hits": screened.kept,
+            "memories": memories,
+            "screened": screened,
+        }
 
     # --- prepare_prompt --------------------------------------------------------------------
     @cached_property
@@ -286,11 +297,13 @@ class AgentServices:
         layout = self._layout(system_prompt, user_prompt)
         turns = [t for t in state.get("history", []) if t.role in {"user", "assistant"}]
         budget, overshoot = self.context_budget, 0
+        screened = state.get("screened")
+        quoted = screened.flagged if screened is not None and screened.action == "quoted" else {}
         for _ in range(3):  # the costs are exact for the shipped templates; re-fit if not
             chosen = self._select(layout, request.input, state, turns, budget - overshoot)
             system = self.prompts.render(
                 system_prompt,
-                {"sources": [{"title": h.source, "text": h.text} for h in chosen.chunks]},
+                {"sources": [_source(h, quoted) for h in chosen.chunks]},
                 variant,
             )
             system_text = system.text
@@ -317,6 +330,8 @@ class AgentServices:
             dropped_chunks=len(chosen.dropped_for_budget),
             dropped_turns=chosen.dropped_turns,
             dropped_memories=chosen.dropped_memory,
+            flagged_chunks=sorted(screened.flagged) if screened is not None else [],
+            flagged_action=screened.action if screened is not None else "none",
         )
         trace.get_current_span().set_attributes(  # the agent.prepare_prompt span
             {f"agent_platform.context.{k}": v for k, v in context.model_dump().items()}
@@ -428,14 +443,34 @@ class AgentServices:
                 )
             return {"excluded": excluded, "problems": problems, "next": "retry"}
         refused = is_refusal(answer, state.get("refusals", []))
+        request = run.request
+        assert request is not None
+        guarded = self.protection.guard_answer(
+            request.tenant, routed.model, answer, (state.get("refusals") or [NO_ANSWER])[-1]
+        )
+        answer, refused = guarded.text, refused or guarded.refused
         citations = [] if refused else cite(answer, used)
-        return {"answer": answer, "refused": refused, "citations": citations, "next": "store"}
+        context = state["context"].model_copy(
+            update={
+                "answer_pii": guarded.pii_types,
+                "answer_pii_action": guarded.pii_action,
+                "relayed_instruction_refused": guarded.relayed_instruction,
+            }
+        )
+        return {
+            "answer": answer,
+            "refused": refused,
+            "citations": citations,
+            "context": context,
+            "next": "store",
+        }
 
     # --- store_and_update_memory -----------------------------------------------------------
     def store_and_update_memory(self, run: RunContext, state: RunState) -> dict[str, Any]:
         request, scope, routed = run.request, run.scope, state["routed"]
         assert request is not None and scope is not None
-        answer, refused = state["answer"], state["refused"]
+        answer, refused = state["answer"], state["refused"]  # already guarded
+        question = self.protection.mask(request.input)  # memory keeps no personal data
         meta = {"trace_id": run.trace_id}
         reply = {
             **meta,
@@ -447,17 +482,17 @@ class AgentServices:
         status = "refused" if refused else "answered"
         with write_together(self.conversation, self.short_term, self.working):
             version = self.conversation.append(
-                scope, [Turn("user", request.input, meta), Turn("assistant", answer, reply)]
+                scope, [Turn("user", question, meta), Turn("assistant", answer, reply)]
             ).version
             self.short_term.add_many(
-                scope, [("user", request.input, meta), ("assistant", answer, reply)]
+                scope, [("user", question, meta), ("assistant", answer, reply)]
             )
             self.working.put(
                 scope,
                 f"request:{run.trace_id}",
                 {**reply, "status": status, "state_version": version, "at": time.time()},
             )
-        fact = fact_worth_keeping(request.input)
+        fact = fact_worth_keeping(question)
         if fact is not None:
             self.long_term.remember(
                 request.tenant,
@@ -466,6 +501,14 @@ class AgentServices:
                 {"kind": "fact", "session": scope.session, "trace_id": run.trace_id},
             )
         return {"state_version": version}
+
+
+def _source(hit: Any, quoted: dict[str, list[str]]) -> dict[str, str]:
+    """A chunk as the system prompt's `sources` entry; a flagged chunk carries a warning."""
+    source = {"title": hit.source, "text": hit.text}
+    if hit.chunk_id in quoted:
+        source["warning"] = QUOTE_WARNING
+    return source
 
 
 def _models_failed(exc: Exception) -> ModelsFailedError:

@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -125,15 +126,18 @@ class RequestLog:
             self._handle.close()
 
 
-def retrieved_chunks(hits: list[Any], used: list[Any]) -> list[dict[str, Any]]:
-    """Every retrieved chunk, marked `used` when it was given to the model."""
+def retrieved_chunks(
+    hits: list[Any], used: list[Any], mask: Callable[[str, Any], str] | None = None
+) -> list[dict[str, Any]]:
+    """Every retrieved chunk, marked `used` when it was given to the model; `mask(text,
+    metadata)` hides personal data in the text the response shows."""
     used_ids = {h.chunk_id for h in used}
     return [
         {
             "source": h.source,
             "chunk_id": h.chunk_id,
             "score": h.score,
-            "text": h.text,
+            "text": mask(h.text, getattr(h, "metadata", None)) if mask else h.text,
             "used": h.chunk_id in used_ids,
         }
         for h in hits

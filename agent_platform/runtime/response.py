@@ -62,6 +62,23 @@ class ContextUsage(BaseModel):
     dropped_chunks: int = Field(description="Relevant chunks left out for lack of room.")
     dropped_turns: int = Field(description="Older conversation turns left out.")
     dropped_memories: int = Field(description="Long-term memories left out.")
+    flagged_chunks: list[str] = Field(
+        default_factory=list,
+        description="Ids of retrieved chunks that read like instructions to the model or reader.",
+    )
+    flagged_action: str = Field(
+        default="none", description="What the tenant policy did with them: dropped, quoted, none."
+    )
+    answer_pii: list[str] = Field(
+        default_factory=list, description="Personal-data types the model's answer held."
+    )
+    answer_pii_action: str = Field(
+        default="none", description="What the tenant policy did with them: masked, refused, none."
+    )
+    relayed_instruction_refused: bool = Field(
+        default=False,
+        description="The model's answer relayed an instruction from a source and was refused.",
+    )
 
 
 class AgentResponse(BaseModel):

@@ -278,7 +278,23 @@ def record_usage(span: Span, *, response_model: str, input_tokens: int, output_t
 
 def record_error(span: Span, error: BaseException) -> None:
     span.set_attribute("error.type", type(error).__name__)
-    span.set_status(Status(StatusCode.ERROR, str(error)[:500]))
+    span.set_status(Status(StatusCode.ERROR, _masked(str(error)[:500])))
+
+
+def record_exception(span: Span, error: BaseException, message: str) -> None:
+    """`span.record_exception` with `message` (the masked error) for the exception's text; the
+    stack trace is left out, since its last line repeats the unmasked message."""
+    span.record_exception(
+        error,
+        attributes={"exception.message": message, "exception.stacktrace": type(error).__name__},
+    )
+
+
+def _masked(text: str) -> str:
+    """`text` with personal data masked: traces and logs keep none (security/pii.py)."""
+    from agent_platform.security.pii import configured_detector
+
+    return configured_detector().mask(text)
 
 
 class JsonLogFormatter(logging.Formatter):
@@ -291,7 +307,7 @@ class JsonLogFormatter(logging.Formatter):
             "timestamp": datetime.fromtimestamp(record.created, UTC).isoformat(),
             "level": record.levelname,
             "logger": record.name,
-            "message": record.getMessage(),
+            "message": _masked(record.getMessage()),
         }
         context = trace.get_current_span().get_span_context()
         if context.is_valid:
@@ -301,7 +317,7 @@ class JsonLogFormatter(logging.Formatter):
             if key not in self._RESERVED and not key.startswith("_"):
                 payload[key] = value if isinstance(value, str | int | float | bool) else repr(value)
         if record.exc_info:
-            payload["exception"] = self.formatException(record.exc_info)
+            payload["exception"] = _masked(self.formatException(record.exc_info))
         return json.dumps(payload, ensure_ascii=False)
 
 

@@ -73,6 +73,7 @@ class RunState(TypedDict, total=False):
     raw: dict[str, Any]
     history: list[Turn]
     hits: list[Any]
+    screened: Any
     used: list[Any]
     memories: list[str]
     messages: list[Any]

@@ -63,10 +63,11 @@ def test_citations_must_point_at_given_sources() -> None:
 @pytest.mark.parametrize(
     ("text", "kind"),
     [
-        ("write to jane.doe@example.com", "email"),
-        ("call +1 415 555 0134 now", "phone"),
-        ("card 4111 1111 1111 1111", "card"),
-        ("SSN 123-45-6789", "us_ssn"),
+        ("write to jane.doe@example.com", "EMAIL_ADDRESS"),
+        ("call +1 415 555 0134 now", "PHONE_NUMBER"),
+        ("card 4111 1111 1111 1111", "CREDIT_CARD"),
+        ("SSN 123-45-6789", "US_SSN"),
+        ("IBAN DE89 3704 0044 0532 0130 00", "IBAN_CODE"),
     ],
 )
 def test_pii_detectors(text: str, kind: str) -> None:

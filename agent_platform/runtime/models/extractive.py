@@ -5,7 +5,8 @@ never says anything the sources do not say. Given numbered sources (`[n] (source
 or the registered prompt's `<source id="n">` blocks, see `agent_platform.runtime.sources`), it
 ranks the sources' sentences against the question with BM25, keeps those covering enough of the
 question's terms, and answers with them, each followed by its citation `[n]`. With no sentence
-good enough it says it does not know.
+good enough it says it does not know. Sentences that give orders to the model or the reader
+(`agent_platform.security.injection`) are never quoted.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from pydantic import Field
 
 from agent_platform.runtime.sources import parse_sources, strip_sources
 from agent_platform.runtime.tokens import count_message_tokens, count_tokens, message_text
+from agent_platform.security.injection import is_instruction
 
 NO_ANSWER = "I don't know based on the provided context."
 
@@ -120,6 +122,7 @@ class ExtractiveAnswerer(BaseChatModel):
             _Sentence(src.number, i, text, Counter(_terms(text)))
             for src in sources
             for i, text in enumerate(_split_sentences(src.text))
+            if not is_instruction(text)  # sources are data: never quote an order as the answer
         ]
         q_terms = set(_terms(question))
         if not q_terms or not sentences:

@@ -1,0 +1,62 @@
+"""The PII detector: what it finds and masks, what it leaves alone, and that it never fetches."""
+
+from __future__ import annotations
+
+import itertools
+import socket
+
+import pytest
+
+from agent_platform.security.pii import PiiDetector, pii_detector
+
+
+@pytest.fixture(scope="module")
+def detector() -> PiiDetector:
+    return pii_detector(None)
+
+
+@pytest.mark.parametrize(
+    ("text", "kind"),
+    [
+        ("Write to maria.lopez@example.com today.", "EMAIL_ADDRESS"),
+        ("Call (212) 555-0134 after 9 am.", "PHONE_NUMBER"),
+        ("Charged to 5105 1051 0510 5100 yesterday.", "CREDIT_CARD"),
+        ("IBAN GB82 WEST 1234 5698 7654 32 for refunds.", "IBAN_CODE"),
+        ("Her SSN is 123-45-6789.", "US_SSN"),  # Presidio's stock list rejects this sample
+        ("Blocked 203.0.113.7 at the firewall.", "IP_ADDRESS"),
+    ],
+)
+def test_pattern_types_are_found_and_masked(detector: PiiDetector, text: str, kind: str) -> None:
+    assert kind in detector.types(text)
+    assert f"<{kind}>" in detector.mask(text)
+
+
+def test_near_misses_are_left_alone(detector: PiiDetector) -> None:
+    text = (
+        "Order 58213 shipped on 2024-05-01; version 2.14.3 runs on port 5432 and the card "
+        "4111 1111 1111 1112 fails its checksum [1]."
+    )
+    assert detector.detect(text) == []
+    assert detector.mask(text) == text
+
+
+def test_spans_do_not_overlap_and_mask_keeps_citations(detector: PiiDetector) -> None:
+    text = "Email maria.lopez@example.com or call +1 415 555 0134 [2]."
+    spans = detector.detect(text)
+    assert [s.entity_type for s in spans] == ["EMAIL_ADDRESS", "PHONE_NUMBER"]
+    assert all(a.end <= b.start for a, b in itertools.pairwise(spans))
+    assert detector.mask(text) == "Email <EMAIL_ADDRESS> or call <PHONE_NUMBER> [2]."
+
+
+def test_nothing_is_fetched(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A fresh detector validates email domains with tldextract's bundled snapshot: with every
+    network connection refused it still finds addresses (the stock one would try to download)."""
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise AssertionError(f"network access attempted: {args!r}")
+
+    monkeypatch.setattr(socket, "create_connection", refuse)
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    fresh = PiiDetector()
+    assert fresh.types("mail a.b@shop.co.uk or x@y.example") == ["EMAIL_ADDRESS"]
+    assert fresh.ner is False  # no spaCy model is installed by default
