@@ -297,8 +297,9 @@ def restore(
     from agent_platform.cli.auth import authorize_cli
     from agent_platform.knowledge.service import KnowledgeBase
 
-    tenant = _known_tenant(tenant)
+    # The policy decides first, so a caller without the permission cannot probe which tenants exist.
     authorize_cli("index.restore", f"index:{tenant}@{snapshot}", tenant=tenant)
+    tenant = _known_tenant(tenant)
 
     settings = get_settings()
     kb = KnowledgeBase(settings)
