@@ -69,6 +69,11 @@ class Authenticator:
         if credential.startswith(PREFIX):
             return self.api_keys.authenticate(credential)
         if self.verifier is None:
+            if not self.required:
+                # Local profile without sign-in: OpenAI-style clients must send some key
+                # (`api_key="unused"`); with no issuer to verify it, the caller is the anonymous
+                # identity it would be without the header (API keys above are still checked).
+                return Identity.anonymous()
             raise AuthenticationError("no token issuer is configured")
         identity = identity_from_claims(self.verifier.verify(credential), self.settings.auth)
         if identity.session_id:

@@ -170,6 +170,8 @@ def test_report_without_champion_says_why_and_measures_the_best_candidate(
     assert report.blockers()[0].key == "quality_gates.champion"
 
     experiment = two_versions.experiment_id(AGENT)
+    reports = two_versions.reports_experiment_id(AGENT)
+    assert reports != experiment
     eval_run = two_versions.get(AGENT, best).tags["eval.run_id"]
     assert report.links == {
         f"MLflow best candidate v{best}": (
@@ -179,8 +181,8 @@ def test_report_without_champion_says_why_and_measures_the_best_candidate(
             f"http://127.0.0.1:5000/#/experiments/{experiment}/runs/{eval_run}"
         ),
         "Dagster run": "http://127.0.0.1:3000/runs/run-123",
-        "MLflow readiness run": (
-            f"http://127.0.0.1:5000/#/experiments/{experiment}/runs/{report.mlflow_run_id}"
+        "MLflow readiness run": (  # readiness runs have an experiment of their own
+            f"http://127.0.0.1:5000/#/experiments/{reports}/runs/{report.mlflow_run_id}"
         ),
     }
     html = Path(report.paths["html"]).read_text()
