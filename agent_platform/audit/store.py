@@ -39,6 +39,42 @@ def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="microseconds")
 
 
+def _seal(event: AuditEvent, seq: int, prev_hash: str) -> AuditRecord:
+    """The event as record `seq` of the chain, hashed onto its predecessor's hash."""
+    at = _now()
+    digest = record_hash(seq=seq, at=at, event=event, prev_hash=prev_hash)
+    return AuditRecord(
+        seq=seq,
+        at=at,
+        kind=event.kind,
+        actor=event.actor,
+        action=event.action,
+        outcome=event.outcome,
+        tenant=event.tenant,
+        resource=event.resource,
+        details=event.details,
+        prev_hash=prev_hash,
+        hash=digest,
+    )
+
+
+def _row(record: AuditRecord) -> tuple[Any, ...]:
+    """The record's column values, in `_COLUMNS` order, JSON fields serialised."""
+    return (
+        record.seq,
+        record.at,
+        record.kind,
+        json.dumps(record.actor, sort_keys=True),
+        record.action,
+        record.outcome,
+        record.tenant,
+        record.resource,
+        json.dumps(record.details, sort_keys=True, default=str),
+        record.prev_hash,
+        record.hash,
+    )
+
+
 def _row_to_record(row: tuple[Any, ...]) -> AuditRecord:
     seq, at, kind, actor, action, outcome, tenant, resource, details, prev_hash, digest = row
     return AuditRecord(
@@ -146,46 +182,21 @@ class SQLiteAuditLog(AuditLog):
             try:
                 row = conn.execute("SELECT seq, hash FROM audit_head WHERE id = 1").fetchone()
                 seq, prev = (row[0] + 1, row[1]) if row else (1, GENESIS)
-                at = _now()
-                digest = record_hash(seq=seq, at=at, event=event, prev_hash=prev)
+                record = _seal(event, seq, prev)
                 conn.execute(
                     f"INSERT INTO audit_log ({_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
-                    (
-                        seq,
-                        at,
-                        event.kind,
-                        json.dumps(event.actor, sort_keys=True),
-                        event.action,
-                        event.outcome,
-                        event.tenant,
-                        event.resource,
-                        json.dumps(event.details, sort_keys=True, default=str),
-                        prev,
-                        digest,
-                    ),
+                    _row(record),
                 )
                 conn.execute(
                     "INSERT INTO audit_head (id, seq, hash) VALUES (1, ?, ?) "
                     "ON CONFLICT(id) DO UPDATE SET seq = excluded.seq, hash = excluded.hash",
-                    (seq, digest),
+                    (record.seq, record.hash),
                 )
                 conn.execute("COMMIT")
             except BaseException:
                 conn.execute("ROLLBACK")
                 raise
-        return AuditRecord(
-            seq=seq,
-            at=at,
-            kind=event.kind,
-            actor=event.actor,
-            action=event.action,
-            outcome=event.outcome,
-            tenant=event.tenant,
-            resource=event.resource,
-            details=event.details,
-            prev_hash=prev,
-            hash=digest,
-        )
+        return record
 
     def records(
         self, *, newest_first: bool = False, limit: int | None = None
@@ -262,47 +273,22 @@ class PostgresAuditLog(AuditLog):
                 sql.SQL("SELECT seq, hash FROM {}.audit_head WHERE id = 1").format(ident)
             ).fetchone()
             seq, prev = (int(row[0]) + 1, row[1]) if row else (1, GENESIS)
-            at = _now()
-            digest = record_hash(seq=seq, at=at, event=event, prev_hash=prev)
+            record = _seal(event, seq, prev)
             conn.execute(
                 sql.SQL(
                     "INSERT INTO {}.audit_log (" + _COLUMNS + ") VALUES "
                     "(%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s)"
                 ).format(ident),
-                (
-                    seq,
-                    at,
-                    event.kind,
-                    json.dumps(event.actor, sort_keys=True),
-                    event.action,
-                    event.outcome,
-                    event.tenant,
-                    event.resource,
-                    json.dumps(event.details, sort_keys=True, default=str),
-                    prev,
-                    digest,
-                ),
+                _row(record),
             )
             conn.execute(
                 sql.SQL(
                     "INSERT INTO {}.audit_head (id, seq, hash) VALUES (1, %s, %s) "
                     "ON CONFLICT (id) DO UPDATE SET seq = excluded.seq, hash = excluded.hash"
                 ).format(ident),
-                (seq, digest),
+                (record.seq, record.hash),
             )
-        return AuditRecord(
-            seq=seq,
-            at=at,
-            kind=event.kind,
-            actor=event.actor,
-            action=event.action,
-            outcome=event.outcome,
-            tenant=event.tenant,
-            resource=event.resource,
-            details=event.details,
-            prev_hash=prev,
-            hash=digest,
-        )
+        return record
 
     def records(
         self, *, newest_first: bool = False, limit: int | None = None
