@@ -90,18 +90,9 @@ def start_gateway(home: Path, log: Path, **env: str) -> Gateway:
 
 @pytest.fixture(scope="session")
 def gateway_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from agent_platform.cli.execution import run_tenant_job
-    from agent_platform.prompts import (
-        ApproverRoles,
-        MlflowPromptStore,
-        PromotionService,
-        PromptRepository,
-        ReviewLog,
-        publish_prompt,
-    )
-    from agent_platform.prompts.repository import BUILTIN_PROMPTS_DIR
     from agent_platform.settings import Settings
     from agent_platform.tenants import TenantRegistry
+    from tests.homes import index_tenant, promote_shipped_prompts
 
     root = tmp_path_factory.mktemp("gateway")
     home, corpus, empty = root / "home", root / "corpus", root / "empty"
@@ -111,32 +102,9 @@ def gateway_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     for name, text in HANDBOOK.items():
         (corpus / name).write_text(text, encoding="utf-8")
     settings = Settings(home=home)
-    saved = {k: os.environ.get(k) for k in ("DAGSTER_HOME", "AGENT_PLATFORM_HOME")}
-    os.environ["DAGSTER_HOME"], os.environ["AGENT_PLATFORM_HOME"] = str(home / "dagster"), str(home)
-    try:
-        registry = TenantRegistry(settings.tenant_registry_path)
-        registry.register(TENANT, corpus)
-        outcome = run_tenant_job(settings, "knowledge_job", TENANT)
-        assert outcome.success, outcome.failures
-        registry.register("unindexed", empty)
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
-    store = MlflowPromptStore(settings.resolved_mlflow_tracking_uri)
-    repo = PromptRepository.from_dirs([BUILTIN_PROMPTS_DIR])
-    for name in repo.names():
-        publish_prompt(repo, store, name)
-    service = PromotionService(
-        store,
-        ReviewLog.under(home),
-        ApproverRoles(approvers={"prompt-owner-lead": ["prompt-owner"], "safety-lead": ["safety"]}),
-    )
-    for role in ("prompt-owner", "safety"):
-        service.approve("grounded_qa_system", 1, role=role, by=f"{role}-lead")
-    service.promote("grounded_qa_system", 1, by="release")
+    index_tenant(settings, TENANT, corpus)
+    TenantRegistry(settings.tenant_registry_path).register("unindexed", empty)
+    promote_shipped_prompts(settings)
     return home
 
 

@@ -189,20 +189,8 @@ def agent_home(tmp_path_factory: pytest.TempPathFactory):
     """A platform home with tenant `handbook` indexed by the real Dagster knowledge job, and the
     shipped prompts published: `grounded_qa_system` v1 approved and in production,
     `grounded_qa_user` v1 only a candidate (so the runtime's fallback is exercised)."""
-    import os
-
-    from agent_platform.cli.execution import run_tenant_job
-    from agent_platform.prompts import (
-        ApproverRoles,
-        MlflowPromptStore,
-        PromotionService,
-        PromptRepository,
-        ReviewLog,
-        publish_prompt,
-    )
-    from agent_platform.prompts.repository import BUILTIN_PROMPTS_DIR
     from agent_platform.settings import Settings
-    from agent_platform.tenants import TenantRegistry
+    from tests.homes import index_tenant, promote_shipped_prompts
 
     root = tmp_path_factory.mktemp("agent")
     home, corpus = root / "home", root / "corpus"
@@ -211,30 +199,8 @@ def agent_home(tmp_path_factory: pytest.TempPathFactory):
     for name, text in HANDBOOK.items():
         (corpus / name).write_text(text, encoding="utf-8")
     settings = Settings(home=home)
-    saved = {k: os.environ.get(k) for k in ("DAGSTER_HOME", "AGENT_PLATFORM_HOME")}
-    os.environ["DAGSTER_HOME"], os.environ["AGENT_PLATFORM_HOME"] = str(home / "dagster"), str(home)
-    try:
-        TenantRegistry(settings.tenant_registry_path).register(AGENT_TENANT, corpus)
-        outcome = run_tenant_job(settings, "knowledge_job", AGENT_TENANT)
-        assert outcome.success, outcome.failures
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
-    store = MlflowPromptStore(settings.resolved_mlflow_tracking_uri)
-    repo = PromptRepository.from_dirs([BUILTIN_PROMPTS_DIR])
-    for name in repo.names():
-        publish_prompt(repo, store, name)
-    service = PromotionService(
-        store,
-        ReviewLog.under(home),
-        ApproverRoles(approvers={"prompt-owner-lead": ["prompt-owner"], "safety-lead": ["safety"]}),
-    )
-    for role in ("prompt-owner", "safety"):
-        service.approve("grounded_qa_system", 1, role=role, by=f"{role}-lead")
-    service.promote("grounded_qa_system", 1, by="release")
+    index_tenant(settings, AGENT_TENANT, corpus)
+    promote_shipped_prompts(settings)
     return home
 
 

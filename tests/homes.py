@@ -1,0 +1,58 @@
+"""Building the session-scoped homes several suites share: a tenant indexed by the real Dagster
+knowledge job, and the shipped prompts published with `grounded_qa_system` v1 in production."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from agent_platform.settings import Settings
+
+# Two approvers, one per required role: one name may never fill both (issue 8.2).
+APPROVERS = {"prompt-owner-lead": ["prompt-owner"], "safety-lead": ["safety"]}
+
+
+def index_tenant(settings: Settings, tenant: str, corpus: Path) -> None:
+    """Register `tenant` on `corpus` and materialize its knowledge job under the home's
+    DAGSTER_HOME; the process environment is restored afterwards."""
+    from agent_platform.cli.execution import run_tenant_job
+    from agent_platform.tenants import TenantRegistry
+
+    home = settings.home_dir
+    saved = {k: os.environ.get(k) for k in ("DAGSTER_HOME", "AGENT_PLATFORM_HOME")}
+    os.environ["DAGSTER_HOME"], os.environ["AGENT_PLATFORM_HOME"] = str(home / "dagster"), str(home)
+    try:
+        TenantRegistry(settings.tenant_registry_path).register(tenant, corpus)
+        outcome = run_tenant_job(settings, "knowledge_job", tenant)
+        assert outcome.success, outcome.failures
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def promote_shipped_prompts(settings: Settings) -> None:
+    """Publish every shipped prompt; approve and promote `grounded_qa_system` v1 only, so
+    `grounded_qa_user` v1 stays a candidate (the runtime's fallback path)."""
+    from agent_platform.prompts import (
+        ApproverRoles,
+        MlflowPromptStore,
+        PromotionService,
+        PromptRepository,
+        ReviewLog,
+        publish_prompt,
+    )
+    from agent_platform.prompts.repository import BUILTIN_PROMPTS_DIR
+
+    store = MlflowPromptStore(settings.resolved_mlflow_tracking_uri)
+    repo = PromptRepository.from_dirs([BUILTIN_PROMPTS_DIR])
+    for name in repo.names():
+        publish_prompt(repo, store, name)
+    service = PromotionService(
+        store, ReviewLog.under(settings.home_dir), ApproverRoles(approvers=APPROVERS)
+    )
+    for role in ("prompt-owner", "safety"):
+        service.approve("grounded_qa_system", 1, role=role, by=f"{role}-lead")
+    service.promote("grounded_qa_system", 1, by="release")
