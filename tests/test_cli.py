@@ -115,3 +115,18 @@ def test_ingest_missing_directory(platform_home: Path, tmp_path: Path) -> None:
     result = invoke("ingest", "--tenant", "docs", str(tmp_path / "missing"))
     assert result.exit_code == 2
     assert "is not a directory" in result.output
+
+
+def test_ingest_reports_many_skips_of_one_kind_on_one_line(
+    platform_home: Path, corpus: Path
+) -> None:
+    """A folder of pictures is one line of the human report, while `--json` keeps every path."""
+    for n in range(5):
+        (corpus / f"figure-{n}.png").write_bytes(b"\x89PNG\r\n")
+    result = invoke("ingest", "--tenant", "docs", str(corpus))
+    assert result.exit_code == 0, result.output
+    png_lines = [line for line in result.output.splitlines() if ".png" in line]
+    assert len(png_lines) == 1, result.output
+    assert "skipped 5 files (figure-0.png, figure-1.png, figure-2.png, …)" in png_lines[0]
+    assert "unsupported file type '.png'" in png_lines[0]
+    assert "skipped blob.txt: binary content" in result.output

@@ -132,8 +132,20 @@ def _print_ingest(tenant: str, summary: dict, run_id: str) -> None:
             table.add_row(key, str(value))
     table.add_row("documents_skipped", str(len(summary["documents_skipped"])))
     Console().print(table)
-    for skipped in summary["documents_skipped"]:
-        console.print(f"[yellow]skipped[/yellow] {skipped['path']}: {skipped['reason']}")
+    _print_skipped(summary["documents_skipped"])
+
+
+def _print_skipped(skipped: list[dict]) -> None:
+    """One line per reason: a folder of images is one line, not one per picture."""
+    by_reason: dict[str, list[str]] = {}
+    for item in skipped:
+        by_reason.setdefault(item["reason"], []).append(str(item["path"]))
+    for reason, paths in by_reason.items():
+        if len(paths) == 1:
+            console.print(f"[yellow]skipped[/yellow] {paths[0]}: {reason}")
+            continue
+        sample = ", ".join(paths[:3]) + (", …" if len(paths) > 3 else "")
+        console.print(f"[yellow]skipped[/yellow] {len(paths)} files ({sample}): {reason}")
 
 
 def hit_json(hit: SearchHit) -> dict:
