@@ -3,7 +3,8 @@
 * Traces: OpenTelemetry. One span per model call, with the GenAI semantic-convention attributes
   (`gen_ai.system`, `gen_ai.request.model`, `gen_ai.usage.input_tokens`, …). Exported to a
   JSON-lines file (the local default), the console, or OTLP/HTTP (the production default; needs
-  the optional `opentelemetry-exporter-otlp`). A runtime serving a registered agent version also
+  the optional `opentelemetry-exporter-otlp`), adaptively sampled in production (every error and
+  slow request kept; `sampling.py`). A runtime serving a registered agent version also
   logs them to MLflow, linked to that version (`mlflow_tracing.py`; local profile by default).
 * Metrics: `prometheus-client` in a dedicated `CollectorRegistry`, so several runtimes (and tests)
   in one process never collide and the serving process decides where to expose them.
@@ -25,7 +26,7 @@ from typing import Any
 
 from opentelemetry import trace
 from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import (
     BatchSpanProcessor,
     ConsoleSpanExporter,
@@ -39,6 +40,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 from agent_platform.runtime.catalogue import ModelSpec
 from agent_platform.runtime.circuit_breaker import BreakerState
 from agent_platform.runtime.config import TelemetrySettings
+from agent_platform.runtime.sampling import AdaptiveSamplingProcessor
 from agent_platform.settings import Profile
 
 TRACER_NAME = "agent_platform.runtime"
@@ -103,7 +105,11 @@ def build_tracer_provider(
             ) from exc
         exporter = OTLPSpanExporter(endpoint=config.otlp_endpoint)  # None: the OTEL_* variables
     if exporter is not None:
-        processor = BatchSpanProcessor(exporter) if batch else SimpleSpanProcessor(exporter)
+        processor: SpanProcessor = (
+            BatchSpanProcessor(exporter) if batch else SimpleSpanProcessor(exporter)
+        )
+        if config.sampling.active(profile):
+            processor = AdaptiveSamplingProcessor(processor, config.sampling)
         provider.add_span_processor(processor)
     return provider
 
