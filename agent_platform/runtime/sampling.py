@@ -39,13 +39,15 @@ _DECIDED_MEMORY = 10_000
 
 class TrafficRate:
     """Traces per second as an exponentially weighted moving rate (O(1) per event): after a quiet
-    spell it decays toward zero, so the sampler opens up again."""
+    spell it decays toward zero, so the sampler opens up again. Until a full window has passed the
+    weight is divided by the window's elapsed part only (a bias correction), so a burst right
+    after start is seen at its real rate rather than at a fraction of it."""
 
     def __init__(self, window_s: float, clock: Callable[[], float]) -> None:
         self.window_s = window_s
         self._clock = clock
         self._weight = 0.0
-        self._last = clock()
+        self._started = self._last = clock()
 
     def _decay(self, now: float) -> None:
         self._weight *= math.exp(-max(0.0, now - self._last) / self.window_s)
@@ -56,8 +58,10 @@ class TrafficRate:
         self._weight += 1.0
 
     def per_second(self) -> float:
-        self._decay(self._clock())
-        return self._weight / self.window_s
+        now = self._clock()
+        self._decay(now)
+        elapsed = max(now - self._started, min(1.0, self.window_s))
+        return self._weight / (self.window_s * -math.expm1(-elapsed / self.window_s))
 
 
 @dataclass
