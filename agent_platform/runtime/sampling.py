@@ -79,8 +79,11 @@ class AdaptiveSamplingProcessor(SpanProcessor):
         settings: SamplingSettings,
         *,
         clock: Callable[[], float] = time.monotonic,
+        on_decision: Callable[[Reason], None] | None = None,
     ) -> None:
+        """`on_decision` hears each trace's decision (a metrics counter), under the lock."""
         self.delegate = delegate
+        self._on_decision = on_decision
         self.settings = settings
         self.traffic = TrafficRate(settings.traffic_window_s, clock)
         self.kept: dict[Reason, int] = {"error": 0, "slow": 0, "rate": 0, "dropped": 0}
@@ -140,6 +143,8 @@ class AdaptiveSamplingProcessor(SpanProcessor):
         else:
             reason = "dropped"
         self.kept[reason] += 1
+        if self._on_decision is not None:
+            self._on_decision(reason)
         keep = reason != "dropped"
         self._decided[trace_id] = keep
         while len(self._decided) > _DECIDED_MEMORY:

@@ -19,7 +19,7 @@ from opentelemetry.trace import Status, StatusCode, Tracer
 
 from agent_platform.runtime.config import SamplingSettings, TelemetrySettings
 from agent_platform.runtime.sampling import AdaptiveSamplingProcessor
-from agent_platform.runtime.telemetry import build_tracer_provider
+from agent_platform.runtime.telemetry import Telemetry, build_tracer_provider
 
 MS = 1_000_000  # nanoseconds
 
@@ -167,13 +167,18 @@ def test_production_samples_by_settings_and_local_keeps_everything(receiver: Rec
         otlp_endpoint=receiver.url,
         sampling=SamplingSettings(target_traces_per_second=0.001, base_rate=0.01),
     )
-    provider = build_tracer_provider(config, profile="production")
-    tracer = provider.get_tracer("test")
-    fast = [request(tracer, at_ns=i * 10 * MS) for i in range(1, 301)]
-    failed = request(tracer, at_ns=4000 * MS, error=True)
-    provider.shutdown()
+    telemetry = Telemetry.from_settings(config, profile="production")
+    fast = [request(telemetry.tracer, at_ns=i * 10 * MS) for i in range(1, 301)]
+    failed = request(telemetry.tracer, at_ns=4000 * MS, error=True)
+    telemetry.shutdown()
     assert receiver.received(failed) == 2
-    assert sum(1 for t in fast if receiver.received(t)) < 30  # about 1% once traffic is seen
+    kept = sum(1 for t in fast if receiver.received(t))
+    assert kept < 30  # about 1% once traffic is seen
+    decisions = {  # the runtime's metrics count every decision (served on /metrics)
+        d: telemetry.metrics.value("agent_platform_traces_sampled_total", {"decision": d}) or 0
+        for d in ("error", "slow", "rate", "dropped")
+    }
+    assert decisions == {"error": 1, "slow": 0, "rate": kept, "dropped": 300 - kept}
 
     receiver.clear()
     provider = build_tracer_provider(config, profile="local")  # sampling off unless enabled
