@@ -191,3 +191,31 @@ def test_production_samples_by_settings_and_local_keeps_everything(receiver: Rec
 def test_sampling_settings_refuse_a_base_rate_above_the_maximum() -> None:
     with pytest.raises(ValueError, match=r"base_rate \(0.5\) must not exceed max_rate \(0.2\)"):
         SamplingSettings(base_rate=0.5, max_rate=0.2)
+
+
+def test_held_traces_are_bounded_and_late_spans_follow_their_root(receiver: Receiver) -> None:
+    receiver.clear()
+    settings = SamplingSettings(enabled=True, max_pending_traces=2, target_traces_per_second=1e-9)
+    processor = AdaptiveSamplingProcessor(
+        BatchSpanProcessor(OTLPSpanExporter(endpoint=receiver.url)), settings
+    )
+    provider = TracerProvider()
+    provider.add_span_processor(processor)
+    tracer = provider.get_tracer("test")
+    roots = [tracer.start_span(f"request {i}") for i in range(3)]
+    for i, root in enumerate(roots):  # three traces whose roots never end: one too many
+        child = tracer.start_span("chat", context=trace.set_span_in_context(root))
+        if i == 0:
+            child.set_status(Status(StatusCode.ERROR, "model failed"))
+        child.end()
+    processor.force_flush()
+    first = roots[0].get_span_context().trace_id
+    assert receiver.received(first) == 1  # the oldest was decided on what it had: an error
+    assert processor.kept["error"] == 1
+
+    late = tracer.start_span("memory write", context=trace.set_span_in_context(roots[0]))
+    late.end()  # after its trace was decided (kept): follows it
+    processor.force_flush()
+    assert receiver.received(first) == 2
+    provider.shutdown()  # settles the two still held on what they have
+    assert sum(processor.kept.values()) == 3
