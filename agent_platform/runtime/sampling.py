@@ -13,7 +13,8 @@ root ends (the request is over), then forwards all of them or none. The decision
    trace id (as `TraceIdRatioBased` does), so processes with the same rate agree on a trace.
 
 Memory is bounded: at most `max_pending_traces` unfinished traces are held (the oldest is then
-decided on what it has), and spans that end after their root follow the root's decision.
+decided on what it has), and spans that end after their root follow the root's decision (so in a
+trace with several local roots, the first to end decides).
 """
 
 from __future__ import annotations
