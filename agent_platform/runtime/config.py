@@ -110,6 +110,46 @@ class ContextSettings(_Section):
 OTLP_ENDPOINT_VARIABLES = ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_EXPORTER_OTLP_ENDPOINT")
 
 
+class SamplingSettings(_Section):
+    """Adaptive trace sampling (runtime/sampling.py): every error and every slow request kept,
+    the rest at a rate that is `max_rate` at low traffic and falls to `base_rate` at high."""
+
+    enabled: bool | None = Field(
+        default=None,
+        description="None: on in the production profile, off in local (where every trace is "
+        "kept for debugging).",
+    )
+    base_rate: float = Field(default=0.01, gt=0, le=1, description="The floor at high traffic.")
+    max_rate: float = Field(default=1.0, gt=0, le=1, description="The rate at low traffic.")
+    latency_threshold_ms: float = Field(
+        default=500.0, gt=0, description="A request at least this slow is always kept."
+    )
+    target_traces_per_second: float = Field(
+        default=10.0,
+        gt=0,
+        description="Fast, successful traces kept per second: below this traffic every trace "
+        "is kept, above it the rate is target/traffic (not below base_rate).",
+    )
+    traffic_window_s: float = Field(
+        default=60.0, gt=0, description="Time constant of the traffic estimate."
+    )
+    max_pending_traces: int = Field(
+        default=10_000, ge=1, description="Unfinished traces held before the oldest is decided."
+    )
+
+    @model_validator(mode="after")
+    def _base_below_max(self) -> SamplingSettings:
+        if self.base_rate > self.max_rate:
+            raise ValueError(
+                f"base_rate ({self.base_rate}) must not exceed max_rate ({self.max_rate})"
+            )
+        return self
+
+    def active(self, profile: Profile) -> bool:
+        """Whether traces are sampled in `profile`."""
+        return self.enabled if self.enabled is not None else profile == "production"
+
+
 class TelemetrySettings(_Section):
     """Where traces go. Metrics are always kept in a dedicated Prometheus registry."""
 
@@ -129,6 +169,10 @@ class TelemetrySettings(_Section):
         default=None,
         description="Also log traces to the MLflow store, linked to the served agent version. "
         "None: on in the local profile when the runtime serves a registered version.",
+    )
+    sampling: SamplingSettings = Field(
+        default_factory=SamplingSettings,
+        description="Adaptive sampling of the traces sent to `exporter` (not those to MLflow).",
     )
 
     def mlflow_enabled(self, profile: Profile, *, serving_version: bool) -> bool:

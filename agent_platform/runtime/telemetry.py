@@ -3,7 +3,8 @@
 * Traces: OpenTelemetry. One span per model call, with the GenAI semantic-convention attributes
   (`gen_ai.system`, `gen_ai.request.model`, `gen_ai.usage.input_tokens`, …). Exported to a
   JSON-lines file (the local default), the console, or OTLP/HTTP (the production default; needs
-  the optional `opentelemetry-exporter-otlp`). A runtime serving a registered agent version also
+  the optional `opentelemetry-exporter-otlp`), adaptively sampled in production (every error and
+  slow request kept; `sampling.py`). A runtime serving a registered agent version also
   logs them to MLflow, linked to that version (`mlflow_tracing.py`; local profile by default).
 * Metrics: `prometheus-client` in a dedicated `CollectorRegistry`, so several runtimes (and tests)
   in one process never collide and the serving process decides where to expose them.
@@ -16,7 +17,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -25,7 +26,7 @@ from typing import Any
 
 from opentelemetry import trace
 from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import (
     BatchSpanProcessor,
     ConsoleSpanExporter,
@@ -39,6 +40,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 from agent_platform.runtime.catalogue import ModelSpec
 from agent_platform.runtime.circuit_breaker import BreakerState
 from agent_platform.runtime.config import TelemetrySettings
+from agent_platform.runtime.sampling import AdaptiveSamplingProcessor
 from agent_platform.settings import Profile
 
 TRACER_NAME = "agent_platform.runtime"
@@ -71,10 +73,11 @@ def build_tracer_provider(
     batch: bool = True,
     mlflow: SpanExporter | None = None,
     resource: dict[str, str] | None = None,
+    on_sampling_decision: Callable[[str], None] | None = None,
 ) -> TracerProvider:
     """A tracer provider exporting where `config` says (its default depends on `profile`, which
     is required so production never falls back to local files), and to `mlflow` as well when
-    given. Not installed globally."""
+    given. Not installed globally. `on_sampling_decision` hears each sampled trace's decision."""
     kind = config.resolved_exporter(profile)
     provider = TracerProvider(
         resource=Resource.create({"service.name": config.service_name, **(resource or {})})
@@ -103,7 +106,13 @@ def build_tracer_provider(
             ) from exc
         exporter = OTLPSpanExporter(endpoint=config.otlp_endpoint)  # None: the OTEL_* variables
     if exporter is not None:
-        processor = BatchSpanProcessor(exporter) if batch else SimpleSpanProcessor(exporter)
+        processor: SpanProcessor = (
+            BatchSpanProcessor(exporter) if batch else SimpleSpanProcessor(exporter)
+        )
+        if config.sampling.active(profile):
+            processor = AdaptiveSamplingProcessor(
+                processor, config.sampling, on_decision=on_sampling_decision
+            )
         provider.add_span_processor(processor)
     return provider
 
@@ -159,6 +168,14 @@ class RuntimeMetrics:
             namespace=ns,
             registry=self.registry,
         )
+        self.traces_sampled = Counter(
+            "traces_sampled",
+            "Traces by adaptive sampling decision: kept for an error, for being slow, by the "
+            "rate, or dropped.",
+            ["decision"],
+            namespace=ns,
+            registry=self.registry,
+        )
 
     def observe_call(
         self,
@@ -187,6 +204,9 @@ class RuntimeMetrics:
 
     def rate_limited(self, scope: str) -> None:
         self.rate_limit_refusals.labels(scope).inc()
+
+    def trace_sampled(self, decision: str) -> None:
+        self.traces_sampled.labels(decision).inc()
 
     def value(self, name: str, labels: dict[str, str] | None = None) -> float | None:
         """A sample's current value, by full sample name (e.g. `…_model_calls_total`)."""
@@ -230,10 +250,16 @@ class Telemetry:
             experiment = f"{EXPERIMENT_PREFIX}{agent}"
             mlflow = MlflowSpanExporter(mlflow_tracking_uri, experiment, model_id)
         resource = {"agent_platform.model_id": model_id} if model_id else None
+        metrics = RuntimeMetrics()
         provider = build_tracer_provider(
-            config, home_dir, profile=profile, mlflow=mlflow, resource=resource
+            config,
+            home_dir,
+            profile=profile,
+            mlflow=mlflow,
+            resource=resource,
+            on_sampling_decision=metrics.trace_sampled,
         )
-        return cls(provider.get_tracer(TRACER_NAME), RuntimeMetrics(), provider)
+        return cls(provider.get_tracer(TRACER_NAME), metrics, provider)
 
     @classmethod
     def disabled(cls) -> Telemetry:
