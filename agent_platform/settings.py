@@ -330,6 +330,11 @@ class AuthSettings(BaseModel):
     max_sessions: int = Field(
         default=3, ge=1, description="Concurrent sign-in sessions (`sid`) per user."
     )
+    cli_client_id: str = Field(
+        default="agent-platform-cli",
+        description="The public client `agent-platform login` signs in with (device "
+        "authorization grant); its tokens must carry the gateway's audience.",
+    )
 
 
 class AuthzSettings(BaseModel):
@@ -341,6 +346,14 @@ class AuthzSettings(BaseModel):
     )
     decision_cache_s: float = Field(
         default=2.0, ge=0, description="How long an identical decision is reused (0: never)."
+    )
+    opa_url: str | None = Field(
+        default=None,
+        description="Ask this OPA server's Data API (the same policies/ bundle loaded there) "
+        "instead of the embedded evaluator; unreachable means every decision fails closed.",
+    )
+    opa_timeout_s: float = Field(
+        default=0.5, gt=0, description="How long one OPA decision may take before it is refused."
     )
 
 

@@ -4,7 +4,8 @@
 
 1. Policy decisions (the shipped policies/ bundle, rego-cpp in the evaluator process, over its
    pipe): p50/p99 uncached, over 40 distinct inputs (identities x actions x tenants), and with
-   the 2 s decision cache the gateway uses (repeated inputs).
+   the 2 s decision cache the gateway uses (repeated inputs); and the rego-cpp bundle query
+   alone, in this process (no pipe), to tell the evaluator's cost from the round trip's.
 2. Token verification with joserfc (keys already cached, as in steady state): RS256, PS256,
    ES256, with claim checks and the Keycloak claim mapping.
 3. The gateway hook's work per request: authenticate (verify + SQLite session check) and decide,
@@ -97,6 +98,23 @@ def tokens(count: int) -> tuple[dict, dict[str, list[str]]]:
     return jwks, minted
 
 
+def in_process(cases: list[dict], count: int) -> list[float]:
+    """The worker's evaluation without the pipe (this process never loads PyTorch)."""
+    sys.path.insert(0, str(REPO / "agent_platform" / "security"))
+    import regopy
+    from policy_worker import Compiled
+
+    from agent_platform.security.policy import read_bundle
+
+    compiled = Compiled(read_bundle(REPO / "policies")[1])
+
+    def evaluate(i: int) -> None:
+        compiled.runner.set_input(regopy.Input(cases[i % len(cases)]))
+        compiled.runner.query_bundle(compiled.bundle)
+
+    return timed(evaluate, count)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--decisions", type=int, default=2000)
@@ -113,6 +131,7 @@ def main() -> None:
             uncached.decide(case)
         samples = timed(lambda i: uncached.decide(cases[i % len(cases)]), args.decisions)
         results["decision_uncached"] = percentiles(samples)
+        results["evaluation_in_process"] = percentiles(in_process(cases, args.decisions))
         cached = PolicyEngine(REPO / "policies", cache_s=2.0)
         samples = timed(lambda i: cached.decide(cases[i % len(cases)]), args.decisions)
         results["decision_cached_2s"] = percentiles(samples)

@@ -4,14 +4,15 @@ and the identity operator commands run as (`authorize_cli`)."""
 from __future__ import annotations
 
 import json
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
 from agent_platform.security.authn import api_key_store
-from agent_platform.security.authorize import authorize_operator_action, policy_engine
+from agent_platform.security.authorize import authorize_operator_action, local_policy_engine
 from agent_platform.security.errors import SecurityError
 from agent_platform.security.identity import Identity
+from agent_platform.security.login import DeviceCode, LoginError, TokenFile, device_login
 from agent_platform.security.operator import operator_identity
 from agent_platform.security.policy import Decision
 from agent_platform.security.sessions import open_session_tracker
@@ -23,7 +24,7 @@ auth_app = typer.Typer(
 
 
 def authorize_cli(
-    action: str, resource: str | None = None, *, tenant: str | None = None
+    action: str, resource: str | dict[str, Any] | None = None, *, tenant: str | None = None
 ) -> tuple[Identity, Decision]:
     """The operator's identity and the policy's grant for `action`, or `error: ...` and exit 1.
     The decision is in the audit log either way."""
@@ -40,13 +41,28 @@ def authorize_cli(
     return identity, decision
 
 
+def audit_done(identity: Identity, kind: str, action: str, resource: str, **details: Any) -> None:
+    """Record what an operator command did (after the policy's decision was recorded)."""
+    from agent_platform.audit import open_audit_log
+
+    log = open_audit_log(get_settings())
+    try:
+        log.record(
+            kind, actor=identity.as_record(), action=action, outcome="recorded",
+            resource=resource, **details,
+        )  # fmt: skip
+    finally:
+        log.close()
+
+
 @auth_app.command("whoami")
 def whoami() -> None:
-    """The identity operator commands run as (from AGENT_PLATFORM_TOKEN or --as)."""
+    """The identity operator commands run as (AGENT_PLATFORM_TOKEN, --as, or `login`)."""
     try:
         identity = operator_identity(get_settings())
     except SecurityError as exc:
-        typer.echo(f"error: {exc}", err=True)
+        reason = getattr(exc, "reason", None)
+        typer.echo(f"error: {exc}" + (f" ({reason})" if reason else ""), err=True)
         raise typer.Exit(1) from exc
     typer.echo(json.dumps(identity.as_record() | {"tenants": sorted(identity.tenants)}))
 
@@ -107,8 +123,8 @@ def revoke_session(
 
 @auth_app.command("policy-test")
 def policy_test() -> None:
-    """Run the policy bundle's Rego unit tests (`test_` rules)."""
-    engine = policy_engine(get_settings())
+    """Run the policy bundle's Rego unit tests (`test_` rules) on the embedded evaluator."""
+    engine = local_policy_engine(get_settings())
     if engine.error:
         typer.echo(f"error: {engine.error}", err=True)
         raise typer.Exit(1)
@@ -119,3 +135,37 @@ def policy_test() -> None:
     typer.echo(f"{len(results) - len(failed)}/{len(results)} passed, bundle {engine.digest}")
     if failed or not results:
         raise typer.Exit(1)
+
+
+def login() -> None:
+    """Sign in at the issuer (device authorization grant) and keep the token for later commands.
+
+    Open the URL shown, enter the code and sign in; the token is verified, then stored 0600 under
+    the home (`<home>/auth/token.json`) for operator commands run without `--as`."""
+    settings = get_settings()
+
+    def show(code: DeviceCode) -> None:
+        where = code.verification_uri_complete or code.verification_uri
+        typer.echo(f"To sign in, open {where} and enter the code {code.user_code}", err=True)
+
+    try:
+        token = device_login(settings, show)
+        from agent_platform.security.authn import Authenticator
+
+        identity = Authenticator(settings).authenticate(f"Bearer {token}")
+    except LoginError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from exc
+    except SecurityError as exc:
+        reason = getattr(exc, "reason", None)
+        typer.echo(f"error: the issued token was refused: {reason or exc}", err=True)
+        raise typer.Exit(1) from exc
+    TokenFile.under(settings.home_dir).save(token, str(settings.auth.issuer))
+    roles = ", ".join(sorted(identity.roles)) or "no roles"
+    typer.echo(f"signed in as {identity.display_name} ({identity.subject}; {roles})")
+
+
+def logout() -> None:
+    """Forget the token `agent-platform login` stored."""
+    removed = TokenFile.under(get_settings().home_dir).clear()
+    typer.echo("signed out" if removed else "not signed in")

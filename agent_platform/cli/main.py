@@ -12,7 +12,7 @@ from rich.console import Console
 
 from agent_platform.cli import knowledge
 from agent_platform.cli.audit import audit_app
-from agent_platform.cli.auth import auth_app
+from agent_platform.cli.auth import auth_app, login, logout
 from agent_platform.cli.errors import DEBUG_ENV, ErrorReportingGroup, configure_logging
 from agent_platform.cli.keys import keys_app
 from agent_platform.cli.models import models_app
@@ -43,6 +43,8 @@ app.add_typer(runtime_app, name="runtime")
 app.command("ingest")(knowledge.ingest)
 app.command("search")(knowledge.search)
 app.command("serve")(serve)
+app.command("login")(login)
+app.command("logout")(logout)
 
 
 console = Console()

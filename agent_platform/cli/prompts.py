@@ -9,7 +9,6 @@ Output contract (kept stable for scripts):
 
 from __future__ import annotations
 
-import getpass
 import json
 from collections.abc import Callable
 from functools import wraps
@@ -18,7 +17,7 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 
-from agent_platform.cli.auth import authorize_cli
+from agent_platform.cli.auth import audit_done, authorize_cli
 from agent_platform.prompts import (
     MlflowPromptStore,
     PromotionService,
@@ -44,14 +43,6 @@ DirsArg = Annotated[
     list[Path] | None,
     typer.Argument(help="Prompt directories (default: the project's prompts/ and user dirs)."),
 ]
-ByOption = Annotated[str, typer.Option("--by", help="Who does this (recorded in the audit log).")]
-
-
-def _user() -> str:
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):
-        return "unknown"
 
 
 def _fails_cleanly(func: F) -> F:
@@ -85,15 +76,20 @@ def _store() -> MlflowPromptStore:
 
 
 def _promotions(*, checks_roles: bool = True) -> PromotionService:
-    """The promotion service; approvals and promotions check the committed roles file, while
-    rollback and ending an A/B test need no approvals and so do not read it."""
+    """The promotion service. Verified approvals carry the roles the policy granted; in the
+    local profile, unverified (`--as NAME`) approvals are checked against the committed roles
+    file, which production never reads: there only verified approvals count. Rollback and
+    ending an A/B test need no approvals and so do not read it either."""
     settings = get_settings()
+    local = settings.profile != "production"
     roles = (
         load_roles(settings.prompts.roles_file or DEFAULT_ROLES_FILE)
-        if checks_roles
+        if checks_roles and local
         else ApproverRoles()
     )
-    return PromotionService(_store(), ReviewLog.under(settings.home_dir), roles)
+    return PromotionService(
+        _store(), ReviewLog.under(settings.home_dir), roles, accept_unverified=local
+    )
 
 
 @prompts_app.command("validate")
@@ -214,21 +210,37 @@ def approve(
     name: str,
     version: str,
     role: Annotated[str, typer.Option("--role", help="The approver role this approval fills.")],
-    by: ByOption,
 ) -> None:
-    """Record an approval of a version in one of the roles it requires; `--by` must hold that
-    role in the committed roles file, and may fill only one role of a version."""
-    authorize_cli("prompts.approve", f"prompt:{name}@{version}")
-    approval = _promotions().approve(name, version, role=role, by=by)
-    typer.echo(f"approved {name} v{approval.version} as {role} by {by}")
+    """Approve a version in one of the roles it requires, as the signed-in identity.
+
+    A verified identity (AGENT_PLATFORM_TOKEN or `agent-platform login`) approves when the policy
+    grants it `prompts.approve` for that review role; its subject and the granting roles are
+    recorded. In the local profile an unverified `--as NAME` approves when NAME holds the role in
+    the committed roles file, recorded as unverified. One approver fills one role of a version."""
+    resource = {"name": f"prompt:{name}@{version}", "review_role": role}
+    identity, decision = authorize_cli("prompts.approve", resource)
+    granted = decision.roles if identity.verified else None
+    approval = _promotions(checks_roles=not identity.verified).approve(
+        name, version, role=role, by=identity.actor, granted_roles=granted
+    )
+    audit_done(
+        identity, "prompt.approve", "prompts.approve", resource["name"], review_role=role,
+        granted_roles=list(approval.granted_roles), verified=approval.verified,
+    )  # fmt: skip
+    how = (
+        f"verified, granted by {', '.join(approval.granted_roles)}"
+        if approval.verified
+        else "unverified development identity, roles file"
+    )
+    typer.echo(f"approved {name} v{approval.version} as {role} by {identity.actor} ({how})")
 
 
 @prompts_app.command("promote")
 @_fails_cleanly
-def promote(name: str, version: str, by: ByOption = "") -> None:
+def promote(name: str, version: str) -> None:
     """Point `production` at a version; refused unless every required role approved it."""
-    authorize_cli("prompts.promote", f"prompt:{name}@{version}")
-    promoted = _promotions().promote(name, version, by=by or _user())
+    identity, _ = authorize_cli("prompts.promote", f"prompt:{name}@{version}")
+    promoted = _promotions().promote(name, version, by=identity.actor)
     typer.echo(f"{promoted.label()} is now production")
 
 
@@ -237,11 +249,10 @@ def promote(name: str, version: str, by: ByOption = "") -> None:
 def rollback(
     name: str,
     to: Annotated[str | None, typer.Option("--to", help="An earlier production version.")] = None,
-    by: ByOption = "",
 ) -> None:
     """Return `production` to the version that served before (ends any A/B test)."""
-    authorize_cli("prompts.rollback", f"prompt:{name}")
-    restored = _promotions(checks_roles=False).rollback(name, by=by or _user(), to=to)
+    identity, _ = authorize_cli("prompts.rollback", f"prompt:{name}")
+    restored = _promotions(checks_roles=False).rollback(name, by=identity.actor, to=to)
     typer.echo(f"rolled back: {restored.label()} is now production")
 
 
@@ -251,18 +262,20 @@ def ab_start(
     name: str,
     version: str,
     traffic: Annotated[float, typer.Option(help="Share of users (0-1) given the challenger.")],
-    by: ByOption = "",
 ) -> None:
-    """Serve an approved challenger version to a share of users next to production."""
-    challenger = _promotions().start_ab(name, version, traffic=traffic, by=by or _user())
+    """Serve an approved challenger version to a share of users next to production (a release:
+    the policy's `prompts.promote`)."""
+    identity, _ = authorize_cli("prompts.promote", f"prompt:{name}@{version}")
+    challenger = _promotions().start_ab(name, version, traffic=traffic, by=identity.actor)
     typer.echo(f"A/B test: {challenger.label()} serves {traffic:.0%} of users")
 
 
 @prompts_app.command("ab-stop")
 @_fails_cleanly
-def ab_stop(name: str, by: ByOption = "") -> None:
-    """End the A/B test of a prompt: only production serves."""
-    _promotions(checks_roles=False).stop_ab(name, by=by or _user(), reason="stopped")
+def ab_stop(name: str) -> None:
+    """End the A/B test of a prompt: only production serves (the policy's `prompts.rollback`)."""
+    identity, _ = authorize_cli("prompts.rollback", f"prompt:{name}")
+    _promotions(checks_roles=False).stop_ab(name, by=identity.actor, reason="stopped")
     typer.echo(f"A/B test of {name} stopped")
 
 

@@ -1,5 +1,6 @@
 """`agent-platform readiness [--json]` prints the champion's readiness report and exits 1 when it
-is not ready; `agent-platform readiness signoff ITEM --by WHO` records a manual sign-off."""
+is not ready; `agent-platform readiness signoff ITEM` records a manual sign-off by the signed-in
+identity (its verified subject and the roles the policy granted)."""
 
 from __future__ import annotations
 
@@ -52,16 +53,23 @@ def readiness_command(
 @readiness_app.command("signoff")
 def signoff(
     item: Annotated[str, typer.Argument(help=f"One of: {', '.join(MANUAL_ITEMS)}")],
-    by: Annotated[str, typer.Option("--by", help="Who signs off.")],
     note: Annotated[str, typer.Option(help="Evidence or a link.")] = "",
 ) -> None:
-    """Record a manual sign-off of a checklist item (who, when, note)."""
-    from agent_platform.cli.auth import authorize_cli
+    """Record a manual sign-off of a checklist item as the signed-in identity (AGENT_PLATFORM_TOKEN
+    or `agent-platform login`; `--as NAME` in the local profile, recorded as unverified)."""
+    from agent_platform.cli.auth import audit_done, authorize_cli
 
-    authorize_cli("readiness.signoff", f"readiness:{item}")
+    identity, decision = authorize_cli("readiness.signoff", f"readiness:{item}")
     try:
-        recorded = SignoffStore.under(get_settings().home_dir).sign(item, by=by, note=note)
+        recorded = SignoffStore.under(get_settings().home_dir).sign(
+            item, by=identity.actor, note=note, verified=identity.verified, roles=decision.roles
+        )
     except SignoffError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from exc
-    typer.echo(f"{recorded.item} signed off by {recorded.by} at {recorded.at}")
+    audit_done(
+        identity, "readiness.signoff", "readiness.signoff", f"readiness:{item}",
+        granted_roles=list(recorded.roles), verified=recorded.verified,
+    )  # fmt: skip
+    how = f"verified, granted by {', '.join(recorded.roles)}" if recorded.verified else "unverified"
+    typer.echo(f"{recorded.item} signed off by {recorded.by} ({how}) at {recorded.at}")

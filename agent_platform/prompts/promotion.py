@@ -1,14 +1,17 @@
 """Approvals, promotion to `production`, rollback and A/B splits, enforced and recorded.
 
 A version reaches `production` (or the `challenger` side of an A/B test) only with an approval
-from every role its header requires, each from a different approver who holds that role in the
-roles file (`ApproverRoles`). Rollback returns to the version that served before; it needs
-no new approvals because that version was approved when it was promoted.
+from every role its header requires, each from a different approver. An approver is either a
+verified subject (a token from the issuer) whose role the authorization policy granted, or, where
+`accept_unverified` (the local profile), a development name holding the role in the committed
+roles file (`ApproverRoles`). Rollback returns to the version that served before; it needs no
+new approvals because that version was approved when it was promoted.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Collection
 
 from agent_platform.prompts.ab import AB_TRAFFIC_TAG
 from agent_platform.prompts.errors import PromotionRefusedError
@@ -20,14 +23,34 @@ from agent_platform.prompts.store import CHALLENGER, PRODUCTION, MlflowPromptSto
 class PromotionService:
     """The only way aliases that serve traffic move: checks the rules, then writes and records."""
 
-    def __init__(self, store: MlflowPromptStore, log: ReviewLog, roles: ApproverRoles) -> None:
+    def __init__(
+        self,
+        store: MlflowPromptStore,
+        log: ReviewLog,
+        roles: ApproverRoles,
+        *,
+        accept_unverified: bool = True,
+    ) -> None:
         self.store = store
         self.log = log
         self.roles = roles
+        self.accept_unverified = accept_unverified
 
-    def approve(self, name: str, ref: str | int, *, role: str, by: str) -> Approval:
-        """Record `by`'s approval of a version in `role`: a role the version requires, that `by`
-        holds in the roles file, and not a second role of this version for the same `by`."""
+    def approve(
+        self,
+        name: str,
+        ref: str | int,
+        *,
+        role: str,
+        by: str,
+        granted_roles: Collection[str] | None = None,
+    ) -> Approval:
+        """Record `by`'s approval of a version in `role`, a role the version requires, and not
+        a second role of this version for the same `by`.
+
+        With `granted_roles` (the identity's roles the policy granted this approval for), `by` is
+        a verified subject; without, `by` is an unverified name that must hold `role` in the
+        roles file, accepted only where `accept_unverified`."""
         version = self.store.resolve(name, ref)
         required = version.required_approvals
         if role not in required:
@@ -37,10 +60,24 @@ class PromotionService:
             )
         by = by.strip()
         if not by:
-            raise PromotionRefusedError("an approval needs the approver's name (--by)")
-        self.roles.require(by, role)
-        detail = {"roles_file": self.roles.source, "roles_commit": self.roles.commit}
-        approval = self.log.add_approval(name, version.version, role, by, detail)
+            raise PromotionRefusedError("an approval needs the approver's identity")
+        if granted_roles is not None:
+            if not granted_roles:
+                raise PromotionRefusedError(
+                    f"the policy granted {by!r} no role that fills {role!r}; nothing to record"
+                )
+            approval = self.log.add_approval(
+                name, version.version, role, by, verified=True, granted_roles=tuple(granted_roles)
+            )
+        else:
+            if not self.accept_unverified:
+                raise PromotionRefusedError(
+                    f"approval by {by!r} is unverified; this profile accepts approvals only from "
+                    "a verified identity (AGENT_PLATFORM_TOKEN or `agent-platform login`)"
+                )
+            self.roles.require(by, role)
+            detail = {"roles_file": self.roles.source, "roles_commit": self.roles.commit}
+            approval = self.log.add_approval(name, version.version, role, by, detail)
         approvers = [
             a.approver for a in self.log.approvals(name, version.version) if a.role == role
         ]
@@ -51,13 +88,17 @@ class PromotionService:
     def missing_approvals(self, version: StoredVersion) -> list[str]:
         """Required roles not filled for this exact version by distinct approvers who hold them.
 
-        Approvals recorded before the roles file took effect, or by a name whose role was since
-        revoked, do not count; nor can one name count for two roles (a bipartite matching of
-        roles to approvers decides which roles are filled).
+        A verified approval counts (the policy granted its role when it was given). An unverified
+        one counts only where `accept_unverified`, and only while the roles file grants its
+        name the role (one recorded before the grant, or after a revocation, does not). One
+        approver never counts for two roles (a bipartite matching of roles to approvers decides
+        which roles are filled).
         """
         candidates: dict[str, list[str]] = {role: [] for role in version.required_approvals}
         for a in self.log.approvals(version.name, version.version):
-            if a.role in candidates and a.role in self.roles.roles_of(a.approver):
+            if a.role not in candidates:
+                continue
+            if a.verified or (self.accept_unverified and a.role in self.roles.roles_of(a.approver)):
                 candidates[a.role].append(a.approver)
         filled = _match_roles(candidates)
         return [role for role in version.required_approvals if role not in filled]
@@ -69,7 +110,7 @@ class PromotionService:
                 f"cannot make {version.label()} {target}: missing approval from role(s) "
                 f"{', '.join(missing)} (required: {', '.join(version.required_approvals)}); "
                 f"record them with `agent-platform prompts approve {version.name} "
-                f"{version.version} --role ROLE --by NAME`"
+                f"{version.version} --role ROLE` signed in as an approver"
             )
 
     def promote(self, name: str, ref: str | int, *, by: str) -> StoredVersion:

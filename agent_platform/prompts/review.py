@@ -31,17 +31,29 @@ CREATE TABLE IF NOT EXISTS events (
 );
 CREATE INDEX IF NOT EXISTS events_prompt ON events (prompt, id);
 """
+# Columns added after the first release: (name, declaration), added to older files on open.
+_ADDED_COLUMNS = (
+    ("verified", "INTEGER NOT NULL DEFAULT 0"),
+    ("granted_roles", "TEXT NOT NULL DEFAULT '[]'"),
+)
 
 
 @dataclass(frozen=True)
 class Approval:
-    """Who approved which version in which role, and when."""
+    """Who approved which version in which role, and when.
+
+    `verified`: the approver is a verified subject (a token from the issuer) and `granted_roles`
+    are the identity's roles the policy granted the approval for; otherwise the approver is a
+    local development name, checked against the committed roles file.
+    """
 
     prompt: str
     version: int
     role: str
     approver: str
     approved_at: datetime
+    verified: bool = False
+    granted_roles: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -79,6 +91,10 @@ class ReviewLog:
         conn = sqlite3.connect(self.path, timeout=30)
         try:
             conn.executescript(_SCHEMA)
+            present = {row[1] for row in conn.execute("PRAGMA table_info(approvals)")}
+            for column, declaration in _ADDED_COLUMNS:
+                if column not in present:
+                    conn.execute(f"ALTER TABLE approvals ADD COLUMN {column} {declaration}")
             with conn:
                 yield conn
         finally:
@@ -91,6 +107,9 @@ class ReviewLog:
         role: str,
         approver: str,
         detail: dict[str, Any] | None = None,
+        *,
+        verified: bool = False,
+        granted_roles: tuple[str, ...] = (),
     ) -> Approval:
         """Record an approval (re-approving keeps the first timestamp) and its audit event.
 
@@ -111,10 +130,24 @@ class ReviewLog:
                     f"approver cannot fill two required roles, so {role!r} needs someone else"
                 )
             conn.execute(
-                "INSERT OR IGNORE INTO approvals VALUES (?, ?, ?, ?, ?)",
-                (prompt, version, role, approver, at.isoformat()),
+                "INSERT OR IGNORE INTO approvals (prompt, version, role, approver, approved_at, "
+                "verified, granted_roles) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (
+                    prompt,
+                    version,
+                    role,
+                    approver,
+                    at.isoformat(),
+                    int(verified),
+                    json.dumps(sorted(granted_roles)),
+                ),
             )
-            event = {"role": role, **(detail or {})}
+            event = {
+                "role": role,
+                "verified": verified,
+                "granted_roles": sorted(granted_roles),
+                **(detail or {}),
+            }
             self._insert_event(conn, prompt, "approve", version, None, approver, event)
         return next(
             a for a in self.approvals(prompt, version) if (a.role, a.approver) == (role, approver)
@@ -123,11 +156,14 @@ class ReviewLog:
     def approvals(self, prompt: str, version: int) -> list[Approval]:
         with self._connect() as conn:
             rows = conn.execute(
-                "SELECT prompt, version, role, approver, approved_at FROM approvals "
-                "WHERE prompt = ? AND version = ? ORDER BY approved_at, role",
+                "SELECT prompt, version, role, approver, approved_at, verified, granted_roles "
+                "FROM approvals WHERE prompt = ? AND version = ? ORDER BY approved_at, role",
                 (prompt, version),
             ).fetchall()
-        return [Approval(p, v, r, a, datetime.fromisoformat(t)) for p, v, r, a, t in rows]
+        return [
+            Approval(p, v, r, a, datetime.fromisoformat(t), bool(ok), tuple(json.loads(g)))
+            for p, v, r, a, t, ok, g in rows
+        ]
 
     def record(
         self,

@@ -19,6 +19,7 @@ from agent_platform.model_registry import AgentVersion
 from agent_platform.readiness import evidence, tools
 from agent_platform.readiness.gates import Subject, gate_items, subject
 from agent_platform.readiness.item import Item
+from agent_platform.readiness.security import audit_log_item
 from agent_platform.readiness.signoffs import MANUAL_ITEMS, SignoffStore
 from agent_platform.settings import Settings
 from agent_platform.vectorstore.snapshots import check_files, list_snapshots, read_manifest
@@ -64,7 +65,9 @@ def _contains(path: Path, words: list[str]) -> list[str]:
     return [w for w in words if w.lower() not in text]
 
 
-def _manual(key: str, store: SignoffStore) -> Item:
+def _manual(key: str, store: SignoffStore, *, verified_only: bool = False) -> Item:
+    """A sign-off; where `verified_only` (production), one by an unverified development
+    identity does not count."""
     section, _ = key.split(".", 1)
     signoff = store.get(key)
     if signoff is None:
@@ -73,16 +76,22 @@ def _manual(key: str, store: SignoffStore) -> Item:
             key,
             MANUAL_ITEMS[key],
             "missing",
-            f"no sign-off: `agent-platform readiness signoff {key} --by NAME`",
+            f"no sign-off: `agent-platform readiness signoff {key}` (signed in)",
             False,
         )
     note = f" ({signoff.note})" if signoff.note else ""
+    who = (
+        f"{signoff.by} (verified, granted by {', '.join(signoff.roles) or 'policy'})"
+        if signoff.verified
+        else f"{signoff.by} (unverified)"
+    )
+    status = "unverified" if verified_only and not signoff.verified else "signed"
     return Item(
         section,
         key,
         MANUAL_ITEMS[key],
-        "signed",
-        f"signed off by {signoff.by} at {signoff.at}{note}",
+        status,
+        f"signed off by {who} at {signoff.at}{note}",
         False,
     )
 
@@ -236,6 +245,7 @@ def evaluate_checklist(inputs: ChecklistInputs) -> list[Item]:
     """Every item of the checklist, in the spec's order."""
     root, settings, champion = inputs.project_root, inputs.settings, inputs.champion
     signoffs = SignoffStore.under(settings.home_dir)
+    verified_only = settings.profile == "production"
     code = [root / d for d in ("agent_platform", "assets", "resources", "sensors")]
     skipped = tools.ToolOutcome("error", "could not run: tools disabled for this report")
     bandit = tools.run_bandit([p for p in code if p.is_dir()]) if inputs.run_tools else skipped
@@ -267,7 +277,7 @@ def evaluate_checklist(inputs: ChecklistInputs) -> list[Item]:
             ],
             "architecture",
         ),
-        _manual("architecture.security_review", signoffs),
+        _manual("architecture.security_review", signoffs, verified_only=verified_only),
         Item(
             "architecture",
             "architecture.performance_testing",
@@ -278,7 +288,8 @@ def evaluate_checklist(inputs: ChecklistInputs) -> list[Item]:
             f"{'not measured' if latency is None else f'{latency:.0f} ms'} "
             f"(budget {inputs.gates.latency_p95_ms:g} ms)",
         ),
-        _manual("implementation.code_review", signoffs),
+        _manual("implementation.code_review", signoffs, verified_only=verified_only),
+        lambda: audit_log_item(settings),
         Item(
             "implementation",
             "implementation.security_scanning",
@@ -341,9 +352,9 @@ def evaluate_checklist(inputs: ChecklistInputs) -> list[Item]:
             if checked
             else "the daily_quality_gate schedule has not checked the champion yet",
         ),
-        _manual("operations.dashboards", signoffs),
+        _manual("operations.dashboards", signoffs, verified_only=verified_only),
         _runbooks(root),
-        _manual("operations.incident_procedures", signoffs),
+        _manual("operations.incident_procedures", signoffs, verified_only=verified_only),
         backup,
         recovery,
         *_quality_gates(inputs),

@@ -27,10 +27,15 @@ class SignoffError(ValueError):
 
 @dataclass(frozen=True)
 class Signoff:
+    """`by` is the signer's verified subject (or, in the local profile, an unverified
+    development name); `roles` are the roles the policy granted `readiness.signoff` for."""
+
     item: str
     by: str
     at: str
     note: str = ""
+    verified: bool = False
+    roles: tuple[str, ...] = ()
 
 
 class SignoffStore:
@@ -45,20 +50,32 @@ class SignoffStore:
         if not self.path.is_file():
             return {}
         data = json.loads(self.path.read_text(encoding="utf-8"))
-        return {item: Signoff(**entry) for item, entry in data.items()}
+        return {
+            item: Signoff(**{**entry, "roles": tuple(entry.get("roles", ()))})
+            for item, entry in data.items()
+        }
 
     def get(self, item: str) -> Signoff | None:
         return self.all().get(item)
 
-    def sign(self, item: str, *, by: str, note: str = "") -> Signoff:
+    def sign(
+        self,
+        item: str,
+        *,
+        by: str,
+        note: str = "",
+        verified: bool = False,
+        roles: tuple[str, ...] = (),
+    ) -> Signoff:
         if item not in MANUAL_ITEMS:
             raise SignoffError(
                 f"{item!r} is not a manual readiness item; sign one of {sorted(MANUAL_ITEMS)}"
             )
         if not by.strip():
-            raise SignoffError("--by: who signs off must be named")
+            raise SignoffError("who signs off must be named")
         entries = {k: asdict(v) for k, v in self.all().items()}
-        signoff = Signoff(item, by.strip(), datetime.now(UTC).isoformat(timespec="seconds"), note)
+        at = datetime.now(UTC).isoformat(timespec="seconds")
+        signoff = Signoff(item, by.strip(), at, note, verified, tuple(roles))
         entries[item] = asdict(signoff)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=self.path.parent, suffix=".tmp")

@@ -9,14 +9,17 @@ from __future__ import annotations
 
 import functools
 import logging
+from pathlib import Path
 from typing import Any
 
 from agent_platform.security.errors import AccessDeniedError
 from agent_platform.security.identity import Identity
+from agent_platform.security.opa import OpaPolicyEngine
 from agent_platform.security.policy import Decision, PolicyEngine
 from agent_platform.settings import Settings, get_settings
 
 logger = logging.getLogger(__name__)
+Engine = PolicyEngine | OpaPolicyEngine
 
 
 def policy_input(
@@ -61,14 +64,29 @@ def explain(decision: Decision, action: str, tenant: str | None) -> list[str]:
 
 @functools.cache
 def _engine(directory: str, cache_s: float) -> PolicyEngine:
-    from pathlib import Path
-
     return PolicyEngine(Path(directory), cache_s=cache_s)
 
 
-def policy_engine(settings: Settings) -> PolicyEngine:
-    """The process's engine for the settings' policy directory (reloaded when files change)."""
+@functools.cache
+def _opa_engine(url: str, directory: str, timeout_s: float, cache_s: float) -> OpaPolicyEngine:
+    return OpaPolicyEngine(url, Path(directory), timeout_s=timeout_s, cache_s=cache_s)
+
+
+def local_policy_engine(settings: Settings) -> PolicyEngine:
+    """The embedded evaluator for the settings' policy directory (reloaded when files change)."""
     engine = _engine(str(settings.policy_dir), settings.authz.decision_cache_s)
+    engine.reload()
+    return engine
+
+
+def policy_engine(settings: Settings) -> Engine:
+    """The process's engine: an OPA server's when `authz.opa_url` is set, else embedded."""
+    authz = settings.authz
+    if not authz.opa_url:
+        return local_policy_engine(settings)
+    engine = _opa_engine(
+        authz.opa_url, str(settings.policy_dir), authz.opa_timeout_s, authz.decision_cache_s
+    )
     engine.reload()
     return engine
 

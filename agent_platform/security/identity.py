@@ -36,6 +36,13 @@ class Identity:
     def display_name(self) -> str:
         return self.username or self.subject
 
+    @property
+    def actor(self) -> str:
+        """The name approvals and release records keep: the verified subject (stable at the
+        issuer, unlike a username), or an unverified identity's declared name (which the local
+        profile checks against the committed roles file)."""
+        return self.subject if self.verified else (self.username or self.subject)
+
     def has_role(self, role: str) -> bool:
         return role in self.roles
 

@@ -58,18 +58,30 @@ def describe_error(message: str, files: dict[str, str]) -> str:
     return f"{name}:{line}: {what[:200]}"
 
 
+def is_test_module(name: str, text: str) -> bool:
+    """OPA's convention: `*_test.rego` files, packages ending in `_test`."""
+    package = re.search(r"^package\s+([\w.]+)", text, re.MULTILINE)
+    return name.endswith("_test.rego") or bool(package and package.group(1).endswith("_test"))
+
+
 class Compiled:
-    """The modules (for ad-hoc queries) and the decision compiled once into a bundle."""
+    """The modules (for ad-hoc queries) and the decision compiled once into a bundle.
+
+    The bundle is built from the policy modules only: with the unit tests' modules in it, each
+    decision costs about 25 ms instead of 1 (rego-cpp evaluates what the bundle holds)."""
 
     def __init__(self, files: dict[str, str]) -> None:
         self.interpreter = regopy.Interpreter()
+        decisions = regopy.Interpreter()
         for name, text in files.items():
             try:
                 self.interpreter.add_module(name, text)
+                if not is_test_module(name, text):
+                    decisions.add_module(name, text)
             except regopy.RegoError as exc:
                 raise ValueError(describe_error(str(exc), files)) from exc
         try:
-            self.bundle = self.interpreter.build(DECISION)
+            self.bundle = decisions.build(DECISION)
             ok = self.bundle.ok()
             message = "" if ok else "does not compile"
         except (regopy.RegoError, ValueError) as exc:

@@ -7,7 +7,10 @@
 //
 // Machine clients get JWT access tokens from the client credentials grant, laid out as Keycloak
 // lays them out (preferred_username, realm_access.roles, resource_access.<client>.roles, groups,
-// sid). Test-only control routes, on loopback only:
+// sid). People sign in with the device authorization grant (`agent-platform login`): public
+// clients listed under "device_clients", accounts under "users" (roles and tenants as for
+// clients), and the provider's development login and consent pages (any password), which the
+// tests drive over HTTP as a browser would. Test-only control routes, on loopback only:
 //   POST /__test/rotate[?drop=1]   new signing keys (the old ones stay published unless drop=1)
 //   POST /__test/outage?down=1|0   the JWKS and discovery endpoints answer 503 while down
 //   POST /__test/stats             how often the JWKS was fetched
@@ -25,6 +28,14 @@ const args = Object.fromEntries(
 const config = JSON.parse(readFileSync(args.clients, "utf8"));
 const audience = config.audience;
 const clientClaims = Object.fromEntries(config.clients.map((c) => [c.client_id, c]));
+const users = Object.fromEntries((config.users || []).map((u) => [u.username, u]));
+const deviceClients = (config.device_clients || []).map((c) => ({
+  client_id: c.client_id,
+  grant_types: ["urn:ietf:params:oauth:grant-type:device_code"],
+  redirect_uris: [],
+  response_types: [],
+  token_endpoint_auth_method: "none",
+}));
 
 function newKeys(generation) {
   const make = (type, options, alg) => {
@@ -54,11 +65,14 @@ function build(issuer) {
       redirect_uris: [],
       response_types: [],
       token_endpoint_auth_method: "client_secret_post",
-    })),
+    })).concat(deviceClients),
     jwks: { keys },
+    findAccount: async (ctx, id) =>
+      users[id] ? { accountId: id, claims: async () => ({ sub: id, preferred_username: id }) } : undefined,
     features: {
       clientCredentials: { enabled: true },
-      devInteractions: { enabled: false },
+      deviceFlow: { enabled: true },
+      devInteractions: { enabled: deviceClients.length > 0 },
       resourceIndicators: {
         enabled: true,
         defaultResource: () => config.resource,
@@ -66,16 +80,16 @@ function build(issuer) {
         getResourceServerInfo: (ctx, resource, client) => ({
           scope: "agents",
           audience,
-          accessTokenTTL: clientClaims[client.clientId].ttl || 600,
+          accessTokenTTL: (clientClaims[client.clientId] || {}).ttl || 600,
           accessTokenFormat: "jwt",
-          jwt: { sign: { alg: clientClaims[client.clientId].alg || "RS256" } },
+          jwt: { sign: { alg: (clientClaims[client.clientId] || {}).alg || "RS256" } },
         }),
       },
     },
     extraTokenClaims: async (ctx, token) => {
-      const c = clientClaims[token.clientId];
+      const c = token.accountId ? users[token.accountId] || {} : clientClaims[token.clientId];
       const claims = {
-        preferred_username: c.username || token.clientId,
+        preferred_username: c.username || token.accountId || token.clientId,
         realm_access: { roles: c.realm_roles || [] },
         resource_access: { [audience]: { roles: c.client_roles || [] } },
         groups: c.groups || [],

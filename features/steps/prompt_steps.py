@@ -31,12 +31,13 @@ def publish_shipped(context: Context) -> None:
 
 @step('"{who}" approves "{name}" version {version:d} as "{role}"')
 def approve(context: Context, who: str, name: str, version: int, role: str) -> None:
-    succeeded(agent_platform("prompts", "approve", name, version, "--role", role, "--by", who))
+    # the local profile's development identity, checked against the committed roles file
+    succeeded(agent_platform("--as", who, "prompts", "approve", name, version, "--role", role))
 
 
 @step('the release manager promotes "{name}" version {version:d}')
 def promote(context: Context, name: str, version: int) -> None:
-    out = succeeded(agent_platform("prompts", "promote", name, version, "--by", "release")).stdout
+    out = succeeded(agent_platform("--as", "release", "prompts", "promote", name, version)).stdout
     assert "is now production" in out, out
 
 

@@ -55,16 +55,35 @@ role_permissions := {
 # Actions on a tenant's data need membership of that tenant.
 tenant_scoped := {"agents.run", "sessions.read", "sessions.rollback"}
 
+# A prompt version's review roles (its header's `review.required_approvals`) and the identity
+# roles that may fill each; a spec approver role also fills a review role of its own name. An
+# approval asks `prompts.approve` with `resource.review_role`, and only these roles grant it.
+review_role_holders := {
+	"prompt-owner": {"lead_architect", "product_owner"},
+	"safety": {"security_architect", "security_team_lead", "legal_compliance"},
+}
+
+fills_review_role(_) if not input.resource.review_role
+
+fills_review_role(role) if role in review_role_holders[input.resource.review_role]
+
+fills_review_role(role) if {
+	role == input.resource.review_role
+	role in approver_roles
+}
+
 # Roles of the caller that grant the action.
 granted contains role if {
 	some role in input.identity.roles
 	input.action in role_permissions[role]
+	fills_review_role(role)
 }
 
 # The roles that would grant the action (named in a denial).
 roles_for_action contains role if {
 	some role, permissions in role_permissions
 	input.action in permissions
+	fills_review_role(role)
 }
 
 # The local profile without authentication: the anonymous caller and `--as NAME` development

@@ -101,3 +101,19 @@ test_unknown_action_denied_even_for_admin if {
 		with input.resource as {} with input.profile as "production"
 		with input.auth_required as true
 }
+
+test_review_role_filled_only_by_its_holders if {
+	architect := {"subject": "s1", "username": "sam", "kind": "user", "verified": true, "roles": ["security_architect", "lead_architect"], "tenants": []}
+	d := authz.decision with input.identity as architect with input.action as "prompts.approve"
+		with input.resource as {"review_role": "safety"} with input.profile as "production"
+		with input.auth_required as true
+	d.allow == true
+	d.roles == {"security_architect"}
+	owner := {"subject": "p1", "username": "pat", "kind": "user", "verified": true, "roles": ["product_owner"], "tenants": []}
+	refused := authz.decision with input.identity as owner with input.action as "prompts.approve"
+		with input.resource as {"review_role": "safety"} with input.profile as "production"
+		with input.auth_required as true
+	refused.allow == false
+	"security_architect" in refused.grantors
+	not "product_owner" in refused.grantors
+}

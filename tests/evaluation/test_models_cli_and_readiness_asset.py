@@ -108,7 +108,7 @@ def test_readiness_report_asset_writes_markdown_and_html(
     assert "| Backups are fresh | pass | automatic |" in markdown
     assert (  # nobody signed it off, so the champion is not ready
         "| Security review of the architecture | missing | sign-off | no sign-off: "
-        "`agent-platform readiness signoff architecture.security_review --by NAME` |"
+        "`agent-platform readiness signoff architecture.security_review` (signed in) |"
     ) in markdown
     assert meta["ready"].value is False and meta["champion_version"].value == 1
     html = Path(meta["html"].value)

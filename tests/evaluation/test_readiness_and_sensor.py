@@ -37,10 +37,11 @@ def test_signoffs_are_recorded_and_unknown_items_refused(settings: Settings) -> 
     store.sign("operations.dashboards", by="alice", note="grafana/agents")
     assert store.get("operations.dashboards").by == "alice"
     result = CliRunner().invoke(
-        readiness_app, ["signoff", "implementation.code_review", "--by", "bob"]
+        readiness_app, ["signoff", "implementation.code_review"], env={"AGENT_PLATFORM_AS": "bob"}
     )
     assert result.exit_code == 0, result.output
-    assert SignoffStore.under(settings.home_dir).get("implementation.code_review").by == "bob"
+    signed = SignoffStore.under(settings.home_dir).get("implementation.code_review")
+    assert (signed.by, signed.verified) == ("bob", False)  # the local profile's `--as bob`
 
 
 def test_report_without_champion_is_not_ready(eval_settings: Settings) -> None:

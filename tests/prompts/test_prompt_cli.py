@@ -24,8 +24,10 @@ from resources.prompts import PromptsResource
 runner = CliRunner()
 
 
-def _run(*args: str) -> tuple[int, str, str]:
-    result = runner.invoke(prompts_app, [str(a) for a in args])
+def _run(*args: str, who: str | None = None) -> tuple[int, str, str]:
+    """The command as `who` (the local profile's unverified `--as NAME`), else the OS user."""
+    env = {"AGENT_PLATFORM_AS": who} if who else None
+    result = runner.invoke(prompts_app, [str(a) for a in args], env=env)
     return result.exit_code, result.stdout, result.stderr
 
 
@@ -142,21 +144,19 @@ def test_publish_list_diff_approve_promote_rollback(
     )
     assert "-Write a short, direct answer" in out and "+Write a short answer" in out
 
-    code, _, err = _run("promote", "grounded_qa_system", "2", "--by", "carol")
+    code, _, err = _run("promote", "grounded_qa_system", "2", who="carol")
     assert code == 1 and "missing approval from role(s) prompt-owner, safety" in err
-    code, _, err = _run("approve", "grounded_qa_system", "2", "--role", "ops", "--by", "x")
+    code, _, err = _run("approve", "grounded_qa_system", "2", "--role", "ops", who="x")
     assert code == 1 and "does not require role 'ops'" in err
     for version in ("1", "2"):
         for role, by in (("prompt-owner", "alice"), ("safety", "bob")):
-            code, out, err = _run(
-                "approve", "grounded_qa_system", version, "--role", role, "--by", by
-            )
+            code, out, err = _run("approve", "grounded_qa_system", version, "--role", role, who=by)
             assert code == 0, err
-    assert _run("promote", "grounded_qa_system", "1", "--by", "carol")[1].strip() == (
+    assert _run("promote", "grounded_qa_system", "1", who="carol")[1].strip() == (
         "grounded_qa_system v1 (1.0.0) is now production"
     )
-    assert _run("promote", "grounded_qa_system", "2", "--by", "carol")[0] == 0
-    code, out, _ = _run("rollback", "grounded_qa_system", "--by", "oncall")
+    assert _run("promote", "grounded_qa_system", "2", who="carol")[0] == 0
+    code, out, _ = _run("rollback", "grounded_qa_system", who="oncall")
     assert (
         code == 0 and out.strip() == "rolled back: grounded_qa_system v1 (1.0.0) is now production"
     )
@@ -186,7 +186,7 @@ def test_one_name_cannot_fill_two_roles_and_roles_come_from_the_committed_file(
     assert _run("publish", prompt_dir)[0] == 0
 
     def approve(role: str, by: str) -> tuple[int, str]:
-        code, _, err = _run("approve", "grounded_qa_system", "1", "--role", role, "--by", by)
+        code, _, err = _run("approve", "grounded_qa_system", "1", "--role", role, who=by)
         return code, err.strip()
 
     assert approve("prompt-owner", "carol")[0] == 0  # carol holds both roles in the file...
@@ -202,7 +202,7 @@ def test_one_name_cannot_fill_two_roles_and_roles_come_from_the_committed_file(
     )
     code, err = approve("safety", "mallory")
     assert code == 1 and "approver 'mallory' is not in the roles file" in err
-    code, _, err = _run("promote", "grounded_qa_system", "1", "--by", "carol")
+    code, _, err = _run("promote", "grounded_qa_system", "1", who="carol")
     assert code == 1 and "missing approval from role(s) safety" in err
 
     roles_file.write_text(roles_file.read_text() + 'mallory = ["safety"]\n')
@@ -214,7 +214,7 @@ def test_one_name_cannot_fill_two_roles_and_roles_come_from_the_committed_file(
     )
 
     assert approve("safety", "bob")[0] == 0
-    code, out, err = _run("promote", "grounded_qa_system", "1", "--by", "carol")
+    code, out, err = _run("promote", "grounded_qa_system", "1", who="carol")
     assert code == 0, err
     code, out, _ = _run("history", "grounded_qa_system")
     assert out.count(" approve v1 by ") == 2 and '"roles_commit": "' in out

@@ -214,7 +214,8 @@ def test_approvals_count_once_per_approver_and_only_for_roles_still_held(
     service.log.add_approval("grounded_qa_system", 1, "prompt-owner", "carol")
     with sqlite3.connect(service.log.path) as conn:  # the pre-fix record: carol in both roles
         conn.execute(
-            "INSERT INTO approvals VALUES ('grounded_qa_system', 1, 'safety', 'carol', ?)",
+            "INSERT INTO approvals (prompt, version, role, approver, approved_at) "
+            "VALUES ('grounded_qa_system', 1, 'safety', 'carol', ?)",
             ("2026-01-01T00:00:00+00:00",),
         )
     version = store.get("grounded_qa_system", 1)
@@ -230,3 +231,32 @@ def test_approvals_count_once_per_approver_and_only_for_roles_still_held(
     assert revoked.missing_approvals(version) == ["prompt-owner"]
     with pytest.raises(PromotionRefusedError, match="does not hold role 'prompt-owner'"):
         revoked.approve("grounded_qa_system", 1, role="prompt-owner", by="bob")
+
+
+def test_production_counts_only_verified_approvals_with_the_roles_the_policy_granted(
+    prompt_dir: Path, store: MlflowPromptStore, service: PromotionService
+) -> None:
+    """Issue 11: an approval records the verified subject and the granting roles; production
+    ignores unverified (roles-file) approvals and refuses new ones."""
+    _publish_all(prompt_dir, store)
+    service.approve("grounded_qa_system", 1, role="prompt-owner", by="alice")  # local, unverified
+    production = PromotionService(store, service.log, ApproverRoles(), accept_unverified=False)
+    version = store.get("grounded_qa_system", 1)
+    assert production.missing_approvals(version) == ["prompt-owner", "safety"]
+    with pytest.raises(PromotionRefusedError, match="accepts approvals only from a verified"):
+        production.approve("grounded_qa_system", 1, role="safety", by="bob")
+
+    granted = production.approve(
+        "grounded_qa_system", 1, role="safety", by="sub-123", granted_roles=["security_architect"]
+    )
+    assert granted.verified and granted.granted_roles == ("security_architect",)
+    with pytest.raises(PromotionRefusedError, match="one approver cannot fill two"):
+        production.approve(
+            "grounded_qa_system", 1, role="prompt-owner", by="sub-123", granted_roles=["admin"]
+        )
+    production.approve(
+        "grounded_qa_system", 1, role="prompt-owner", by="sub-456", granted_roles=["product_owner"]
+    )
+    assert production.missing_approvals(version) == []
+    event = next(e for e in service.log.events("grounded_qa_system") if e.actor == "sub-456")
+    assert event.detail["verified"] is True and event.detail["granted_roles"] == ["product_owner"]

@@ -49,6 +49,11 @@ CLIENTS = [
     {"client_id": "carol", "realm_roles": ["user"], "tenants": [TENANT], "sid": "per-token"},
     {"client_id": "dave", "realm_roles": ["user"], "tenants": [TENANT], "sid": "per-token"},
 ]  # fmt: skip
+# People who sign in with the device authorization grant (`agent-platform login`).
+USERS = [
+    {"username": "sam", "realm_roles": ["security_architect"], "tenants": [TENANT]},
+]
+CLI_CLIENT = "agent-platform-cli"
 
 
 MINTER_KID = "test-minter"
@@ -98,7 +103,8 @@ def oidc(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OidcProvider]:
     config = root / "clients.json"
     config.write_text(
         json.dumps({"audience": AUDIENCE, "resource": "urn:agent-platform:gateway",
-                    "clients": clients}),
+                    "clients": clients, "users": USERS,
+                    "device_clients": [{"client_id": CLI_CLIENT}]}),
         encoding="utf-8",
     )  # fmt: skip
     minter = RSAKey.generate_key(2048, parameters={"kid": MINTER_KID, "alg": "RS256", "use": "sig"})

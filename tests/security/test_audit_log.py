@@ -16,6 +16,7 @@ from typer.testing import CliRunner
 
 from agent_platform.audit import AuditLog, PostgresAuditLog, SQLiteAuditLog, open_audit_log
 from agent_platform.cli.main import app
+from agent_platform.readiness.security import audit_log_item
 from agent_platform.security import Identity
 
 runner = CliRunner(env={"COLUMNS": "400"})
@@ -162,6 +163,9 @@ def test_cli_verify_and_tail(platform_home: Path) -> None:
     assert [r["seq"] for r in records] == [2, 3]
     assert records[0]["actor"]["username"] == "alice"
     assert records[1]["prev_hash"] == records[0]["hash"]
+    item = audit_log_item(Settings(home=platform_home))  # the readiness report reads it
+    assert item.status == "pass" and item.detail.startswith("chain of 3 records verifies")
+    assert item.evidence["approvals_and_signoffs"] == 3
 
     with sqlite3.connect(platform_home / "audit" / "audit.sqlite") as conn:
         conn.execute("DROP TRIGGER audit_log_no_update")
@@ -169,5 +173,7 @@ def test_cli_verify_and_tail(platform_home: Path) -> None:
     broken = runner.invoke(app, ["audit", "verify"])
     assert broken.exit_code == 1
     assert "record 2 was modified" in broken.output
+    failed = audit_log_item(Settings(home=platform_home))
+    assert failed.status == "fail" and "record 2 was modified" in failed.detail
     assert "Traceback" not in broken.output
     assert oct((platform_home / "audit" / "audit.sqlite").stat().st_mode & 0o777) == "0o600"

@@ -166,7 +166,7 @@ def test_api_keys_are_stored_as_hashes_on_both_stores(backend, tmp_path, request
     ("command", "action"),
     [
         (["index", "restore", "--tenant", "acme", "--snapshot", "s1"], "index.restore"),
-        (["readiness", "signoff", "security-review", "--by", "lea"], "readiness.signoff"),
+        (["readiness", "signoff", "security-review"], "readiness.signoff"),
         (["models", "rollback", "qa"], "models.rollback"),
     ],
 )

@@ -42,7 +42,7 @@ def test_the_shipped_policy_unit_tests_pass_through_the_cli():
     result = CliRunner().invoke(app, ["auth", "policy-test"])
     assert result.exit_code == 0, result.output
     digest, _ = read_bundle(REPO / "policies")
-    assert f"10/10 passed, bundle {digest}" in result.output
+    assert f"11/11 passed, bundle {digest}" in result.output
 
 
 def test_a_wrong_unit_test_fails(engine: PolicyEngine, policy_dir: Path):
