@@ -1,7 +1,8 @@
 """The evidence `make test` leaves under the home's reports: the pytest JUnit file, the coverage
 JSON reports (unit suite and acceptance scenarios), the behave JUnit files and mypy's JUnit file.
-The readiness items read these instead of trusting that a suite was run; `python -m
-agent_platform.readiness.suite table COVERAGE_JSON` prints the per-package coverage table."""
+The readiness items read these instead of trusting that a suite was run; `python
+agent_platform/readiness/suite.py table COVERAGE_JSON` prints the per-package coverage table
+(run as a script: it needs nothing but the standard library)."""
 
 from __future__ import annotations
 
