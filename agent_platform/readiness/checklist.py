@@ -136,7 +136,7 @@ def _tests(inputs: ChecklistInputs) -> Item:
     )
     if acceptance is not None:
         evidence["acceptance_coverage_percent"] = round(acceptance.percent, 2)
-        detail += f", their coverage {acceptance.percent:.1f}%"
+        detail += f", covering {acceptance.percent:.1f}% of the journey modules"
     status = "pass" if unit.passed and covered and scenarios.passed else "fail"
     return Item("implementation", key, title, status, detail, True, evidence)
 
