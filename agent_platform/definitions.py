@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any, cast
 
 import dagster as dg
 
@@ -59,7 +60,7 @@ from sensors.schedules import daily_index_backup, key_rotation, weekly_reindex
 
 
 def build_vector_store_resource(settings: Settings) -> VectorStoreResource:
-    common = {
+    common: dict[str, Any] = {
         "snapshots_dir": str(settings.snapshots_dir),
         "snapshot_retention_days": settings.snapshot_retention_days,
     }
@@ -129,7 +130,7 @@ def build_definitions(
     prompt_files_sensor = build_prompt_sensor(prompts)
     resources = build_resources(settings, prompt_dirs)
     backend = settings.resolved_vector_backend
-    plan = resources["evaluation"].plan()
+    plan = cast(EvaluationResource, resources["evaluation"]).plan()
     return dg.Definitions(
         assets=[
             source_documents,

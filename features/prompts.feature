@@ -40,4 +40,4 @@ Feature: Changing a prompt safely
     Examples:
       | mistake            | line                                                                               | problem                                       |
       | undefined variable | Greet {{ customer_name }} by name.                                                 | variable 'customer_name' is used but not declared |
-      | template bomb      | {% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}   | over the limit of 1,000,000 operations        |
+      | template bomb      | {% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}   | refused, render limit: over the               |

@@ -74,7 +74,7 @@ def create_key(
     tenant: Annotated[list[str] | None, typer.Option("--tenant", help="A tenant.")] = None,
 ) -> None:
     """Create an API key; it is printed once and only its hash is stored."""
-    _, record = authorize_cli("keys.create", f"service:{name}")
+    authorize_cli("keys.create", f"service:{name}")
     key, record = api_key_store(get_settings()).create(name, roles=role, tenants=tenant or [])
     typer.echo(key)
     typer.echo(

@@ -167,13 +167,13 @@ def _restore(handler: logging.Handler, levels: tuple[int, int]) -> None:
 class ErrorReportingGroup(TyperGroup):
     """The root command: turns what escapes a sub-command into `report`'s line and status."""
 
-    def parse_args(self, ctx: typer.Context, args: list[str]) -> list[str]:
+    def parse_args(self, ctx: typer.Context, args: list[str]) -> list[str]:  # type: ignore[override]
         try:
             return super().parse_args(ctx, args)
         except typer.TyperException as exc:  # a bad root option, before --debug is known
             _usage_error(exc, ctx)
 
-    def invoke(self, ctx: typer.Context) -> Any:
+    def invoke(self, ctx: typer.Context) -> Any:  # type: ignore[override]
         try:
             return super().invoke(ctx)
         except (typer.Exit, typer.Abort):

@@ -7,6 +7,7 @@ the instance under DAGSTER_HOME (so runs appear in the UI) and reads the materia
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -78,7 +79,7 @@ def run_job(
         )
     for event in result.all_events:
         if event.is_step_failure and event.step_failure_data.error:
-            if event.step_key.endswith(tuple(e.check_name for e in failed_checks)):
+            if (event.step_key or "").endswith(tuple(e.check_name for e in failed_checks)):
                 continue  # already reported above with the check's numbers
             outcome.failures.append(
                 f"step {event.step_key} failed: {_root_cause(event.step_failure_data.error)}"
@@ -86,7 +87,7 @@ def run_job(
     return outcome
 
 
-def _check_summary(metadata: dict[str, Any]) -> str:
+def _check_summary(metadata: Mapping[str, Any]) -> str:
     """The check's own summary, else its scalar metadata (value, threshold and the like)."""
     if "summary" in metadata:
         return str(metadata["summary"].value)

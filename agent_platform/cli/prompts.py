@@ -156,7 +156,7 @@ def publish(dirs: DirsArg = None) -> None:
 def list_prompts(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     """Registered prompts with their versions and aliases."""
     store = _store()
-    listing = []
+    listing: list[dict[str, Any]] = []
     for name in store.names():
         versions = store.versions(name)
         listing.append(

@@ -223,6 +223,7 @@ class EvaluationService:
                 metrics={k: v for k, v in result.metrics.items() if not math.isnan(v)},
                 gates_passed=all_passed(gates),
                 dataset_version=dataset_version,
+                failed_gates=[g.shortfall for g in gates if not g.passed],
             )
         return CandidateEvaluation(key, version, created, result, gates, run_id)
 

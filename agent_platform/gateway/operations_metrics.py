@@ -96,7 +96,7 @@ class OperationsCollector(Collector):
             (self._certificates, certificates),
         ):
             try:
-                reader(family)  # type: ignore[operator]
+                reader(family)  # type: ignore[arg-type]
             except Exception as exc:  # a scrape must not fail because one source is down
                 logger.warning("operations metrics: %s unreadable: %s", reader.__name__, exc)
         return families

@@ -14,7 +14,7 @@ import tempfile
 import uuid
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 from langchain_core.documents import Document
@@ -111,32 +111,32 @@ class PlatformVectorStore(LCVectorStore):
         texts: Iterable[str],
         metadatas: list[dict[str, Any]] | None = None,
         *,
-        ids: list[str | None] | None = None,
+        ids: list[str | None] | None = None,  # type: ignore[override]  # None: a fresh id
         **kwargs: Any,
     ) -> list[str]:
         """Adds or replaces by id; `None` ids get a fresh uuid. Metadata is stored as given."""
-        texts, metas, ids = self._inputs(texts, metadatas, ids)
+        texts, metas, filled = self._inputs(texts, metadatas, ids)
         if not texts:
             return []
         vectors = self._embedding.embed_documents(texts)
-        self.store.upsert(self.tenant, self._records(texts, metas, ids, vectors))
-        return ids
+        self.store.upsert(self.tenant, self._records(texts, metas, filled, vectors))
+        return filled
 
     async def aadd_texts(
         self,
         texts: Iterable[str],
         metadatas: list[dict[str, Any]] | None = None,
         *,
-        ids: list[str | None] | None = None,
+        ids: list[str | None] | None = None,  # type: ignore[override]  # None: a fresh id
         **kwargs: Any,
     ) -> list[str]:
-        texts, metas, ids = self._inputs(texts, metadatas, ids)
+        texts, metas, filled = self._inputs(texts, metadatas, ids)
         if not texts:
             return []
         vectors = await self._embedding.aembed_documents(texts)
-        records = self._records(texts, metas, ids, vectors)
+        records = self._records(texts, metas, filled, vectors)
         await asyncio.to_thread(self.store.upsert, self.tenant, records)
-        return ids
+        return filled
 
     def delete(self, ids: list[str] | None = None, **kwargs: Any) -> bool | None:
         """Deletes these ids (unknown ones are ignored); without ids, every document of the
@@ -234,9 +234,8 @@ class PlatformVectorStore(LCVectorStore):
         records = self.store.get_records(self.tenant, [h.chunk_id for h in hits])
         if not records:
             return []
-        picked = maximal_marginal_relevance(
-            vector, [r.vector for r in records], lambda_mult=lambda_mult, k=k
-        )
+        stored: list[Any] = [r.vector for r in records]  # ndarrays; MMR takes array-likes
+        picked = maximal_marginal_relevance(vector, stored, lambda_mult=lambda_mult, k=k)
         return [_document(records[i]) for i in picked]
 
     def max_marginal_relevance_search(
@@ -315,5 +314,5 @@ class PlatformVectorStore(LCVectorStore):
 
             store = EmbeddedVectorStore(Path(tempfile.mkdtemp(prefix="agent-platform-lc-")))
         vs = cls(store, embedding, tenant, **kwargs)
-        vs.add_texts(texts, metadatas, ids=ids)
+        vs.add_texts(texts, metadatas, ids=cast("list[str | None] | None", ids))
         return vs

@@ -272,8 +272,10 @@ class AgentModelRegistry:
         metrics: dict[str, float],
         gates_passed: bool,
         dataset_version: str,
+        failed_gates: list[str] | None = None,
     ) -> AgentVersion:
-        """Attach an evaluation's results to the version (what promotion reads)."""
+        """Attach an evaluation's results to the version (what promotion reads); `failed_gates`
+        (`accuracy 0.5 < 0.95`) is what a refused promotion shows as its reason."""
         self.get(name, version)
         tags = {
             "eval.run_id": run_id,
@@ -281,6 +283,7 @@ class AgentModelRegistry:
             "eval.dataset_version": dataset_version,
             "eval.at": datetime.now(UTC).isoformat(timespec="seconds"),
             "eval.metrics": json.dumps({k: float(v) for k, v in metrics.items()}, sort_keys=True),
+            "eval.failed_gates": "; ".join(failed_gates or []),
         }
         for key, value in tags.items():
             self.client.set_model_version_tag(name, str(version), key, value)
@@ -333,9 +336,11 @@ class AgentModelRegistry:
                 "(materialize evaluated_model_versions or `agent-platform models evaluate`)"
             )
         if target.gates_passed is not True:
+            failed = target.tags.get("eval.failed_gates")
             raise PromotionRefusedError(
-                f"agent {name!r} v{target.version} failed its quality gates "
-                f"(evaluation run {target.tags.get('eval.run_id')}); champion unchanged "
+                f"agent {name!r} v{target.version} failed its quality gates"
+                + (f" ({failed})" if failed else "")
+                + f" (evaluation run {target.tags.get('eval.run_id')}); champion unchanged "
                 f"({self.aliases(name).get(CHAMPION, 'none')})"
             )
         return self._move(name, CHAMPION, target.version, action="promote", by=by, reason=reason)

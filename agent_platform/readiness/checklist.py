@@ -8,7 +8,6 @@ on evidence that it holds; the champion is ready only when every item is `pass` 
 
 from __future__ import annotations
 
-import xml.etree.ElementTree as ET  # parses the project's own pytest JUnit report
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -16,12 +15,12 @@ from pathlib import Path
 
 from agent_platform.evaluation.gates import GateThresholds
 from agent_platform.model_registry import AgentVersion
-from agent_platform.readiness import evidence, tools
+from agent_platform.readiness import evidence, suite, tools
 from agent_platform.readiness.gates import Subject, gate_items, subject
 from agent_platform.readiness.item import Item
 from agent_platform.readiness.security import audit_log_item
 from agent_platform.readiness.signoffs import MANUAL_ITEMS, SignoffStore
-from agent_platform.settings import Settings
+from agent_platform.settings import Profile, Settings
 from agent_platform.vectorstore.snapshots import check_files, list_snapshots, read_manifest
 
 BACKUP_MAX_AGE = timedelta(hours=26)
@@ -97,31 +96,81 @@ def _manual(key: str, store: SignoffStore, *, verified_only: bool = False) -> It
 
 
 def _tests(inputs: ChecklistInputs) -> Item:
-    path = inputs.junit_path or inputs.settings.home_dir / "reports" / "junit.xml"
-    title = "Test suite results"
-    if not path.is_file():
-        return Item(
-            "implementation",
-            "implementation.tests",
-            title,
-            "missing",
-            f"no test report: run `pytest --junitxml={path}`",
+    """Passes only when the latest pytest run passed, its coverage reaches the threshold of
+    pyproject.toml, and every acceptance scenario passed; the detail shows the numbers."""
+    reports = inputs.settings.home_dir / "reports"
+    junit = inputs.junit_path or reports / suite.JUNIT
+    title = "Test suite, coverage gate and acceptance scenarios"
+    key = "implementation.tests"
+    try:
+        unit = suite.junit_counts([junit])
+        coverage = suite.coverage_totals(junit.parent / suite.COVERAGE)
+        scenarios = suite.junit_counts(sorted((reports / suite.ACCEPTANCE_DIR).glob("*.xml")))
+        acceptance = suite.coverage_totals(reports / suite.ACCEPTANCE_COVERAGE)
+    except ValueError as exc:
+        return Item("implementation", key, title, "fail", f"unreadable evidence: {exc}")
+    threshold = suite.coverage_threshold(inputs.project_root)
+    absent = [
+        name
+        for name, found in (
+            (f"test report {junit}", unit),
+            (f"coverage report {junit.parent / suite.COVERAGE}", coverage),
+            (f"acceptance reports {reports / suite.ACCEPTANCE_DIR}/*.xml", scenarios),
         )
-    suites = ET.parse(path).getroot()
-    suites = [suites] if suites.tag == "testsuite" else list(suites)
-    counts = {k: sum(int(s.get(k, 0)) for s in suites) for k in ("tests", "failures", "errors")}
-    stamp = datetime.fromtimestamp(path.stat().st_mtime, tz=UTC).isoformat(timespec="seconds")
-    failed = counts["failures"] + counts["errors"]
-    status = "pass" if counts["tests"] and not failed else "fail"
-    return Item(
-        "implementation",
-        "implementation.tests",
-        title,
-        status,
-        f"{counts['tests']} tests, {failed} failed or errored (report of {stamp})",
-        True,
-        counts,
+        if found is None
+    ]
+    if threshold is None:
+        absent.append("a coverage threshold (fail_under of [tool.coverage.report])")
+    if absent or unit is None or coverage is None or scenarios is None or threshold is None:
+        return Item(
+            "implementation", key, title, "missing", f"no {'; no '.join(absent)}: run `make test`"
+        )
+    covered = coverage.percent >= threshold
+    evidence: dict[str, object] = {
+        "tests": unit.tests,
+        "failed": unit.failed,
+        "skipped": unit.skipped,
+        "coverage_percent": round(coverage.percent, 2),
+        "coverage_threshold": threshold,
+        "spec_coverage": suite.SPEC_UNIT_COVERAGE,
+        "scenarios": scenarios.tests,
+        "scenarios_failed": scenarios.failed,
+    }
+    detail = (
+        f"pytest: {unit.tests} tests, {unit.failed} failed or errored, {unit.skipped} skipped "
+        f"(report of {unit.written_at}); coverage {coverage.percent:.1f}% of lines and branches "
+        f"({'at or above' if covered else 'BELOW'} the threshold {threshold:g}%, the spec asks "
+        f"{suite.SPEC_UNIT_COVERAGE:g}%); acceptance: {scenarios.tests} scenarios, "
+        f"{scenarios.failed} failed"
     )
+    if acceptance is not None:
+        evidence["acceptance_coverage_percent"] = round(acceptance.percent, 2)
+        detail += f", covering {acceptance.percent:.1f}% of the journey modules"
+    status = "pass" if unit.passed and covered and scenarios.passed else "fail"
+    return Item("implementation", key, title, status, detail, True, evidence)
+
+
+def _static_analysis(inputs: ChecklistInputs) -> Item:
+    """Reads the type checker's JUnit result that `make types` writes."""
+    path = inputs.settings.home_dir / "reports" / suite.TYPES
+    title = "Static analysis (mypy)"
+    key = "implementation.static_analysis"
+    try:
+        result = suite.junit_counts([path])
+    except ValueError as exc:
+        return Item("implementation", key, title, "fail", f"unreadable evidence: {exc}")
+    if result is None:
+        return Item("implementation", key, title, "missing", f"no {path}: run `make types`")
+    errors = [m for m in result.messages if ": error: " in m]
+    evidence: dict[str, object] = {"errors": len(errors), "first_errors": errors[:10]}
+    if result.failed:
+        first = f"; first: {errors[0]}" if errors else ""
+        detail = f"mypy reports {len(errors)} error(s) (run of {result.written_at}){first}"
+        return Item("implementation", key, title, "fail", detail, True, evidence)
+    detail = (
+        f"mypy: no errors in the packages listed under [tool.mypy] (run of {result.written_at})"
+    )
+    return Item("implementation", key, title, "pass", detail, True, evidence)
 
 
 def _backups(inputs: ChecklistInputs) -> tuple[Item, Item]:
@@ -139,8 +188,8 @@ def _backups(inputs: ChecklistInputs) -> tuple[Item, Item]:
             ),
         )
     latest = snaps[-1]
-    created = latest.created_at
-    created = datetime.fromisoformat(created) if isinstance(created, str) else created
+    stamp = latest.created_at
+    created = datetime.fromisoformat(stamp) if isinstance(stamp, str) else stamp
     age = datetime.now(UTC) - (created if created.tzinfo else created.replace(tzinfo=UTC))
     fresh = age <= BACKUP_MAX_AGE
     backup = Item(
@@ -259,6 +308,7 @@ def evaluate_checklist(inputs: ChecklistInputs) -> list[Item]:
         else ("missing" if perf_missing or latency is None else "fail")
     )
     checked = champion.tags.get("quality.checked_at") if champion else None
+    quality_passed = champion.tags.get("quality.passed") if champion else None
     rollback_gaps = _contains(root / "docs" / "evaluation.md", ["models rollback"]) + _contains(
         root / "docs" / "operations.md", ["index restore"]
     )
@@ -309,6 +359,7 @@ def evaluate_checklist(inputs: ChecklistInputs) -> list[Item]:
             audit.evidence,
         ),
         _tests(inputs),
+        _static_analysis(inputs),
         _pii_detection,
         _files_item(
             "deployment.automation",
@@ -344,11 +395,10 @@ def evaluate_checklist(inputs: ChecklistInputs) -> list[Item]:
             if not checked
             else (
                 "pass"
-                if _age(checked) <= QUALITY_CHECK_MAX_AGE
-                and champion.tags.get("quality.passed") == "true"
+                if _age(checked) <= QUALITY_CHECK_MAX_AGE and quality_passed == "true"
                 else "fail"
             ),
-            f"last daily_quality_gate check {checked}, passed={champion.tags.get('quality.passed')}"
+            f"last daily_quality_gate check {checked}, passed={quality_passed}"
             if checked
             else "the daily_quality_gate schedule has not checked the champion yet",
         ),
@@ -362,7 +412,7 @@ def evaluate_checklist(inputs: ChecklistInputs) -> list[Item]:
     return [i() if callable(i) else i for i in items]
 
 
-def _telemetry_exporter(profile: str) -> tuple[str | None, str | None, str | None]:
+def _telemetry_exporter(profile: Profile) -> tuple[str | None, str | None, str | None]:
     """(exporter the runtime would use in `profile`, why it cannot start if it cannot, the OTLP
     traces endpoint it would send to)."""
     from agent_platform.runtime.config import RuntimeSettings

@@ -44,7 +44,7 @@ def sections(root: Path, files: tuple[str, ...] = RUNBOOK_FILES) -> list[Section
         path = root / name
         if not path.is_file():
             continue
-        heading, body = "", []
+        heading, body = "", list[str]()
         for line in [*path.read_text(encoding="utf-8").splitlines(), "# end"]:
             match = _HEADING.match(line)
             if match:

@@ -52,7 +52,7 @@ def run_bandit(paths: list[Path], *, timeout_s: float = 180) -> ToolOutcome:
         if r["issue_severity"] == "HIGH"
     ]
     detail = ", ".join(f"{n} {s.lower()}" for s, n in sorted(severities.items())) or "no issues"
-    evidence = {"by_severity": dict(severities), "high": high[:20]}
+    evidence: dict[str, object] = {"by_severity": dict(severities), "high": high[:20]}
     if high:
         return ToolOutcome(
             "fail", f"bandit: {len(high)} high-severity issue(s) ({detail})", evidence
@@ -88,8 +88,8 @@ def audit_outcome(report: dict[str, object] | list[object]) -> ToolOutcome:
     `unverified` ("not verified") when any package was skipped, naming the most common reason and
     the share audited; `pass` only when every package was audited and none is vulnerable.
     """
-    deps = report.get("dependencies", []) if isinstance(report, dict) else report
-    deps = [d for d in deps if isinstance(d, dict)]
+    listed = report.get("dependencies", []) if isinstance(report, dict) else report
+    deps = [d for d in listed if isinstance(d, dict)] if isinstance(listed, list) else []
     vulnerable = [
         f"{d['name']} {d.get('version', '?')}: {', '.join(v['id'] for v in d.get('vulns', []))}"
         for d in deps

@@ -236,7 +236,7 @@ class AgentRuntime:
             answer=final["answer"],
             citations=final["citations"],
             model=routed.model,
-            prompt=run.prompt,
+            prompt=run.prompt,  # type: ignore[arg-type]  # set by prepare_prompt; validated
             user_prompt=final.get("user_prompt"),
             usage=Usage(input_tokens=routed.input_tokens, output_tokens=routed.output_tokens),
             cost=routed.cost_usd,
@@ -245,7 +245,7 @@ class AgentRuntime:
             session_id=run.session_id,
             state_version=final["state_version"],
             refused=final["refused"],
-            retrieved=retrieved_chunks(
+            retrieved=retrieved_chunks(  # type: ignore[arg-type]  # dicts Pydantic validates
                 final.get("hits", []), final.get("used", []), self.services.protection.mask_chunk
             ),
             agent=self.agent.name,

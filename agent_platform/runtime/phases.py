@@ -101,7 +101,7 @@ class ModelSlots:
             if self._take():
                 granted.set()
             else:
-                self._waiters.append(lambda: granted.set() or True)
+                self._waiters.append(lambda: _set(granted))
         granted.wait()
         try:
             yield
@@ -501,6 +501,12 @@ class AgentServices:
                 {"kind": "fact", "session": scope.session, "trace_id": run.trace_id},
             )
         return {"state_version": version}
+
+
+def _set(event: threading.Event) -> bool:
+    """Wake a waiter for a model slot (a waiter callback returns whether it took the slot)."""
+    event.set()
+    return True
 
 
 def _source(hit: Any, quoted: dict[str, list[str]]) -> dict[str, str]:

@@ -425,7 +425,7 @@ class Router:
         except GarbageResponseError as exc:
             self._failure(spec, exc, latency, span, n, req)
             raise
-        usage = message.usage_metadata or {}
+        usage: dict[str, Any] = dict(message.usage_metadata or {})
         input_tokens = int(usage.get("input_tokens") or req.prompt_tokens)
         output_tokens = int(usage.get("output_tokens") or count_tokens(message_text(message)))
         cost = spec.cost(input_tokens, output_tokens)

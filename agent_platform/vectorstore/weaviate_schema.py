@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, cast
 
 from agent_platform.vectorstore.base import MetadataValue
 from agent_platform.vectorstore.validation import filterable
@@ -29,7 +29,7 @@ def create_collection(
         VectorDistances,
     )
 
-    field = {"data_type": DataType.TEXT, "tokenization": Tokenization.FIELD}
+    field: dict[str, Any] = {"data_type": DataType.TEXT, "tokenization": Tokenization.FIELD}
     client.collections.create(
         name,
         multi_tenancy_config=Configure.multi_tenancy(enabled=True, auto_tenant_creation=True),
@@ -70,7 +70,9 @@ def weaviate_filter(filters: Mapping[str, MetadataValue]) -> Any:
     from weaviate.classes.query import Filter
 
     parts = [
-        Filter.by_property(key if key in ("source", "document_id") else f"m_{key}").equal(v)
+        Filter.by_property(key if key in ("source", "document_id") else f"m_{key}").equal(
+            cast(Any, v)
+        )
         for key, v in filters.items()
     ]
     return None if not parts else parts[0] if len(parts) == 1 else Filter.all_of(parts)

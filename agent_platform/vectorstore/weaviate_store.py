@@ -61,7 +61,7 @@ KEYWORD_DEPTH = 50  # BM25 candidates re-ranked by coverage
 PROPS = ["chunk_id", "document_id", "source", "text", "metadata_json"]
 
 
-class WeaviateVectorStore:
+class WeaviateVectorStore:  # pragma: no cover - needs a Weaviate server (WEAVIATE_URL), none here
     """Talks to a running Weaviate; `url` like http://localhost:8080 (gRPC on `grpc_port`)."""
 
     backend_name = "weaviate"

@@ -13,6 +13,7 @@ from pathlib import Path
 import httpx
 from behave import given, then, when
 from behave.runner import Context
+from cli import agent_platform, succeeded
 
 REPO = Path(__file__).resolve().parents[2]
 PROBLEM = "application/problem+json"
@@ -26,11 +27,17 @@ def free_port() -> int:
 
 @given("the platform is serving on a loopback port")
 def serve(context: Context) -> None:
+    start_server(context, {})
+
+
+def start_server(context: Context, settings: dict[str, str]) -> None:
+    """`agent-platform serve` on a free port with the scenario's home and `settings` (env)."""
     port = free_port()
     log = context.workdir / "serve.log"
     handle = log.open("wb")
     env = {
         **os.environ,
+        **settings,
         "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
     }
     process = subprocess.Popen(
@@ -67,12 +74,51 @@ def serve(context: Context) -> None:
 
 @when('end user "{user}" asks agent "{agent}" of tenant "{tenant}" over HTTP "{question}"')
 def ask_over_http(context: Context, user: str, agent: str, tenant: str, question: str) -> None:
-    context.response = httpx.post(
+    context.response = post_run(context, agent, tenant, {"input": question, "user": user}, {})
+
+
+@when(
+    'service account "{account}" asks agent "{agent}" of tenant "{tenant}" over HTTP '
+    '"{question}" for end user "{user}"'
+)
+def ask_with_key(
+    context: Context, account: str, agent: str, tenant: str, question: str, user: str
+) -> None:
+    headers = {"Authorization": f"Bearer {context.api_keys[account]}"}
+    context.response = post_run(context, agent, tenant, {"input": question, "user": user}, headers)
+
+
+def post_run(
+    context: Context, agent: str, tenant: str, body: dict[str, str], headers: dict[str, str]
+) -> httpx.Response:
+    return httpx.post(
         f"{context.url}/v1/agents/{agent}/runs",
-        json={"input": question, "user": user},
-        headers={"X-Tenant": tenant},
+        json=body,
+        headers={"X-Tenant": tenant, **headers},
         timeout=120,
     )
+
+
+@when(
+    'the operator creates an API key for service account "{account}" with role "{role}" on '
+    'tenant "{tenant}"'
+)
+def create_key(context: Context, account: str, role: str, tenant: str) -> None:
+    result = succeeded(
+        agent_platform(
+            "--as", "ops", "auth", "create-key", account, "--role", role, "--tenant", tenant
+        )
+    )
+    key = result.stdout.strip()
+    assert key.startswith("ap_") and "cannot be shown again" in result.stderr, result.output
+    context.api_keys = {**getattr(context, "api_keys", {}), account: key}
+
+
+@then("the reply asks for a bearer credential and reveals nothing else")
+def challenged(context: Context) -> None:
+    response = context.response
+    assert response.headers["www-authenticate"].startswith("Bearer"), response.headers
+    assert "answer" not in response.json() and "shipping" not in response.text, response.text
 
 
 @then('the reply is 200 with an answer saying "{text}" that cites "{source}"')

@@ -80,8 +80,9 @@ def _exercise_registry(registry: AgentModelRegistry) -> None:
         metrics={"accuracy": 0.5},
         gates_passed=False,
         dataset_version="d",
+        failed_gates=["accuracy 0.5 < 0.95"],
     )
-    with pytest.raises(PromotionRefusedError, match="failed its quality gates"):
+    with pytest.raises(PromotionRefusedError, match=r"failed its quality gates \(accuracy 0.5 <"):
         registry.promote("qa-agent", 2, by="alice")
     assert registry.champion("qa-agent") is None  # a failed gate never moves champion
 

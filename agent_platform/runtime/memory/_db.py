@@ -204,7 +204,9 @@ class PostgresDatabase:
             with conn.transaction():
                 yield conn
 
-    def query(self, statement: sql.Composed, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    def query(
+        self, statement: psycopg.sql.Composed, params: tuple[Any, ...] = ()
+    ) -> list[tuple[Any, ...]]:
         with self.lock:
             return self._connection().execute(statement, params).fetchall()
 

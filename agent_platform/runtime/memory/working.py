@@ -68,7 +68,7 @@ def _open(cipher: ValueCipher, scope: MemoryScope, key: str, stored: Any, *, enc
 
 
 def _filters(user: str | None, session: str | None) -> tuple[str, tuple[Any, ...]]:
-    clauses, params = "", ()
+    clauses, params = "", tuple[Any, ...]()
     if user is not None:
         clauses += " AND user_id = {p}"
         params += (user,)

@@ -132,7 +132,7 @@ class _TransformersRunner:
     def _save_converted(self, converted: Path) -> None:
         """Keep the de-quantized weights so the next process skips the ~30 s GGUF conversion."""
         # The weights are plain float32 tensors now; only the GGUF marker blocks serialization.
-        self.model.hf_quantizer = None
+        self.model.hf_quantizer = None  # type: ignore[assignment]  # transformers types it loosely
         if hasattr(self.model.config, "quantization_config"):
             del self.model.config.quantization_config
         partial = converted.with_name(f"{converted.name}.tmp{os.getpid()}")
@@ -165,14 +165,14 @@ class _TransformersRunner:
         text = self.tokenizer.decode(new_ids, skip_special_tokens=False)
         finish = "stop" if new_ids.shape[0] < max_new_tokens else "length"
         return Completion(
-            text=_cut(text, stop),
+            text=_cut(str(text), stop),
             input_tokens=int(inputs["input_ids"].shape[1]),
             output_tokens=int(new_ids.shape[0]),
             finish_reason=finish,
         )
 
 
-class _LlamaCppRunner:
+class _LlamaCppRunner:  # pragma: no cover - optional llama-cpp extra, not installed
     def __init__(self, gguf: Path, threads: int | None, n_ctx: int) -> None:
         try:
             from llama_cpp import Llama
@@ -209,7 +209,7 @@ def _resolve_engine(engine: Engine) -> Literal["transformers", "llama_cpp"]:
         import llama_cpp  # noqa: F401
     except ImportError:
         return "transformers"
-    return "llama_cpp"
+    return "llama_cpp"  # pragma: no cover - optional llama-cpp extra, not installed
 
 
 def load_runner(
@@ -226,7 +226,7 @@ def load_runner(
         if key not in _RUNNERS:
             started = time.perf_counter()
             if resolved == "llama_cpp":
-                _RUNNERS[key] = _LlamaCppRunner(gguf, threads, n_ctx)
+                _RUNNERS[key] = _LlamaCppRunner(gguf, threads, n_ctx)  # pragma: no cover - (above)
             else:
                 _RUNNERS[key] = _TransformersRunner(gguf, threads)
             LOAD_SECONDS[key] = time.perf_counter() - started
