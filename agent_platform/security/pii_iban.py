@@ -25,6 +25,7 @@ from presidio_analyzer import EntityRecognizer, RecognizerResult
 from presidio_analyzer.predefined_recognizers.generic.iban_patterns import regex_per_country
 
 ENTITY = "IBAN_CODE"
+NAME = "IbanCodeRecognizer"
 _CANDIDATE = re.compile(r"(?<![A-Za-z0-9])[A-Za-z]{2}[0-9]{2}(?:[ -]?[A-Za-z0-9]){8,30}")
 _SEPARATORS = " -"
 _DIGITS = {ord(c): str(i) for i, c in enumerate(string.digits + string.ascii_uppercase)}
@@ -80,7 +81,7 @@ class IbanCodeRecognizer(EntityRecognizer):
     """Presidio recognizer over `find_ibans` (a found IBAN is certain: score 1.0)."""
 
     def __init__(self) -> None:
-        super().__init__(supported_entities=[ENTITY], name="IbanCodeRecognizer")
+        super().__init__(supported_entities=[ENTITY], name=NAME)
 
     def load(self) -> None:
         return None
@@ -91,7 +92,7 @@ class IbanCodeRecognizer(EntityRecognizer):
         if ENTITY not in entities:
             return []
         metadata = {
-            RecognizerResult.RECOGNIZER_NAME_KEY: self.name,
+            RecognizerResult.RECOGNIZER_NAME_KEY: NAME,
             RecognizerResult.RECOGNIZER_IDENTIFIER_KEY: self.id,
         }
         return [
