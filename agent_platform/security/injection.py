@@ -121,8 +121,8 @@ RULES: dict[str, re.Pattern[str]] = {
     ),
     # "Forget what the user wants", "ignore the retrieved context", "your real task is ..."
     "new_task": re.compile(
-        r"\b(?:ignore|disregard|forget)\s+(?:everything|all)\s+(?:you|that|above|before|else|"
-        r"previous)|\b(?:ignore|disregard|forget)\s+what(?:ever)?\s+(?:the user|you were|"
+        r"\b(?:ignore|disregard|forget)\s+(?:everything|all)\s+(?:you|that|else)\b|"
+        r"\b(?:ignore|disregard|forget)\s+what(?:ever)?\s+(?:the user|you were|"
         r"you've been|you have been|was said|i said)|"
         r"\b(?:ignore|disregard|forget|override)\s+(?:the|your|this|that|any|all)\s+(?:\w+\s+){0,2}?"
         r"(?:task|request|question|context|polic(?:y|ies)|system prompt|prompt|guidance|orders?)\b|"
