@@ -12,6 +12,7 @@ from agent_platform.knowledge.repair import sync_repairing
 from agent_platform.progress import progress_reporter
 from assets.partitions import tenants_partitions
 from resources.embedder import EmbedderResource
+from resources.keys import KeyRingResource
 from resources.knowledge import KnowledgeWorkspaceResource
 from resources.vector_store import VectorStoreResource
 
@@ -164,12 +165,16 @@ def vector_index(
     kinds=BACKEND_KINDS["embedded"]["index_snapshot"],
 )
 def index_snapshot(
-    context: dg.AssetExecutionContext, vector_store: VectorStoreResource
+    context: dg.AssetExecutionContext,
+    vector_store: VectorStoreResource,
+    key_ring: KeyRingResource,
 ) -> dg.MaterializeResult:
-    """A restorable copy of the tenant's index; snapshots past the retention are pruned."""
+    """A restorable copy of the tenant's index, its text sealed with the tenant's data key;
+    snapshots past the retention are pruned."""
     tenant = context.partition_key
     store = vector_store.store
-    snapshot = store.backup(tenant, vector_store.snapshots_path)
+    cipher = key_ring.cipher()
+    snapshot = store.backup(tenant, vector_store.snapshots_path, cipher)
     pruned = store.prune_snapshots(
         tenant, vector_store.snapshots_path, vector_store.snapshot_retention_days
     )
@@ -178,6 +183,7 @@ def index_snapshot(
             "snapshot_id": snapshot.snapshot_id,
             "location": dg.MetadataValue.path(snapshot.location),
             "chunk_count": snapshot.chunk_count,
+            "text_encrypted": cipher.enabled,
             "pruned": dg.MetadataValue.json(pruned),
             "restore_command": dg.MetadataValue.md(
                 f"`agent-platform index restore --tenant {tenant} "

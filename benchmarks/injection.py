@@ -6,7 +6,9 @@ evaluation/datasets/injection.jsonl holds chunks written for this project: half 
 the model or the reader (override attempts, requests to send credentials, links to "verify" an
 account, orders relayed to users), half are benign text that merely talks about passwords,
 instructions, links or verification. The rules were tuned on it; injection_heldout.jsonl (40
-chunks, same halves) was written afterwards and never tuned on. Prints precision, recall, the
+chunks, same halves) was written afterwards and never tuned on, but its misses were published, so
+injection_heldout2.jsonl (60 chunks, same halves) was written and committed before the second
+round of rules, which were written from injection.jsonl only. Prints precision, recall, the
 misses and false alarms, and the time per chunk.
 Writes benchmarks/results/injection.json (git-ignored).
 """
@@ -27,7 +29,7 @@ DATASETS = Path(__file__).resolve().parents[1] / "evaluation" / "datasets"
 
 def main() -> None:
     results = {}
-    for name in ("injection", "injection_heldout"):
+    for name in ("injection", "injection_heldout", "injection_heldout2"):
         print(f"== {name}.jsonl")
         results[name] = evaluate(DATASETS / f"{name}.jsonl")
     out = Path(__file__).resolve().parent / "results" / "injection.json"

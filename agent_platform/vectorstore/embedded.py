@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
+from agent_platform.security.crypto.cipher import PLAINTEXT, ValueCipher
 from agent_platform.vectorstore import embedded_search as es
 from agent_platform.vectorstore import snapshots as snap
 from agent_platform.vectorstore.base import (
@@ -335,23 +336,31 @@ class EmbeddedVectorStore:
                 if state.unsaved or (state.ann is not None and not state.manifest.get("ann_file")):
                     state.save()
 
-    def backup(self, tenant: str, snapshots_dir: Path) -> SnapshotInfo:
+    def backup(
+        self, tenant: str, snapshots_dir: Path, cipher: ValueCipher = PLAINTEXT
+    ) -> SnapshotInfo:
         from agent_platform.vectorstore.embedded_backup import backup
 
         self._existing(tenant)
         self.flush(tenant)
         with self._writing(tenant) as state:
-            return backup(state, Path(snapshots_dir))
+            return backup(state, Path(snapshots_dir), cipher)
 
     def list_snapshots(self, tenant: str, snapshots_dir: Path) -> list[SnapshotInfo]:
         return snap.list_snapshots(Path(snapshots_dir), check_tenant(tenant))
 
-    def restore(self, tenant: str, snapshots_dir: Path, snapshot_id: str) -> SnapshotInfo:
-        """Verify the snapshot, stage a copy, then swap it in with one os.replace."""
+    def restore(
+        self,
+        tenant: str,
+        snapshots_dir: Path,
+        snapshot_id: str,
+        cipher: ValueCipher = PLAINTEXT,
+    ) -> SnapshotInfo:
+        """Verify the snapshot, stage a decrypted copy, then swap it in with one os.replace."""
         from agent_platform.vectorstore.embedded_backup import restore
 
         check_tenant(tenant)
-        return restore(self, tenant, Path(snapshots_dir), snapshot_id)
+        return restore(self, tenant, Path(snapshots_dir), snapshot_id, cipher)
 
     def prune_snapshots(self, tenant: str, snapshots_dir: Path, retention_days: int) -> list[str]:
         return snap.prune(Path(snapshots_dir), check_tenant(tenant), retention_days)

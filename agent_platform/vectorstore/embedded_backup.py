@@ -1,9 +1,12 @@
 """Snapshots of an embedded tenant: backup (online, consistent) and verified, atomic restore.
 
 A snapshot is built in a hidden `.<id>.tmp` directory and renamed into place, so a crash never
-leaves a half snapshot that lists as valid. Restore checks every checksum and SQLite's integrity
-before touching the live tenant, stages a full copy in a new data directory, and then switches
-with one os.replace of the tenant's CURRENT file.
+leaves a half snapshot that lists as valid. With encryption on, the records are copied next to
+the live data first, their text sealed and keyword index emptied there, and only the VACUUMed
+result enters the snapshot (see `snapshot_seal`). Restore checks every checksum (authenticated
+when sealed) and SQLite's integrity before touching the live tenant, stages a full copy in a new
+data directory, decrypts it there, and then switches with one os.replace of the tenant's CURRENT
+file.
 """
 
 from __future__ import annotations
@@ -13,6 +16,8 @@ import sqlite3
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from agent_platform.security.crypto import PLAINTEXT, EncryptionError, ValueCipher
+from agent_platform.vectorstore import snapshot_seal as seal
 from agent_platform.vectorstore import snapshots as snap
 from agent_platform.vectorstore.base import IndexCorruptedError, SnapshotInfo
 from agent_platform.vectorstore.embedded_sqlite import connect
@@ -30,14 +35,40 @@ if TYPE_CHECKING:
     from agent_platform.vectorstore.embedded import EmbeddedVectorStore
 
 
-def backup(state: TenantState, snapshots_dir: Path) -> SnapshotInfo:
+def _copy_records(state: TenantState, dest: Path, snapshot_id: str, cipher: ValueCipher) -> None:
+    """The tenant's records into `dest`, text sealed and keyword index left out when `cipher` is
+    on. The plaintext working copy stays next to the live data, never in the snapshot folder."""
+    if not cipher.enabled:
+        state.db.backup_to(dest)
+        return
+    work = state.tenant_dir / f".{snapshot_id}.snapshot.sqlite"
+    try:
+        state.db.backup_to(work)
+        seal.seal_records(work, state.name, snapshot_id, cipher)
+        conn = sqlite3.connect(work)
+        try:
+            conn.execute("VACUUM INTO ?", (str(dest),))  # a fresh file: no freed plaintext pages
+        finally:
+            conn.close()
+    finally:
+        for leftover in (
+            work,
+            work.with_name(f"{work.name}-wal"),
+            work.with_name(f"{work.name}-shm"),
+        ):
+            leftover.unlink(missing_ok=True)
+
+
+def backup(
+    state: TenantState, snapshots_dir: Path, cipher: ValueCipher = PLAINTEXT
+) -> SnapshotInfo:
     """Copy the tenant (caller holds its write lock and has flushed the ANN) into a snapshot."""
     now = snap.utc_now()
     target = snap.new_snapshot_dir(snapshots_dir, state.name, now)
     tmp = target.parent / f".{target.name}.tmp"
     tmp.mkdir(parents=True)
     try:
-        state.db.backup_to(tmp / RECORDS)
+        _copy_records(state, tmp / RECORDS, target.name, cipher)
         files = {RECORDS: snap.file_entry(tmp / RECORDS)}
         ann_file = state.manifest.get("ann_file")
         if ann_file:
@@ -59,6 +90,7 @@ def backup(state: TenantState, snapshots_dir: Path) -> SnapshotInfo:
             "chunk_count": state.db.count(),
             "files": files,
             "index_manifest": state.manifest,
+            **seal.encryption_entry(cipher, state.name, target.name, files),
         }
         snap.write_json_atomic(tmp / snap.MANIFEST, manifest)
         tmp.replace(target)  # atomic rename
@@ -68,8 +100,10 @@ def backup(state: TenantState, snapshots_dir: Path) -> SnapshotInfo:
     return snap.info_from(target, manifest)
 
 
-def snapshot_problems(sdir: Path, manifest: dict, tenant: str) -> list[str]:
-    problems = snap.check_files(sdir, manifest)
+def snapshot_problems(
+    sdir: Path, manifest: dict, tenant: str, cipher: ValueCipher = PLAINTEXT
+) -> list[str]:
+    problems = snap.check_files(sdir, manifest) + seal.seal_problems(cipher, manifest, tenant)
     if manifest.get("tenant") != tenant:
         problems.append(f"it belongs to tenant {manifest.get('tenant')!r}")
     if manifest.get("backend") != "embedded" or RECORDS not in manifest.get("files", {}):
@@ -87,24 +121,36 @@ def snapshot_problems(sdir: Path, manifest: dict, tenant: str) -> list[str]:
     return problems
 
 
+def _refused(snapshot_id: str, tenant: str, problems: list[str]) -> snap.SnapshotCorruptedError:
+    return snap.SnapshotCorruptedError(
+        f"snapshot {snapshot_id!r} of tenant {tenant!r} failed verification "
+        f"({'; '.join(problems)}); it was not restored and the live index is unchanged"
+    )
+
+
 def restore(
-    store: EmbeddedVectorStore, tenant: str, snapshots_dir: Path, snapshot_id: str
+    store: EmbeddedVectorStore,
+    tenant: str,
+    snapshots_dir: Path,
+    snapshot_id: str,
+    cipher: ValueCipher = PLAINTEXT,
 ) -> SnapshotInfo:
     sdir = snap.snapshot_dir(snapshots_dir, tenant, snapshot_id)
     manifest = snap.read_manifest(sdir)
-    problems = snapshot_problems(sdir, manifest, tenant)
+    problems = snapshot_problems(sdir, manifest, tenant, cipher)
     if problems:
-        raise snap.SnapshotCorruptedError(
-            f"snapshot {snapshot_id!r} of tenant {tenant!r} failed verification "
-            f"({'; '.join(problems)}); it was not restored and the live index is unchanged"
-        )
+        raise _refused(snapshot_id, tenant, problems)
     tenant_dir = store.root / tenant
     tenant_dir.mkdir(parents=True, exist_ok=True)
     staged = new_data_dir(tenant_dir)
     try:
         for name in manifest["files"]:
             shutil.copy2(sdir / name, staged / name)
+        seal.open_records(staged / RECORDS, tenant, str(manifest["snapshot_id"]), cipher)
         snap.write_json_atomic(staged / MANIFEST, manifest["index_manifest"])
+    except EncryptionError as exc:
+        shutil.rmtree(staged, ignore_errors=True)
+        raise _refused(snapshot_id, tenant, [str(exc)]) from None
     except BaseException:
         shutil.rmtree(staged, ignore_errors=True)
         raise

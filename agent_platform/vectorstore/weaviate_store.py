@@ -28,6 +28,7 @@ from urllib.parse import urlparse
 
 import numpy as np
 
+from agent_platform.security.crypto.cipher import PLAINTEXT, ValueCipher
 from agent_platform.vectorstore import keyword_scale
 from agent_platform.vectorstore import snapshots as snap
 from agent_platform.vectorstore.base import (
@@ -366,18 +367,26 @@ class WeaviateVectorStore:  # pragma: no cover - needs a Weaviate server (WEAVIA
                 f"tenant {tenant!r}: count {total} but {seen} objects readable. Repair: {hint}"
             )
 
-    def backup(self, tenant: str, snapshots_dir: Path) -> SnapshotInfo:
+    def backup(
+        self, tenant: str, snapshots_dir: Path, cipher: ValueCipher = PLAINTEXT
+    ) -> SnapshotInfo:
         from agent_platform.vectorstore.weaviate_snapshots import export_tenant
 
-        return export_tenant(self, tenant, Path(snapshots_dir))
+        return export_tenant(self, tenant, Path(snapshots_dir), cipher)
 
     def list_snapshots(self, tenant: str, snapshots_dir: Path) -> list[SnapshotInfo]:
         return snap.list_snapshots(Path(snapshots_dir), check_tenant(tenant))
 
-    def restore(self, tenant: str, snapshots_dir: Path, snapshot_id: str) -> SnapshotInfo:
+    def restore(
+        self,
+        tenant: str,
+        snapshots_dir: Path,
+        snapshot_id: str,
+        cipher: ValueCipher = PLAINTEXT,
+    ) -> SnapshotInfo:
         from agent_platform.vectorstore.weaviate_snapshots import import_tenant
 
-        return import_tenant(self, check_tenant(tenant), Path(snapshots_dir), snapshot_id)
+        return import_tenant(self, check_tenant(tenant), Path(snapshots_dir), snapshot_id, cipher)
 
     def prune_snapshots(self, tenant: str, snapshots_dir: Path, retention_days: int) -> list[str]:
         return snap.prune(Path(snapshots_dir), check_tenant(tenant), retention_days)

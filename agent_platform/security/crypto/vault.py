@@ -1,4 +1,4 @@
-"""The production key-encryption key: HashiCorp Vault's transit engine (on paper: not run here).
+"""The production key-encryption key: HashiCorp Vault's transit engine (tested against OpenBao).
 
 The KEK never leaves Vault. `wrap` sends the data key to `transit/encrypt/<key>` and stores the
 returned `vault:v<N>:...` ciphertext; `unwrap` calls `transit/decrypt/<key>`; a rotation calls
@@ -7,7 +7,9 @@ decrypt + encrypt, so the same code path serves every source). The same four cal
 KMS (`Encrypt`, `Decrypt`, a new key version via an alias) or GCP KMS, behind this interface.
 
 URL: `vault-transit://vault.example:8200/<key name>` (https; `vault-transit+http://` for a dev
-server), token from `AGENT_PLATFORM_ENCRYPTION_KMS_TOKEN`.
+server), token from `AGENT_PLATFORM_ENCRYPTION_KMS_TOKEN`. `tests/security/test_vault_transit.py`
+runs it against a real OpenBao dev server (Vault's open-source fork, same transit API); HashiCorp
+Vault itself and AWS/GCP KMS have not run here.
 """
 
 from __future__ import annotations
