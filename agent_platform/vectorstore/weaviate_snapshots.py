@@ -79,7 +79,7 @@ def export_tenant(  # pragma: no cover - needs a Weaviate server (WEAVIATE_URL),
     return snap.info_from(target, manifest)
 
 
-def _open_texts(
+def _open_texts(  # pragma: no cover - used only by import_tenant (needs WEAVIATE_URL)
     parquet: pq.ParquetFile, tenant: str, snapshot_id: str, cipher: ValueCipher
 ) -> list[str]:
     """Problems opening the sealed texts (empty when every one opens)."""
