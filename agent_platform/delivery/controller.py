@@ -179,7 +179,12 @@ class RolloutController:
         if decision.action is Action.HOLD:
             self.store.save(rollout)
             return TickOutcome(rollout, decision, health, False)
-        verification = self.smoke_test(agent, rollout.green)
+        last_step = rollout.step + 1 == len(self.config.steps) - 1
+        verification = (
+            self.smoke_test(agent, rollout.green)
+            if decision.action is Action.COMPLETE or last_step
+            else []
+        )  # before the last step and after it
         rollout.checks += [c.as_dict() for c in verification]
         failed = [c for c in verification if c.status == FAILED]
         if failed:

@@ -97,7 +97,7 @@ class AgentServer:
         self._registry: AgentModelRegistry | None = None
         self.rollouts = RolloutView(
             RolloutStore.under(settings.home_dir),
-            on_change=lambda agent: self._aliases.pop((agent, CHAMPION), None),
+            on_change=self._expire_champion,
             ttl_s=min(self.config.champion_ttl_s, 1.0),
         )
 
@@ -153,6 +153,13 @@ class AgentServer:
                 f"model: no agent named {agent!r} is registered or served"
             )
         raise UnknownServedAgentError(f"model: agent {agent!r} has no {alias!r} version")
+
+    def _expire_champion(self, agent: str) -> None:
+        """Re-read `champion` on the next request (a rollout moved or restored it); the label
+        stays for readiness until then."""
+        entry = self._aliases.get((agent, CHAMPION))
+        if entry is not None:
+            self._aliases[(agent, CHAMPION)] = (entry[0], 0.0)
 
     def route(self, model: str, user: str, session_id: str | None) -> str:
         """During a blue/green rollout, `agent` (its champion) names blue or green by the
