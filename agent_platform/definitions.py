@@ -13,6 +13,7 @@ import dagster as dg
 
 from agent_platform.prompts import default_prompt_dirs
 from agent_platform.settings import Settings, get_settings
+from assets.delivery import agent_rollout, deploy_agent_version
 from assets.evaluation import (
     champion_promotion,
     champion_quality,
@@ -52,6 +53,7 @@ from resources.vector_store import (
     VectorStoreResource,
     WeaviateVectorStoreResource,
 )
+from sensors.delivery import build_rollout_sensor
 from sensors.evaluation import daily_quality_gate, evaluation_request_sensor
 from sensors.knowledge import knowledge_sources_sensor
 from sensors.prompts import build_prompt_sensor
@@ -144,6 +146,7 @@ def build_definitions(
             champion_quality,
             readiness_report,
             encryption_keys,
+            agent_rollout,
         ],
         asset_checks=[
             *knowledge_checks,
@@ -160,6 +163,7 @@ def build_definitions(
             quality_gate_job,
             readiness_job,
             key_rotation_job,
+            deploy_agent_version,
         ],
         schedules=[daily_index_backup, weekly_reindex, daily_quality_gate, key_rotation],
         sensors=[
@@ -167,6 +171,7 @@ def build_definitions(
             prompt_files_sensor,
             evaluation_request_sensor,
             readiness_automation,
+            build_rollout_sensor(settings.delivery.tick_interval_s),
         ],
         resources=resources,
     )

@@ -1,22 +1,29 @@
 """A rollout through a real gateway process under steady load: a green whose model fails every
 20th call is rolled back automatically (traffic back to blue, champion untouched, the reason
-recorded in the state, MLflow and the audit log), and a healthy green reaches 100% and the
-champion alias without one request failing or being dropped by a traffic shift."""
+recorded in the state, MLflow and the audit log), and a healthy green, deployed with
+`agent-platform deploy` (the Dagster job) and driven by the Dagster sensor's ticks, reaches 100%
+and the champion alias without one request failing or being dropped by a traffic shift."""
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import dagster as dg
 import pytest
+from typer.testing import CliRunner
 
 from agent_platform.audit import open_audit_log
+from agent_platform.cli.main import app
 from agent_platform.delivery.controller import RolloutController
 from agent_platform.delivery.routing import bucket
 from agent_platform.model_registry import CHAMPION, AgentModelRegistry
 from agent_platform.settings import DeliverySettings, Settings
+from resources.model_registry import LocalModelRegistryResource
+from sensors.delivery import build_rollout_sensor
 from tests.delivery.harness import (
     AGENT,
     TENANT,
@@ -29,6 +36,7 @@ from tests.delivery.harness import (
     start_gateway,
 )
 
+cli = CliRunner(env={"COLUMNS": "400", "TERMINAL_WIDTH": "400"})
 OPERATOR = {"subject": "dev:ops", "username": "ops", "verified": False}
 
 
@@ -107,21 +115,50 @@ def test_a_failing_green_is_rolled_back_and_blue_keeps_serving(live: Live):
     assert kinds[-1] == "rollout.rollback"
 
 
-def test_a_healthy_green_reaches_everyone_without_a_failed_request(live: Live):
+def test_a_healthy_green_deployed_from_the_cli_reaches_everyone_by_the_sensor(
+    live: Live, monkeypatch: pytest.MonkeyPatch
+):
+    """`agent-platform deploy VERSION` (the Dagster job), then the Dagster sensor's ticks."""
     blue, green = str(live.versions["blue"]), str(live.versions["healthy"])
-    controller = live.controller(min_requests=10)
-    approve(controller, live.versions["healthy"])
+    environment = {
+        "AGENT_PLATFORM_HOME": str(live.home),
+        "DAGSTER_HOME": str(live.home / "dagster"),
+        "AGENT_PLATFORM_DELIVERY__GATEWAY_URL": live.url,
+        "AGENT_PLATFORM_DELIVERY__SMOKE_TENANT": TENANT,
+        "AGENT_PLATFORM_DELIVERY__STEP_HOLD_S": "1",
+        "AGENT_PLATFORM_DELIVERY__MIN_REQUESTS": "10",
+        "AGENT_PLATFORM_DELIVERY__MAX_P95_LATENCY_MS": "30000",
+    }
+    for key, value in environment.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.delenv("AGENT_PLATFORM_CONFIG_FILE", raising=False)
+    approve(live.controller(min_requests=10), live.versions["healthy"])
+    sensor = build_rollout_sensor(15)
+    registry_resource = LocalModelRegistryResource(home=str(live.home))
+    materializations: list[dg.AssetMaterialization] = []
     with Load(live.url) as load:
         time.sleep(1)
-        rollout = controller.deploy(int(green), actor=OPERATOR, agent=AGENT)
-        assert rollout.stage == "deployment", rollout.reason
-        outcome = run_until(controller, {"rolled_back", "completed"}, timeout_s=150)
+        started = cli.invoke(app, ["--as", "ops", "deploy", green, "--agent", AGENT])
+        assert started.exit_code == 0, started.output
+        assert f"v{green} deployment at 10% beside v{blue}" in started.output
+        deadline = time.monotonic() + 150
+        while time.monotonic() < deadline:
+            with dg.build_sensor_context(resources={"model_registry": registry_resource}) as ctx:
+                result = sensor(ctx)
+            materializations += result.asset_events
+            if any(m.metadata["stage"].value == "completed" for m in result.asset_events):
+                break
+            time.sleep(0.5)
         after = settle()
         time.sleep(1.5)
-    rollout = outcome.rollout
-    assert rollout.stage == "completed", rollout.summary()
-    steps = [e["weight"] for e in rollout.events if e["event"] == "deployment"]
+    status = cli.invoke(app, ["deploy", "status", "--json", "--agent", AGENT])
+    rollout = json.loads(status.stdout)
+    assert rollout["stage"] == "completed", rollout
+    steps = [e["weight"] for e in rollout["events"] if e["event"] == "deployment"]
     assert steps == [10, 50, 100]
+    stages = [m.metadata["stage"].value for m in materializations]
+    assert stages[-1] == "completed" and "verification" in stages
+    assert materializations[-1].metadata["green_error_rate"].value == 0.0
 
     answers = load.answers
     assert {a.status for a in answers} == {200}, "a traffic shift failed or dropped a request"
@@ -135,4 +172,3 @@ def test_a_healthy_green_reaches_everyone_without_a_failed_request(live: Live):
     registry = AgentModelRegistry.from_settings(Settings(home=live.home))
     assert registry.aliases(AGENT)[CHAMPION] == int(green)
     assert registry.get(AGENT, int(green)).tags["rollout.stage"] == "completed"
-    assert blue != green
