@@ -39,7 +39,8 @@ from agent_platform.model_registry.registry import CHAMPION, AgentModelRegistry
 from agent_platform.settings import Settings
 
 logger = logging.getLogger(__name__)
-CONTROLLER = {"subject": "rollout-controller", "kind": "service", "verified": True}
+CONTROLLER_SUBJECT = "rollout-controller"
+CONTROLLER: dict[str, Any] = {"subject": CONTROLLER_SUBJECT, "kind": "service", "verified": True}
 
 
 class RolloutError(ValueError):
@@ -199,7 +200,7 @@ class RolloutController:
             self.registry.promote(
                 agent,
                 int(rollout.green),
-                by=CONTROLLER["subject"],
+                by=CONTROLLER_SUBJECT,
                 reason=f"rollout {rollout.id}: green serves 100%",
             )
             rollout.stage = Stage.VERIFICATION

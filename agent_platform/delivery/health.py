@@ -49,7 +49,7 @@ def snapshot(exposition: str, version: str) -> dict[str, Any]:
     requests = errors = 0.0
     buckets: dict[str, float] = {}
     for family in text_string_to_metric_families(exposition):
-        if family.name != DURATION:
+        if not family.name.startswith(DURATION):  # with or without its TYPE line
             continue
         for sample in family.samples:
             labels = sample.labels

@@ -81,7 +81,7 @@ def test_probes_and_metrics(client):
     text = client.get("/metrics").text
     assert re.search(
         r'agent_platform_http_request_duration_seconds_count\{method="POST",'
-        r'route="/v1/agents/\{agent\}/runs",status="200"\} [1-9]',
+        r'route="/v1/agents/\{agent\}/runs",status="200",agent_version="default"\} [1-9]',
         text,
     ), text[:2000]
     assert "agent_platform_http_requests_in_flight 1.0" in text  # the scrape itself
