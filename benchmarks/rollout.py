@@ -8,9 +8,10 @@ the shipped prompts published, three versions of grounded-qa registered (tests/d
 blue (champion, embedded extractive model), `flaky` (a local OpenAI-compatible server failing
 every `--fail-every`-th call: 5% by default) and `healthy`. `agent-platform serve` on loopback.
 
-1. Fault: `--threads` callers send requests without pause; `flaky` is deployed (10% first) and
-   the controller ticks every `--tick-s` (the sensor's interval). MTTR = from the model's first
-   injected failure to the rollback (all traffic on blue); also the last answer green gave.
+1. Fault, `--repeats` times: `--threads` callers send requests without pause; `flaky` is
+   deployed (10% first) and the controller ticks every `--tick-s` (the sensor's interval).
+   MTTR = from the model's first injected failure to the rollback (all traffic on blue); also
+   the last answer green gave.
 2. Healthy: `healthy` is deployed and ticked to 100% and completion; failed and dropped requests
    must be 0. Steps are held `--step-hold-s` (default 15 s here; the setting's default is 60 s).
 Writes benchmarks/results/rollout.json.
@@ -80,6 +81,7 @@ def fault(home: Path, url: str, model, versions: dict, args) -> dict:
     answers = [a for a in load.answers if a.at >= deployed_at]
     on_green = [a for a in answers if a.version == green]
     failed = [a for a in answers if a.status != 200]
+    blue_answers = [a for a in answers if a.version == str(versions["blue"])]
     first_failure = model.first_failure_at
     return {
         "stage": str(outcome.rollout.stage),
@@ -99,6 +101,7 @@ def fault(home: Path, url: str, model, versions: dict, args) -> dict:
         "failed_requests": len(failed),
         "dropped_requests": sum(a.status == 0 for a in answers),
         "injected_failures": model.failures,
+        "client_p95_ms": {"blue": p95(blue_answers), "green": p95(on_green)},
         "throughput_rps": round(len(answers) / max(answers[-1].at - deployed_at, 1e-9), 1),
     }
 
@@ -118,9 +121,15 @@ def healthy(home: Path, url: str, versions: dict, args) -> dict:
         )
         time.sleep(3)
     answers = [a for a in load.answers if a.at >= deployed_at]
+    blue = str(versions["blue"])
     at_100 = [e["at"] for e in outcome.rollout.events if e.get("weight") == 100]
     return {
         "stage": str(outcome.rollout.stage),
+        "reason": outcome.rollout.reason,
+        "client_p95_ms": {
+            "blue": p95([a for a in answers if a.version == blue]),
+            "green": p95([a for a in answers if a.version != blue]),
+        },
         "steps": [e["weight"] for e in outcome.rollout.events if e["event"] == "deployment"],
         "deploy_to_100_percent_s": round(at_100[0] - deployed_at, 2) if at_100 else None,
         "deploy_to_completed_s": round(done_at - deployed_at, 2),
@@ -128,6 +137,12 @@ def healthy(home: Path, url: str, versions: dict, args) -> dict:
         "failed_requests": sum(a.status not in (0, 200) for a in answers),
         "dropped_requests": sum(a.status == 0 for a in answers),
     }
+
+
+def p95(answers) -> float | None:
+    """Client-side p95 latency (what the caller waited), in ms."""
+    latencies = sorted(a.latency_s for a in answers)
+    return round(latencies[int(0.95 * (len(latencies) - 1))] * 1000, 1) if latencies else None
 
 
 def main() -> None:
@@ -138,6 +153,7 @@ def main() -> None:
     parser.add_argument("--step-hold-s", type=float, default=15.0)
     parser.add_argument("--max-p95-ms", type=float, default=500.0)
     parser.add_argument("--timeout-s", type=float, default=600.0)
+    parser.add_argument("--repeats", type=int, default=3, help="fault-injection runs")
     args = parser.parse_args()
 
     from tests.delivery.harness import FlakyModel, gateway_env, prepare_home, start_gateway
@@ -150,9 +166,12 @@ def main() -> None:
         model = FlakyModel(fail_every=args.fail_every)
         process, url = start_gateway(home, Path(tmp) / "gateway.log", gateway_env(model.base_url))
         try:
-            print("1. fault injection …", flush=True)
-            failing = fault(home, url, model, versions, args)
-            print(json.dumps(failing, indent=2), flush=True)
+            faults = []
+            for run in range(args.repeats):
+                print(f"1. fault injection, run {run + 1} …", flush=True)
+                model.calls, model.failures, model.first_failure_at = 0, 0, None
+                faults.append(fault(home, url, model, versions, args))
+                print(json.dumps(faults[-1], indent=2), flush=True)
             print("2. healthy version …", flush=True)
             good = healthy(home, url, versions, args)
             print(json.dumps(good, indent=2), flush=True)
@@ -164,15 +183,17 @@ def main() -> None:
         "at": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": f"{platform.machine()}, {os.cpu_count()} cpus, {platform.python_version()}",
         "settings": vars(args),
-        "fault": failing,
+        "fault": faults,
         "healthy": good,
     }
+    mttrs = [f["mttr_s"] for f in faults if f["mttr_s"] is not None]
+    failed = [f["failed_requests"] for f in faults]
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "rollout.json").write_text(json.dumps(result, indent=2), encoding="utf-8")
     print(
-        f"MTTR {failing['mttr_s']} s (goal <= 60 s), failed requests {failing['failed_requests']}"
-        f" of {failing['requests']}; healthy: {good['deploy_to_completed_s']} s to completed, "
-        f"{good['failed_requests']} failed, {good['dropped_requests']} dropped"
+        f"MTTR {mttrs} s (goal <= 60 s), failed requests {failed}; healthy: "
+        f"{good['deploy_to_completed_s']} s to completed, {good['failed_requests']} failed, "
+        f"{good['dropped_requests']} dropped"
     )
 
 

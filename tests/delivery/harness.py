@@ -219,12 +219,13 @@ def start_gateway(home: Path, log: Path, env: dict[str, str]) -> tuple[subproces
     raise RuntimeError(f"the gateway was not ready within 180 s:\n{log.read_text()}")
 
 
-@dataclass(frozen=True)
+@dataclass
 class Answer:
     at: float
     status: int  # 0: no HTTP answer (a dropped request)
     version: str
     caller: tuple[str, str]
+    latency_s: float = 0.0
 
 
 @dataclass
@@ -259,12 +260,14 @@ class Load:
                     "user": user,
                     "metadata": {"session_id": session},
                 }
+                sent = time.perf_counter()
                 try:
                     r = c.post("/v1/chat/completions", json=body)
                     version = r.headers.get("x-agent-version", "")
                     answer = Answer(time.time(), r.status_code, version, (user, session))
                 except httpx.HTTPError:
                     answer = Answer(time.time(), 0, "", (user, session))
+                answer.latency_s = time.perf_counter() - sent
                 with self._lock:
                     self.answers.append(answer)
 

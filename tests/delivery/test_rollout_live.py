@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import dagster as dg
+import httpx
 import pytest
 from typer.testing import CliRunner
 
@@ -110,6 +111,11 @@ def test_a_failing_green_is_rolled_back_and_blue_keeps_serving(live: Live):
     assert registry.aliases(AGENT)[CHAMPION] == int(blue)
     tags = registry.get(AGENT, int(green)).tags
     assert tags["rollout.stage"] == "rolled_back" and "error rate" in tags["rollout.reason"]
+    counted = f'agent_platform_rollout_rollbacks_total{{agent="{AGENT}"}} 1.0'  # the alert's
+    deadline = time.monotonic() + 20  # the operations metrics are re-read every 15 s
+    while counted not in httpx.get(f"{live.url}/metrics", timeout=10).text:
+        assert time.monotonic() < deadline, "the rollback is not on /metrics"
+        time.sleep(1)
     kinds = [r.kind for r in open_audit_log(settings).tail(20)]
     assert {"rollout.approve", "rollout.preparation", "rollout.deployment"} <= set(kinds)
     assert kinds[-1] == "rollout.rollback"
