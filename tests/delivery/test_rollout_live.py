@@ -27,6 +27,7 @@ from resources.model_registry import LocalModelRegistryResource
 from sensors.delivery import build_rollout_sensor
 from tests.delivery.harness import (
     AGENT,
+    APPROVERS,
     TENANT,
     FlakyModel,
     Load,
@@ -138,7 +139,9 @@ def test_a_healthy_green_deployed_from_the_cli_reaches_everyone_by_the_sensor(
     for key, value in environment.items():
         monkeypatch.setenv(key, value)
     monkeypatch.delenv("AGENT_PLATFORM_CONFIG_FILE", raising=False)
-    approve(live.controller(min_requests=10), live.versions["healthy"])
+    for role, name in APPROVERS.items():
+        approved = cli.invoke(app, ["--as", name, "deploy", "approve", green, "--role", role])
+        assert approved.exit_code == 0 and "unverified development identity" in approved.output
     sensor = build_rollout_sensor(15)
     registry_resource = LocalModelRegistryResource(home=str(live.home))
     materializations: list[dg.AssetMaterialization] = []
@@ -178,3 +181,5 @@ def test_a_healthy_green_deployed_from_the_cli_reaches_everyone_by_the_sensor(
     registry = AgentModelRegistry.from_settings(Settings(home=live.home))
     assert registry.aliases(AGENT)[CHAMPION] == int(green)
     assert registry.get(AGENT, int(green)).tags["rollout.stage"] == "completed"
+    nothing = cli.invoke(app, ["--as", "ops", "deploy", "rollback", "--agent", AGENT])
+    assert nothing.exit_code == 1 and "no rollout in progress" in nothing.output
