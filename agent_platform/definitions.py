@@ -14,6 +14,7 @@ import dagster as dg
 
 from agent_platform.prompts import default_prompt_dirs
 from agent_platform.settings import Settings, get_settings
+from assets.delivery import agent_rollout, deploy_agent_version
 from assets.evaluation import (
     champion_promotion,
     champion_quality,
@@ -53,6 +54,7 @@ from resources.vector_store import (
     VectorStoreResource,
     WeaviateVectorStoreResource,
 )
+from sensors.delivery import build_rollout_sensor
 from sensors.evaluation import daily_quality_gate, evaluation_request_sensor
 from sensors.knowledge import knowledge_sources_sensor
 from sensors.prompts import build_prompt_sensor
@@ -145,6 +147,7 @@ def build_definitions(
             champion_quality,
             readiness_report,
             encryption_keys,
+            agent_rollout,
         ],
         asset_checks=[
             *knowledge_checks,
@@ -161,6 +164,7 @@ def build_definitions(
             quality_gate_job,
             readiness_job,
             key_rotation_job,
+            deploy_agent_version,
         ],
         schedules=[daily_index_backup, weekly_reindex, daily_quality_gate, key_rotation],
         sensors=[
@@ -168,6 +172,7 @@ def build_definitions(
             prompt_files_sensor,
             evaluation_request_sensor,
             readiness_automation,
+            build_rollout_sensor(settings.delivery.tick_interval_s),
         ],
         resources=resources,
     )

@@ -357,6 +357,67 @@ class AuthzSettings(BaseModel):
     )
 
 
+class DeliverySettings(BaseModel):
+    """Blue/green rollout of agent versions (`agent-platform deploy`): traffic steps, the live
+    thresholds that roll green back, and where the controller reads metrics.
+    `AGENT_PLATFORM_DELIVERY__<FIELD>`."""
+
+    steps: list[int] = Field(
+        default_factory=lambda: [10, 50, 100],
+        description="Percent of traffic on green at each step; increasing, ending at 100.",
+    )
+    step_hold_s: float = Field(
+        default=60.0, ge=0, description="How long a step stays healthy before the next one."
+    )
+    window_s: float = Field(
+        default=60.0, gt=0, description="Sliding window of green's error rate and p95 latency."
+    )
+    min_requests: int = Field(
+        default=50,
+        ge=1,
+        description="Requests green needs in the window for a verdict (errors enough to exceed "
+        "the rate at this many roll back at once).",
+    )
+    max_error_rate: float = Field(
+        default=0.01, ge=0, le=1, description="Green's 5xx share above which it is rolled back."
+    )
+    max_p95_latency_ms: float = Field(
+        default=500.0, gt=0, description="Green's p95 latency above which it is rolled back."
+    )
+    tick_interval_s: int = Field(
+        default=15, ge=1, le=300, description="How often the Dagster sensor runs the controller."
+    )
+    metrics_source: Literal["gateway", "prometheus"] | None = Field(
+        default=None,
+        description="Where green's health is read: the gateway's /metrics, or the Prometheus "
+        "HTTP API (unset: prometheus in production, gateway locally).",
+    )
+    gateway_url: str = Field(
+        default="http://127.0.0.1:8080", description="The gateway to smoke-test and scrape."
+    )
+    prometheus_url: str = Field(
+        default="http://127.0.0.1:9090", description="Prometheus that scrapes every gateway."
+    )
+    smoke_tenant: str | None = Field(
+        default=None,
+        description="Tenant whose knowledge answers the smoke requests (unset: no smoke test, "
+        "recorded as not verified).",
+    )
+    required_approvals: list[str] = Field(
+        default_factory=lambda: ["release_manager", "operations_lead", "security_team_lead"],
+        description="Roles that must approve a version before it deploys, one person each.",
+    )
+
+    @model_validator(mode="after")
+    def _steps_reach_everyone(self) -> DeliverySettings:
+        steps = self.steps
+        if not steps or steps[-1] != 100 or sorted(set(steps)) != steps:
+            raise ValueError(f"delivery.steps: {steps} must increase and end at 100")
+        if steps[0] <= 0:
+            raise ValueError(f"delivery.steps: {steps} must start above 0")
+        return self
+
+
 class Settings(BaseSettings):
     """Every knob of the platform, resolved from the environment and an optional TOML file."""
 
@@ -401,6 +462,7 @@ class Settings(BaseSettings):
     encryption: EncryptionSettings = Field(default_factory=EncryptionSettings)
     auth: AuthSettings = Field(default_factory=AuthSettings)
     authz: AuthzSettings = Field(default_factory=AuthzSettings)
+    delivery: DeliverySettings = Field(default_factory=DeliverySettings)
 
     @classmethod
     def settings_customise_sources(

@@ -13,6 +13,7 @@ from rich.console import Console
 from agent_platform.cli import knowledge
 from agent_platform.cli.audit import audit_app
 from agent_platform.cli.auth import auth_app, login, logout
+from agent_platform.cli.deploy import deploy_app
 from agent_platform.cli.errors import DEBUG_ENV, ErrorReportingGroup, configure_logging
 from agent_platform.cli.keys import keys_app
 from agent_platform.cli.models import models_app
@@ -38,6 +39,7 @@ app.add_typer(readiness_app, name="readiness")
 app.add_typer(audit_app, name="audit")
 app.add_typer(keys_app, name="keys")
 app.add_typer(auth_app, name="auth")
+app.add_typer(deploy_app, name="deploy")
 app.command("run")(run_command)
 app.add_typer(runtime_app, name="runtime")
 app.command("ingest")(knowledge.ingest)

@@ -26,7 +26,14 @@ from agent_platform.gateway.protocol import (
     RunRequest,
     SessionView,
 )
-from agent_platform.gateway.serving import AgentServer, ServedVersion, to_chunks, to_completion
+from agent_platform.gateway.serving import (
+    ANONYMOUS_USER,
+    AgentServer,
+    ServedVersion,
+    parse_model,
+    to_chunks,
+    to_completion,
+)
 from agent_platform.runtime.response import AgentResponse
 
 _PROBLEM_SCHEMA = Problem.model_json_schema()
@@ -91,8 +98,16 @@ def _server(request: Request) -> AgentServer:
     return request.app.state.server
 
 
-async def _resolve(request: Request, model: str) -> ServedVersion:
+async def _resolve(
+    request: Request, model: str, user: str | None = None, session_id: str | None = None
+) -> ServedVersion:
+    """The version answering `model`; with a caller (`user`), a rollout may route it to green."""
     server = _server(request)
+    if user is not None:
+        agent = parse_model(model)[0]
+        if not server.rollouts.fresh(agent):
+            await asyncio.to_thread(server.rollouts.refresh, agent)
+        model = server.route(model, user, session_id)
     served = server.cached(model) or await asyncio.to_thread(server.resolve, model)
     request.state.agent_version = served.label
     return served
@@ -128,7 +143,8 @@ async def chat_completions(
 ) -> Response:
     """OpenAI-compatible chat completion: `model` names the agent, the last user message is
     the input, `user` the user and `metadata.session_id` the session."""
-    served = await _resolve(request, body.model)
+    session_id = (body.metadata or {}).get("session_id")
+    served = await _resolve(request, body.model, body.user or ANONYMOUS_USER, session_id)
     response = await _server(request).chat(
         body, served, tenant=tenant, timeout_s=_timeout(request, timeout)
     )
@@ -162,7 +178,7 @@ async def create_run(
     timeout: TimeoutHeader = None,
 ) -> Response:
     """The native contract: the same object as `agent-platform run --json`."""
-    served = await _resolve(request, agent)
+    served = await _resolve(request, agent, body.user, body.session_id)
     response = await _server(request).run(
         served,
         tenant=body.tenant or tenant or "",

@@ -1,5 +1,6 @@
-"""Prometheus metrics of the gateway: HTTP request duration by route and status, requests in
-flight, and every loaded runtime's own metrics (labelled with agent and version), in one registry.
+"""Prometheus metrics of the gateway: HTTP request duration and count by route, status and the
+agent version that answered (blue or green during a rollout), requests in flight, and every
+loaded runtime's own metrics (labelled with agent and version), in one registry.
 
 With several workers each process has its own registry and a scrape reaches one of them; run one
 worker per container (replicas scale out) to scrape each process, as the production profile does.
@@ -9,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 
-from prometheus_client import CollectorRegistry, Gauge, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
 
@@ -43,9 +44,17 @@ class GatewayMetrics:
         self.registry = CollectorRegistry(auto_describe=True)
         self.duration = Histogram(
             "agent_platform_http_request_duration_seconds",
-            "HTTP request duration, by method, route template and status code.",
-            ["method", "route", "status"],
+            "HTTP request duration, by method, route template, status code and the agent version "
+            "that answered (`none` for requests no version answered).",
+            ["method", "route", "status", "agent_version"],
             buckets=BUCKETS,
+            registry=self.registry,
+        )
+        self.requests = Counter(
+            "agent_platform_http_requests",
+            "HTTP requests answered, by method, route template, status code and agent version "
+            "(what a rollout's error rate is computed from).",
+            ["method", "route", "status", "agent_version"],
             registry=self.registry,
         )
         self.in_flight = Gauge(

@@ -101,9 +101,9 @@ class GatewayMiddleware:
             self.metrics.in_flight.dec()
             route = scope.get("route")
             template = getattr(route, "path", None) or "unmatched"
-            self.metrics.duration.labels(scope["method"], template, str(status)).observe(
-                time.perf_counter() - started
-            )
+            labels = (scope["method"], template, str(status), state.get("agent_version", "none"))
+            self.metrics.duration.labels(*labels).observe(time.perf_counter() - started)
+            self.metrics.requests.labels(*labels).inc()
             otel_context.detach(token)
 
 

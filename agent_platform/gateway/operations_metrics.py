@@ -7,7 +7,8 @@ see events that happen in other processes (a Dagster backup run, the daily quali
 * `agent_platform_quality_gate_passed{agent, agent_version}`: 1 when the champion passed its
   quality gates at the last check (the daily gate's `quality.passed` tag, else the evaluation's);
 * `agent_platform_rollout_rollbacks_total{agent}`: rollbacks of `champion` in the registry's
-  append-only audit log (a counter: the log only grows);
+  append-only audit log, plus blue/green rollouts rolled back before green held the alias (a
+  counter: both records only grow);
 * `agent_platform_tls_certificate_expiry_timestamp_seconds{file}`: `notAfter` of each certificate
   in `serving.monitored_certificates`.
 
@@ -127,11 +128,23 @@ class OperationsCollector(Collector):
             except UnknownAgentError:
                 continue
             rolled_back = sum(1 for e in history if e.action == "rollback")
-            rollbacks.add_metric([agent], float(rolled_back))
+            rollbacks.add_metric([agent], float(rolled_back + self._early_rollbacks(agent)))
             if champion is not None and champion.evaluated:
                 checked = champion.tags.get("quality.passed")
                 passed = checked == "true" if checked else champion.gates_passed is True
                 gates.add_metric([agent, str(champion.version)], 1.0 if passed else 0.0)
+
+    def _early_rollbacks(self, agent: str) -> int:
+        """Blue/green rollouts rolled back before green held the alias (the registry's history
+        has no event for those; one that did move it is counted there)."""
+        from agent_platform.delivery.state import RolloutStore, Stage
+
+        return sum(
+            1
+            for r in RolloutStore.under(self.settings.home_dir).history(agent, limit=100_000)
+            if r.stage is Stage.ROLLED_BACK
+            and not any(str(e.get("champion_alias", "")).startswith("restored") for e in r.events)
+        )
 
     def _certificates(self, family: GaugeMetricFamily) -> None:
         for path in self.settings.serving.monitored_certificates:

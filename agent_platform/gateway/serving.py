@@ -23,6 +23,7 @@ from pathlib import Path
 from mlflow.exceptions import MlflowException
 from opentelemetry import trace
 
+from agent_platform.delivery.state import RolloutStore
 from agent_platform.gateway.errors import (
     DeadlineExceededError,
     InvalidInputError,
@@ -46,6 +47,7 @@ from agent_platform.gateway.protocol import (
     SessionVersion,
     SessionView,
 )
+from agent_platform.gateway.rollouts import RolloutView
 from agent_platform.knowledge.service import KnowledgeBase
 from agent_platform.model_registry.errors import UnknownAgentError
 from agent_platform.model_registry.registry import CHAMPION, AgentModelRegistry, AgentVersion
@@ -93,6 +95,11 @@ class AgentServer:
         self._aliases: dict[tuple[str, str], tuple[str, float]] = {}
         self._build_lock = threading.Lock()
         self._registry: AgentModelRegistry | None = None
+        self.rollouts = RolloutView(
+            RolloutStore.under(settings.home_dir),
+            on_change=self._expire_champion,
+            ttl_s=min(self.config.champion_ttl_s, 1.0),
+        )
 
     # --- lifecycle ---------------------------------------------------------------------------
     def start(self) -> None:
@@ -146,6 +153,23 @@ class AgentServer:
                 f"model: no agent named {agent!r} is registered or served"
             )
         raise UnknownServedAgentError(f"model: agent {agent!r} has no {alias!r} version")
+
+    def _expire_champion(self, agent: str) -> None:
+        """Re-read `champion` on the next request (a rollout moved or restored it); the label
+        stays for readiness until then."""
+        entry = self._aliases.get((agent, CHAMPION))
+        if entry is not None:
+            self._aliases[(agent, CHAMPION)] = (entry[0], 0.0)
+
+    def route(self, model: str, user: str, session_id: str | None) -> str:
+        """During a blue/green rollout, `agent` (its champion) names blue or green by the
+        caller's hash bucket; any other reference, or no rollout, is served as asked. Call
+        `rollouts.refresh(agent)` first when `rollouts.fresh(agent)` is False."""
+        agent, ref = parse_model(model)
+        if ref != CHAMPION:
+            return model
+        version = self.rollouts.version(agent, user, session_id)
+        return f"{agent}@{version}" if version is not None else model
 
     def cached(self, model: str) -> ServedVersion | None:
         """The loaded version for `model` if its alias is fresh (no I/O, for the event loop)."""

@@ -80,8 +80,8 @@ def test_probes_and_metrics(client):
     client.post("/v1/agents/grounded-qa/runs", json={"input": "Refunds?", "user": "metrics"})
     text = client.get("/metrics").text
     assert re.search(
-        r'agent_platform_http_request_duration_seconds_count\{method="POST",'
-        r'route="/v1/agents/\{agent\}/runs",status="200"\} [1-9]',
+        r'agent_platform_http_request_duration_seconds_count\{agent_version="default",'
+        r'method="POST",route="/v1/agents/\{agent\}/runs",status="200"\} [1-9]',
         text,
     ), text[:2000]
     assert "agent_platform_http_requests_in_flight 1.0" in text  # the scrape itself
