@@ -20,6 +20,7 @@ from agent_platform.cli.prompts import prompts_app
 from agent_platform.cli.readiness import readiness_app
 from agent_platform.cli.run import run_command, runtime_app
 from agent_platform.cli.serve import serve
+from agent_platform.cli.worker import worker
 from agent_platform.dagster_home import ensure_dagster_home
 from agent_platform.settings import get_settings
 
@@ -43,6 +44,7 @@ app.add_typer(runtime_app, name="runtime")
 app.command("ingest")(knowledge.ingest)
 app.command("search")(knowledge.search)
 app.command("serve")(serve)
+app.command("worker")(worker)
 
 
 console = Console()
