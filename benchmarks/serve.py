@@ -56,6 +56,7 @@ LIMITS = {
 RESULTS = ROOT / "benchmarks" / "results"
 PLOT = ROOT / "docs" / "images" / "serve_latency.png"
 P95_TARGET_MS, ERROR_TARGET = 250.0, 0.001
+QUESTIONS_FOR_WARMUP = ("Which embedding model is used?", "How do I roll back a prompt?") * 2
 
 
 def prepare(home: Path):
@@ -229,6 +230,14 @@ def sweep_replicas(home: Path, replicas: int, args, workdir: Path) -> dict:
             shutil.copytree(home, copy, ignore=shutil.ignore_patterns("requests.jsonl"))
             log = copy.parent / f"replica{i}.log"
             servers.append(start_server(copy, 1, log, shared_state_env(namespace)))
+        for _, url in servers:  # a replica's first requests take seconds (cold caches)
+            for question in QUESTIONS_FOR_WARMUP:
+                httpx.post(
+                    f"{url}/v1/agents/grounded-qa/runs",
+                    json={"input": question, "user": "warm-up"},
+                    headers={"X-Tenant": "sample"},
+                    timeout=120,
+                )
         proxy = start_haproxy([url.removeprefix("http://") for _, url in servers], copy.parent)
         steps = step_up(proxy.url, [p for p, _ in servers], args, workdir, f"replicas={replicas}")
     finally:
