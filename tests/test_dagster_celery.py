@@ -61,6 +61,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
         for name, text in files.items():
             (corpus / name).write_text(text, encoding="utf-8")
         registry.register(tenant, corpus)
+    ensure_dagster_home(Settings(home=home), export=False)  # before two workers race to write it
     queue = f"agent-platform-test-{uuid.uuid4().hex[:10]}"
     env = {**os.environ, **_environment(home, queue), "PYTHONPATH": str(REPO)}
     env.pop("AGENT_PLATFORM_CONFIG_FILE", None)
