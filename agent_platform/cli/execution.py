@@ -107,7 +107,9 @@ def _execute_distributed(
 
     dirs = tuple(str(d) for d in prompt_dirs) if prompt_dirs is not None else None
     job = dg.build_reconstructable_job(
-        "agent_platform.definitions", "job_for_workers", reconstructable_args=(job_name, dirs)
+        "agent_platform.definitions",
+        "job_for_workers",
+        reconstructable_kwargs={"job_name": job_name, "prompt_dirs": dirs},
     )
     tags = {TENANT_PARTITION_TAG: partition_key} if partition_key is not None else None
     with warnings.catch_warnings():
