@@ -13,7 +13,7 @@ export AGENT_PLATFORM_HOME ?= $(CURDIR)/.agent_platform
 export DAGSTER_HOME ?= $(AGENT_PLATFORM_HOME)/dagster
 REPORTS := $(AGENT_PLATFORM_HOME)/reports
 
-.PHONY: install chromium prometheus oidc demo test acceptance types lint format bench ui clean
+.PHONY: install chromium prometheus haproxy oidc demo test acceptance types lint format bench ui clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -41,6 +41,14 @@ $(PROMETHEUS) $(AMTOOL):
 
 prometheus: $(PROMETHEUS) $(AMTOOL)
 
+## HAProxy (Debian package) in front of gateway replicas: the replica tests and
+## `benchmarks/serve.py --replicas`. Installed once when missing; needs root, as CI has.
+HAPROXY ?= /usr/sbin/haproxy
+$(HAPROXY):
+	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq haproxy >/dev/null
+
+haproxy: $(HAPROXY)
+
 ## The OpenID provider the authentication tests sign in against (panva/oidc-provider on Node,
 ## exact versions from deploy/oidc/package-lock.json).
 OIDC_STAMP := deploy/oidc/node_modules/.installed-stamp
@@ -59,7 +67,7 @@ demo: $(STAMP)
 ## agent_platform, assets, sensors and resources: a per-package table, JSON and XML reports under
 ## $(REPORTS), and a failure below fail_under of [tool.coverage.report]. PYTEST_ARGS narrows the run
 ## (`make test PYTEST_ARGS=tests/prompts`; the gate then measures only that part).
-test: $(STAMP) $(CHROMIUM) $(PROMETHEUS) $(AMTOOL) $(OIDC_STAMP)
+test: $(STAMP) $(CHROMIUM) $(PROMETHEUS) $(AMTOOL) $(OIDC_STAMP) $(HAPROXY)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(MAKE) types

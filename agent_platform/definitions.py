@@ -88,6 +88,24 @@ def build_model_registry_resource(settings: Settings) -> ModelRegistryResource:
     return LocalModelRegistryResource(home=str(settings.home_dir))
 
 
+def build_executor(settings: Settings) -> dg.ExecutorDefinition | None:
+    """Celery workers when `executor = "celery"`; else Dagster's default (None). A run started
+    with `execute_in_process` always runs in process, whatever this says."""
+    if settings.executor != "celery":
+        return None
+    from dagster_celery import celery_executor
+
+    celery = settings.celery
+    return celery_executor.configured(
+        {
+            "broker": celery.broker_url,
+            "backend": celery.backend,
+            "config_source": {"task_default_queue": celery.queue},
+        },
+        name="celery",
+    )
+
+
 def build_resources(
     settings: Settings, prompt_dirs: Sequence[Path] | None = None
 ) -> dict[str, object]:
@@ -175,7 +193,15 @@ def build_definitions(
             build_rollout_sensor(settings.delivery.tick_interval_s),
         ],
         resources=resources,
+        executor=build_executor(settings),
     )
+
+
+def job_for_workers(job_name: str, prompt_dirs: tuple[str, ...] | None = None) -> dg.JobDefinition:
+    """The job as every process of a distributed run rebuilds it: the target of the
+    reconstructable pointer a Celery worker loads (settings come from its environment)."""
+    dirs = [Path(d) for d in prompt_dirs] if prompt_dirs is not None else None
+    return build_definitions(get_settings(), dirs).resolve_job_def(job_name)
 
 
 defs = build_definitions(get_settings())

@@ -27,6 +27,7 @@ from pydantic_settings import (
 
 Profile = Literal["local", "production"]
 VectorBackend = Literal["embedded", "weaviate"]
+Executor = Literal["in_process", "celery"]
 
 
 CONFIG_FILE_ENV = "AGENT_PLATFORM_CONFIG_FILE"
@@ -418,6 +419,24 @@ class DeliverySettings(BaseModel):
         return self
 
 
+class CelerySettings(BaseModel):
+    """Where `executor = "celery"` sends Dagster steps: dagster-celery workers on a broker.
+    `AGENT_PLATFORM_CELERY__<FIELD>`; workers start with `agent-platform worker`."""
+
+    broker_url: str = Field(
+        default="pyamqp://guest:guest@127.0.0.1:5672//",
+        description="The Celery broker (RabbitMQ) the job's steps are queued on.",
+    )
+    backend: str = Field(
+        default="rpc://", description="Where workers send step results back (Celery backend)."
+    )
+    queue: str = Field(
+        default="agent-platform",
+        pattern=r"^[A-Za-z0-9_.:-]{1,128}$",
+        description="The queue steps are sent to and workers listen on.",
+    )
+
+
 class Settings(BaseSettings):
     """Every knob of the platform, resolved from the environment and an optional TOML file."""
 
@@ -443,6 +462,18 @@ class Settings(BaseSettings):
     weaviate_api_key: str | None = None
     postgres_url: str | None = None
     redis_url: str | None = None
+    executor: Executor = Field(
+        default="in_process",
+        description="How a job's steps run: in the process that launched the run, or on "
+        "dagster-celery workers (`celery`, see `celery`).",
+    )
+    celery: CelerySettings = Field(default_factory=CelerySettings)
+    runs_per_tenant: int = Field(
+        default=1,
+        ge=1,
+        description="Queued runs of one tenant (its partition) that Dagster's run queue starts "
+        "at once, so one tenant's big ingest cannot hold every slot.",
+    )
     snapshot_retention_days: int = Field(default=30, ge=1)
     hnsw_ef_search: int = Field(
         default=32,
@@ -606,6 +637,9 @@ class Settings(BaseSettings):
             "mlflow_artifact_root": self.resolved_mlflow_artifact_root,
             "postgres_url": _redact(self.postgres_url),
             "redis_url": _redact(self.redis_url),
+            "executor": self.executor,
+            "celery": {**self.celery.model_dump(), "broker_url": _redact(self.celery.broker_url)},
+            "runs_per_tenant": self.runs_per_tenant,
             "embedding": {
                 "primary_model": self.embedding.primary_model,
                 "fallback_model": self.embedding.fallback_model,

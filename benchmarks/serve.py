@@ -24,11 +24,13 @@ import json
 import math
 import os
 import platform
+import shutil
 import socket
 import subprocess
 import sys
 import tempfile
 import time
+import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -54,6 +56,7 @@ LIMITS = {
 RESULTS = ROOT / "benchmarks" / "results"
 PLOT = ROOT / "docs" / "images" / "serve_latency.png"
 P95_TARGET_MS, ERROR_TARGET = 250.0, 0.001
+QUESTIONS_FOR_WARMUP = ("Which embedding model is used?", "How do I roll back a prompt?") * 2
 
 
 def prepare(home: Path):
@@ -110,9 +113,12 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def start_server(home: Path, workers: int, log: Path) -> tuple[subprocess.Popen, str]:
+def start_server(
+    home: Path, workers: int, log: Path, extra_env: dict[str, str] | None = None
+) -> tuple[subprocess.Popen, str]:
     port = free_port()
     env = {**os.environ, **LIMITS, "AGENT_PLATFORM_HOME": str(home), "PYTHONPATH": str(ROOT)}
+    env.update(extra_env or {})
     env["AGENT_PLATFORM_SERVING_MAX_CONCURRENT_REQUESTS"] = "256"
     process = subprocess.Popen(
         [sys.executable, "-m", "agent_platform.cli.main", "serve", "--port", str(port),
@@ -172,32 +178,77 @@ def locust_step(url: str, rate: float, seconds: int, workdir: Path) -> dict:
 
 def sweep(home: Path, workers: int, args, workdir: Path) -> dict:
     process, url = start_server(home, workers, workdir / f"server_{workers}.log")
-    steps = []
     try:
-        locust_step(url, args.start_rps, 5, workdir)  # warm up every worker
-        rate = args.start_rps
-        for _ in range(args.max_steps):
-            cpu0 = server_cpu(process)
-            step = locust_step(url, rate, args.step_s, workdir)
-            step["server_cpu_ms_per_request"] = (
-                (server_cpu(process) - cpu0) / max(step["requests"], 1) * 1000
-            )
-            step["error_rate"] = step["failures"] / max(step["requests"], 1)
-            step["sustained"] = (
-                step["p95_ms"] <= P95_TARGET_MS
-                and step["error_rate"] <= ERROR_TARGET
-                and step["achieved_rps"] >= 0.9 * rate
-            )
-            steps.append(step)
-            print(f"  workers={workers} offered {rate:6.1f} rps: {json.dumps(step)}", flush=True)
-            if not step["sustained"] and len(steps) >= args.min_steps:
-                break
-            rate = round(rate * args.factor, 1)
+        steps = step_up(url, [process], args, workdir, f"workers={workers}")
     finally:
         process.terminate()
         process.wait(timeout=60)
     best = max((s for s in steps if s["sustained"]), key=lambda s: s["achieved_rps"], default=None)
     return {"workers": workers, "steps": steps, "max_sustained": best}
+
+
+def step_up(url: str, processes: list, args, workdir: Path, label: str) -> list[dict]:
+    """Offer rising rates to `url` until a step misses the targets; server CPU is the sum over
+    `processes` (and their children)."""
+    steps: list[dict] = []
+    locust_step(url, args.start_rps, 5, workdir)  # warm up every worker
+    rate = args.start_rps
+    for _ in range(args.max_steps):
+        cpu0 = sum(server_cpu(p) for p in processes)
+        step = locust_step(url, rate, args.step_s, workdir)
+        step["server_cpu_ms_per_request"] = (
+            (sum(server_cpu(p) for p in processes) - cpu0) / max(step["requests"], 1) * 1000
+        )
+        step["error_rate"] = step["failures"] / max(step["requests"], 1)
+        step["sustained"] = (
+            step["p95_ms"] <= P95_TARGET_MS
+            and step["error_rate"] <= ERROR_TARGET
+            and step["achieved_rps"] >= 0.9 * rate
+        )
+        steps.append(step)
+        print(f"  {label} offered {rate:6.1f} rps: {json.dumps(step)}", flush=True)
+        if not step["sustained"] and len(steps) >= args.min_steps:
+            break
+        rate = round(rate * args.factor, 1)
+    return steps
+
+
+def sweep_replicas(home: Path, replicas: int, args, workdir: Path) -> dict:
+    """`replicas` one-worker gateways, each on a copy of the home, behind HAProxy; rate limits
+    and memory shared through Redis and PostgreSQL (benchmarks/replicas.py)."""
+    from agent_platform.security.crypto.factory import open_key_ring
+    from agent_platform.settings import Settings
+    from benchmarks.replicas import drop_shared_state, shared_state_env, start_haproxy
+
+    namespace = f"ap-bench-{uuid.uuid4().hex[:8]}"
+    open_key_ring(Settings(home=home)).current("sample")  # one data key, copied to every replica
+    servers: list[tuple[subprocess.Popen, str]] = []
+    proxy = None
+    try:
+        for i in range(replicas):
+            copy = workdir / f"replicas{replicas}" / f"home{i}"
+            shutil.copytree(home, copy, ignore=shutil.ignore_patterns("requests.jsonl"))
+            log = copy.parent / f"replica{i}.log"
+            servers.append(start_server(copy, 1, log, shared_state_env(namespace)))
+        for _, url in servers:  # a replica's first requests take seconds (cold caches)
+            for question in QUESTIONS_FOR_WARMUP:
+                httpx.post(
+                    f"{url}/v1/agents/grounded-qa/runs",
+                    json={"input": question, "user": "warm-up"},
+                    headers={"X-Tenant": "sample"},
+                    timeout=120,
+                )
+        proxy = start_haproxy([url.removeprefix("http://") for _, url in servers], copy.parent)
+        steps = step_up(proxy.url, [p for p, _ in servers], args, workdir, f"replicas={replicas}")
+    finally:
+        if proxy is not None:
+            proxy.stop()
+        for process, _ in servers:
+            process.terminate()
+            process.wait(timeout=60)
+        drop_shared_state(namespace)
+    best = max((s for s in steps if s["sustained"]), key=lambda s: s["achieved_rps"], default=None)
+    return {"replicas": replicas, "workers": 1, "steps": steps, "max_sustained": best}
 
 
 def plot(runs: list[dict], baseline: dict) -> None:
@@ -237,6 +288,13 @@ def main() -> None:
     )
     parser.add_argument("--in-process", type=int, default=200)
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
+    parser.add_argument(
+        "--replicas",
+        type=int,
+        nargs="*",
+        default=[],
+        help="Also: this many one-worker replicas behind HAProxy (Redis + PostgreSQL state).",
+    )
     parser.add_argument("--in-process-only", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     os.environ.update(LIMITS)
@@ -251,6 +309,7 @@ def main() -> None:
         baseline = in_process(home, args.in_process)
         print(f"in process: {json.dumps(baseline)}", flush=True)
         runs = [sweep(home, w, args, workdir) for w in args.workers]
+        replica_runs = [sweep_replicas(home, r, args, workdir) for r in args.replicas]
     cores = psutil.cpu_count()
     print(f"\n{'run':<28}{'rps':>8}{'p50':>8}{'p95':>8}{'p99':>8}{'cpu ms/req':>12}"
           f"{'rps/cpu-s':>11}{'cost x':>8}")  # fmt: skip
@@ -267,6 +326,16 @@ def main() -> None:
         print(f"{str(run['workers']) + ' worker(s), max sustained':<28}{best['achieved_rps']:8.1f}"
               f"{best['p50_ms']:8.1f}{best['p95_ms']:8.1f}{best['p99_ms']:8.1f}{cpu:12.1f}"
               f"{1000 / cpu:11.1f}{cpu / baseline['cpu_ms_per_request']:8.2f}")  # fmt: skip
+    for run in replica_runs:
+        best = run["max_sustained"]
+        label = f"{run['replicas']} replica(s) + HAProxy"
+        if best is None:
+            print(f"{label}: no step met the targets")
+            continue
+        cpu = best["server_cpu_ms_per_request"]
+        print(f"{label:<28}{best['achieved_rps']:8.1f}{best['p50_ms']:8.1f}{best['p95_ms']:8.1f}"
+              f"{best['p99_ms']:8.1f}{cpu:12.1f}{1000 / cpu:11.1f}"
+              f"{cpu / baseline['cpu_ms_per_request']:8.2f}")  # fmt: skip
     print(f"\nmachine: {cores} logical CPUs; target 125 requests/s per core (1000 rps on 8 cores)")
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "serve.json").write_text(
@@ -276,6 +345,7 @@ def main() -> None:
                 "machine": {"cpus": cores, "platform": platform.platform()},
                 "in_process": baseline,
                 "runs": runs,
+                "replicas": replica_runs,
             },
             indent=2,
         )

@@ -7,6 +7,7 @@ the instance under DAGSTER_HOME (so runs appear in the UI) and reads the materia
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,6 +17,7 @@ from agent_platform.dagster_home import ensure_dagster_home
 from agent_platform.settings import Settings
 
 TENANTS_PARTITIONS = "tenants"
+TENANT_PARTITION_TAG = "dagster/partition"
 
 
 @dataclass
@@ -54,7 +56,6 @@ def run_job(
             TENANTS_PARTITIONS, partition_key
         ):
             instance.add_dynamic_partitions(TENANTS_PARTITIONS, [partition_key])
-        job = build_definitions(settings, prompt_dirs).resolve_job_def(job_name)
         # The terminal shows a summary, progress bars and the failures (collected below); the full
         # event log, stack traces included, is in the Dagster UI.
         log_level = os.environ.get("AGENT_PLATFORM_CLI_LOG_LEVEL", "CRITICAL")
@@ -62,9 +63,16 @@ def run_job(
             **(run_config or {}),
             "loggers": {"console": {"config": {"log_level": log_level}}},
         }
-        result = job.execute_in_process(
-            partition_key=partition_key, instance=instance, run_config=config, raise_on_error=False
-        )
+        if settings.executor == "in_process":
+            job = build_definitions(settings, prompt_dirs).resolve_job_def(job_name)
+            result = job.execute_in_process(
+                partition_key=partition_key,
+                instance=instance,
+                run_config=config,
+                raise_on_error=False,
+            )
+        else:
+            result = _execute_distributed(instance, job_name, partition_key, config, prompt_dirs)
     outcome = JobOutcome(success=result.success, run_id=result.run_id)
     for event in result.get_asset_materialization_events():
         materialization = event.step_materialization_data.materialization
@@ -85,6 +93,31 @@ def run_job(
                 f"step {event.step_key} failed: {_root_cause(event.step_failure_data.error)}"
             )
     return outcome
+
+
+def _execute_distributed(
+    instance: Any,
+    job_name: str,
+    partition_key: str | None,
+    run_config: dict,
+    prompt_dirs: list[Path] | None,
+) -> Any:
+    """Run the job with the executor the definitions name (Celery workers): the job must be
+    reconstructable, since each worker rebuilds it from the composition root."""
+    import dagster as dg
+
+    dirs = tuple(str(d) for d in prompt_dirs) if prompt_dirs is not None else None
+    job = dg.build_reconstructable_job(
+        "agent_platform.definitions",
+        "job_for_workers",
+        reconstructable_kwargs={"job_name": job_name, "prompt_dirs": dirs},
+    )
+    tags = {TENANT_PARTITION_TAG: partition_key} if partition_key is not None else None
+    with warnings.catch_warnings():
+        # dagster-celery registers its task again for every step it queues; Celery 5.7 warns
+        # each time, though the task is one and the same.
+        warnings.filterwarnings("ignore", message="Task name 'execute_plan' is already registered")
+        return dg.execute_job(job, instance, run_config=run_config, tags=tags, raise_on_error=False)
 
 
 def _check_summary(metadata: Mapping[str, Any]) -> str:

@@ -21,6 +21,7 @@ from agent_platform.cli.prompts import prompts_app
 from agent_platform.cli.readiness import readiness_app
 from agent_platform.cli.run import run_command, runtime_app
 from agent_platform.cli.serve import serve
+from agent_platform.cli.worker import worker
 from agent_platform.dagster_home import ensure_dagster_home
 from agent_platform.settings import get_settings
 
@@ -47,6 +48,7 @@ app.command("search")(knowledge.search)
 app.command("serve")(serve)
 app.command("login")(login)
 app.command("logout")(logout)
+app.command("worker")(worker)
 
 
 console = Console()
