@@ -484,7 +484,7 @@ class GemmaChatModel(BaseChatModel):
         **kwargs: Any,
     ) -> Iterator[ChatGenerationChunk]:
         runner, *args = self._call_args(messages, stop, kwargs)
-        stream = runner.stream(*args, threading.Event())  # type: ignore[call-arg]
+        stream = runner.stream(*args, threading.Event())
         try:
             for item in stream:
                 chunk = self._chunk(item)
@@ -504,7 +504,7 @@ class GemmaChatModel(BaseChatModel):
         """Generation in a worker thread; a cancelled consumer stops it at the next token."""
         runner, *args = await asyncio.to_thread(self._call_args, messages, stop, kwargs)
         cancel = threading.Event()
-        stream = runner.stream(*args, cancel)  # type: ignore[call-arg]
+        stream = runner.stream(*args, cancel)
         done = object()
         try:
             while (item := await asyncio.to_thread(next, stream, done)) is not done:
