@@ -31,7 +31,7 @@ import os
 import shutil
 import threading
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Generator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, Protocol
@@ -170,7 +170,7 @@ class _Runner(Protocol):
         temperature: float,
         stop: list[str],
         cancel: threading.Event,
-    ) -> Iterator[str | Completion]: ...
+    ) -> Generator[str | Completion]: ...
 
 
 class _TransformersRunner:
@@ -259,7 +259,7 @@ class _TransformersRunner:
         temperature: float,
         stop: list[str],
         cancel: threading.Event,
-    ) -> Iterator[str | Completion]:
+    ) -> Generator[str | Completion]:
         """The answer's pieces as `generate` produces them, then the `Completion` (whose text is
         their concatenation). Setting `cancel` stops the generation at the next token."""
         from transformers import StoppingCriteria, StoppingCriteriaList, TextIteratorStreamer
@@ -342,7 +342,7 @@ class _LlamaCppRunner:
         temperature: float,
         stop: list[str],
         cancel: threading.Event,
-    ) -> Iterator[str | Completion]:
+    ) -> Generator[str | Completion]:
         scanner, pieces, finish, produced = StopScanner(stop), [], "length", 0
         for out in self.llm.create_completion(
             prompt, max_tokens=max_new_tokens, temperature=temperature, stop=stop, stream=True
@@ -438,12 +438,11 @@ class GemmaChatModel(BaseChatModel):
 
     def _call_args(
         self, messages: list[BaseMessage], stop: list[str] | None, kwargs: dict[str, Any]
-    ) -> tuple[_Runner, str, int, float, list[str]]:
+    ) -> tuple[_Runner, tuple[str, int, float, list[str]]]:
         if not messages:
             raise ValueError("messages: at least one message is required")
         runner = load_runner(self.engine, self.cache_dir, self.threads, self.n_ctx)
-        return (
-            runner,
+        return runner, (
             format_gemma_prompt(messages),
             int(kwargs.get("max_new_tokens", self.max_new_tokens)),
             float(kwargs.get("temperature", self.temperature)),
@@ -471,7 +470,7 @@ class GemmaChatModel(BaseChatModel):
         run_manager: CallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> ChatResult:
-        runner, *args = self._call_args(messages, stop, kwargs)
+        runner, args = self._call_args(messages, stop, kwargs)
         completion = runner.complete(*args)
         message = AIMessage(content=completion.text, **self._usage(completion))
         return ChatResult(generations=[ChatGeneration(message=message)])
@@ -483,7 +482,7 @@ class GemmaChatModel(BaseChatModel):
         run_manager: CallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> Iterator[ChatGenerationChunk]:
-        runner, *args = self._call_args(messages, stop, kwargs)
+        runner, args = self._call_args(messages, stop, kwargs)
         stream = runner.stream(*args, threading.Event())
         try:
             for item in stream:
@@ -502,13 +501,12 @@ class GemmaChatModel(BaseChatModel):
         **kwargs: Any,
     ) -> AsyncIterator[ChatGenerationChunk]:
         """Generation in a worker thread; a cancelled consumer stops it at the next token."""
-        runner, *args = await asyncio.to_thread(self._call_args, messages, stop, kwargs)
+        runner, args = await asyncio.to_thread(self._call_args, messages, stop, kwargs)
         cancel = threading.Event()
         stream = runner.stream(*args, cancel)
-        done = object()
         try:
-            while (item := await asyncio.to_thread(next, stream, done)) is not done:
-                chunk = self._chunk(item)  # type: ignore[arg-type]
+            while (item := await asyncio.to_thread(next, stream, None)) is not None:
+                chunk = self._chunk(item)
                 if run_manager is not None and isinstance(item, str):
                     await run_manager.on_llm_new_token(item, chunk=chunk)
                 yield chunk
