@@ -7,12 +7,16 @@ Setup (not timed): a fresh home, the project's docs/ indexed as tenant `sample` 
 Dagster knowledge job, the shipped prompts published (`grounded_qa_system` promoted). Rate limits
 are raised so they never refuse. The extractive model answers over real hybrid retrieval.
 
-1. In process: `AgentRuntime.run` serially (latency, CPU time per request).
+1. In process: `AgentRuntime.run` serially (latency, CPU time per request), after a warm-up.
 2. For each worker count: `agent-platform serve --workers N` on a loopback port; locust
    (headless, FastHttpUser, constant throughput per user) offers a rate for `--step-s` seconds,
    stepping the rate up by `--factor` until p95 > 250 ms, errors > 0.1 % or the achieved rate
    falls below 90 % of the offered one (but at least `--min-steps` steps, for the plot).
    Server CPU time (all its processes) per request from psutil.
+Warm-up, excluded from every measurement: calls (in process) or requests (to the server, from
+2 x workers threads so every worker gets some) go on until the CPU time per call of the last
+`WARM_WINDOW` is within `WARM_TOLERANCE` of the window before, between `--warm-min` and
+`--warm-max` calls. The warm-up's windows are reported, so a cost that never settles shows.
 Prints a table; writes benchmarks/results/serve.json and docs/images/serve_latency.png.
 """
 
@@ -31,6 +35,8 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -57,6 +63,27 @@ RESULTS = ROOT / "benchmarks" / "results"
 PLOT = ROOT / "docs" / "images" / "serve_latency.png"
 P95_TARGET_MS, ERROR_TARGET = 250.0, 0.001
 QUESTIONS_FOR_WARMUP = ("Which embedding model is used?", "How do I roll back a prompt?") * 2
+WARM_WINDOW, WARM_TOLERANCE = 10, 0.25
+
+
+def warm_up(call: Callable[[int], None], cpu: Callable[[], float], lo: int, hi: int) -> dict:
+    """Call `call(i)` in windows of `WARM_WINDOW` until the CPU seconds per call (`cpu()` is a
+    running total) of a window is within `WARM_TOLERANCE` of the window before (at least `lo`,
+    at most `hi` calls). Returns the windows' CPU ms per call and whether it settled."""
+    windows: list[float] = []
+    done = 0
+    while done < hi:
+        before = cpu()
+        for i in range(done, done + WARM_WINDOW):
+            call(i)
+        done += WARM_WINDOW
+        windows.append((cpu() - before) / WARM_WINDOW * 1000)
+        settled = len(windows) > 1 and abs(windows[-1] - windows[-2]) <= WARM_TOLERANCE * max(
+            windows[-2], 1e-9
+        )
+        if settled and done >= lo:
+            return {"calls": done, "cpu_ms_per_call_by_window": windows, "settled": True}
+    return {"calls": done, "cpu_ms_per_call_by_window": windows, "settled": False}
 
 
 def prepare(home: Path):
@@ -65,12 +92,16 @@ def prepare(home: Path):
     return prepare_home(home)
 
 
-def in_process(home: Path, n: int) -> dict:
+def in_process(home: Path, n: int, warm: tuple[int, int], omp_threads: str | None = None) -> dict:
     """Measured in a fresh process: the setup process carries Dagster's and MLflow's threads,
-    whose CPU time `process_time` would otherwise charge to the runtime."""
+    whose CPU time `process_time` would otherwise charge to the runtime. `omp_threads` sets
+    OMP_NUM_THREADS there (None: the default, one OpenMP thread per core)."""
+    threads = {} if omp_threads is None else {"OMP_NUM_THREADS": omp_threads}
+    command = [sys.executable, __file__, "--in-process-only", str(home), "--in-process", str(n)]
+    command += ["--warm-min", str(warm[0]), "--warm-max", str(warm[1])]
     out = subprocess.run(
-        [sys.executable, __file__, "--in-process-only", str(home), "--in-process", str(n)],
-        env={**os.environ, **LIMITS, "AGENT_PLATFORM_HOME": str(home)},
+        command,
+        env={**os.environ, **LIMITS, "AGENT_PLATFORM_HOME": str(home), **threads},
         capture_output=True,
         text=True,
         check=True,
@@ -79,15 +110,20 @@ def in_process(home: Path, n: int) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def measure_in_process(home: Path, n: int) -> dict:
+def measure_in_process(home: Path, n: int, warm: tuple[int, int]) -> dict:
     from agent_platform.runtime.agent import AgentRuntime
     from agent_platform.settings import Settings
     from benchmarks.runtime import QUESTIONS  # the locust user asks the same ones
 
     runtime = AgentRuntime.from_settings(Settings(home=home))
     try:
-        for i in range(20):
-            runtime.run(tenant="sample", user=f"warm-{i}", input=QUESTIONS[i % len(QUESTIONS)])
+        warmed = warm_up(
+            lambda i: runtime.run(
+                tenant="sample", user=f"warm-{i % 50}", input=QUESTIONS[i % len(QUESTIONS)]
+            ),
+            time.process_time,
+            *warm,
+        )
         latencies, cpu0, wall0 = [], time.process_time(), time.perf_counter()
         for i in range(n):
             started = time.perf_counter()
@@ -104,6 +140,7 @@ def measure_in_process(home: Path, n: int) -> dict:
         "p99_ms": float(np.percentile(a, 99)),
         "cpu_ms_per_request": cpu / n * 1000,
         "rps_serial": n / wall,
+        "warm_up": warmed,
     }
 
 
@@ -151,6 +188,37 @@ def server_cpu(process: subprocess.Popen) -> float:
     return total
 
 
+def warm_server(process: subprocess.Popen, url: str, workers: int, warm: tuple[int, int]) -> dict:
+    """`warm_up` over HTTP: 2 x workers concurrent askers, CPU of all server processes."""
+    from benchmarks.runtime import QUESTIONS
+
+    client = httpx.Client(base_url=url, headers={"X-Tenant": "sample"}, timeout=60)
+    pool = ThreadPoolExecutor(max_workers=2 * workers)
+
+    def ask(i: int) -> None:
+        question = QUESTIONS[i % len(QUESTIONS)]
+        body = {
+            "model": "grounded-qa",
+            "user": f"warm-{i % 50}",
+            "messages": [{"role": "user", "content": question}],
+        }
+        client.post("/v1/chat/completions", json=body).raise_for_status()
+
+    batch: list[int] = []
+
+    def call(i: int) -> None:  # the window's calls run concurrently, in groups of the pool size
+        batch.append(i)
+        if len(batch) == 2 * workers or i % WARM_WINDOW == WARM_WINDOW - 1:
+            list(pool.map(ask, batch))
+            batch.clear()
+
+    try:
+        return warm_up(call, lambda: server_cpu(process), *warm)
+    finally:
+        pool.shutdown()
+        client.close()
+
+
 def locust_step(url: str, rate: float, seconds: int, workdir: Path) -> dict:
     users = max(2, math.ceil(rate / 2))
     prefix = workdir / f"step_{rate:.1f}"
@@ -179,12 +247,14 @@ def locust_step(url: str, rate: float, seconds: int, workdir: Path) -> dict:
 def sweep(home: Path, workers: int, args, workdir: Path) -> dict:
     process, url = start_server(home, workers, workdir / f"server_{workers}.log")
     try:
+        warmed = warm_server(process, url, workers, (args.warm_min, args.warm_max))
+        print(f"  workers={workers} warm-up: {json.dumps(warmed)}", flush=True)
         steps = step_up(url, [process], args, workdir, f"workers={workers}")
     finally:
         process.terminate()
         process.wait(timeout=60)
     best = max((s for s in steps if s["sustained"]), key=lambda s: s["achieved_rps"], default=None)
-    return {"workers": workers, "steps": steps, "max_sustained": best}
+    return {"workers": workers, "warm_up": warmed, "steps": steps, "max_sustained": best}
 
 
 def step_up(url: str, processes: list, args, workdir: Path, label: str) -> list[dict]:
@@ -265,7 +335,7 @@ def plot(runs: list[dict], baseline: dict) -> None:
                     label=f"{run['workers']} worker(s) {key[:3]}")  # fmt: skip
     ax.axhline(P95_TARGET_MS, color="red", linewidth=1, label="p95 target 250 ms")
     ax.axhline(baseline["p50_ms"], color="grey", linewidth=1, linestyle=":",
-               label="in-process run p50")  # fmt: skip
+               label="in-process run p50 (OMP 1)")  # fmt: skip
     ax.set_xlabel("achieved requests/s")
     ax.set_ylabel("latency (ms, log)")
     ax.set_yscale("log")
@@ -295,25 +365,37 @@ def main() -> None:
         default=[],
         help="Also: this many one-worker replicas behind HAProxy (Redis + PostgreSQL state).",
     )
+    parser.add_argument("--warm-min", type=int, default=30, help="Warm-up calls at least.")
+    parser.add_argument("--warm-max", type=int, default=200, help="Warm-up calls at most.")
     parser.add_argument("--in-process-only", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     os.environ.update(LIMITS)
     if args.in_process_only:
-        print(json.dumps(measure_in_process(args.in_process_only, args.in_process)))
+        warm = (args.warm_min, args.warm_max)
+        print(json.dumps(measure_in_process(args.in_process_only, args.in_process, warm)))
         return
     with tempfile.TemporaryDirectory(prefix="serve-bench-") as tmp:
         workdir = Path(tmp)
         home = workdir / "home"
         os.environ["AGENT_PLATFORM_HOME"] = str(home)
         prepare(home)
-        baseline = in_process(home, args.in_process)
-        print(f"in process: {json.dumps(baseline)}", flush=True)
+        warm = (args.warm_min, args.warm_max)
+        default_threads = in_process(home, args.in_process, warm)
+        print(f"in process: {json.dumps(default_threads)}", flush=True)
+        # serial calls with torch's default OpenMP team cost ~10x the CPU of the same calls with
+        # one thread (BENCHMARKS.md, "Serving"); the gateway's cost is compared to the latter
+        baseline = in_process(home, args.in_process, warm, omp_threads="1")
+        print(f"in process, OMP_NUM_THREADS=1: {json.dumps(baseline)}", flush=True)
         runs = [sweep(home, w, args, workdir) for w in args.workers]
         replica_runs = [sweep_replicas(home, r, args, workdir) for r in args.replicas]
     cores = psutil.cpu_count()
     print(f"\n{'run':<28}{'rps':>8}{'p50':>8}{'p95':>8}{'p99':>8}{'cpu ms/req':>12}"
           f"{'rps/cpu-s':>11}{'cost x':>8}")  # fmt: skip
-    print(f"{'AgentRuntime.run in process':<28}{baseline['rps_serial']:8.1f}"
+    print(f"{'run in process, OMP default':<28}{default_threads['rps_serial']:8.1f}"
+          f"{default_threads['p50_ms']:8.1f}{default_threads['p95_ms']:8.1f}"
+          f"{default_threads['p99_ms']:8.1f}{default_threads['cpu_ms_per_request']:12.1f}"
+          f"{1000 / default_threads['cpu_ms_per_request']:11.1f}")  # fmt: skip
+    print(f"{'run in process, OMP 1':<28}{baseline['rps_serial']:8.1f}"
           f"{baseline['p50_ms']:8.1f}{baseline['p95_ms']:8.1f}{baseline['p99_ms']:8.1f}"
           f"{baseline['cpu_ms_per_request']:12.1f}{1000 / baseline['cpu_ms_per_request']:11.1f}"
           f"{1.0:8.2f}")  # fmt: skip
@@ -342,8 +424,14 @@ def main() -> None:
         json.dumps(
             {
                 "at": datetime.now(UTC).isoformat(timespec="seconds"),
-                "machine": {"cpus": cores, "platform": platform.platform()},
+                "machine": {
+                    "cpus": cores,
+                    "platform": platform.platform(),
+                    "load_average": os.getloadavg(),
+                    "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
+                },
                 "in_process": baseline,
+                "in_process_omp_default": default_threads,
                 "runs": runs,
                 "replicas": replica_runs,
             },

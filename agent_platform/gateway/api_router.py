@@ -4,6 +4,7 @@ serialise. Errors propagate as exceptions and become problem details in `app.py`
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
@@ -11,7 +12,7 @@ from fastapi import APIRouter, Depends, Header, Path, Query, Request
 from fastapi.responses import Response, StreamingResponse
 
 from agent_platform.gateway.metrics import CONTENT_TYPE
-from agent_platform.gateway.problems import PROBLEM_JSON, problem
+from agent_platform.gateway.problems import PROBLEM_JSON, from_exception, problem
 from agent_platform.gateway.protocol import (
     MODEL_PATTERN,
     NOT_BLANK,
@@ -29,12 +30,13 @@ from agent_platform.gateway.protocol import (
 from agent_platform.gateway.serving import (
     ANONYMOUS_USER,
     AgentServer,
+    ChunkWriter,
     ServedVersion,
     parse_model,
-    to_chunks,
     to_completion,
 )
 from agent_platform.runtime.response import AgentResponse
+from agent_platform.runtime.streaming import StreamEvent
 
 _PROBLEM_SCHEMA = Problem.model_json_schema()
 _DESCRIPTIONS = {
@@ -145,23 +147,57 @@ async def chat_completions(
     the input, `user` the user and `metadata.session_id` the session."""
     session_id = (body.metadata or {}).get("session_id")
     served = await _resolve(request, body.model, body.user or ANONYMOUS_USER, session_id)
+    if body.stream:
+        return await _stream(request, body, served, tenant, timeout)
     response = await _server(request).chat(
         body, served, tenant=tenant, timeout_s=_timeout(request, timeout)
     )
-    if not body.stream:
-        return _json(to_completion(body.model, served, response))
-    include_usage = bool(body.stream_options and body.stream_options.include_usage)
-    return StreamingResponse(
-        _sse(body.model, served, response, include_usage), media_type="text/event-stream"
+    return _json(to_completion(body.model, served, response))
+
+
+async def _stream(
+    request: Request,
+    body: ChatCompletionRequest,
+    served: ServedVersion,
+    tenant: str,
+    timeout: float | None,
+) -> Response:
+    """Server-Sent Events as the model writes. The first event is awaited before the response
+    starts, so a request refused before its answer begins still gets its status and problem."""
+    events = _server(request).stream_chat(
+        body, served, tenant=tenant, timeout_s=_timeout(request, timeout)
     )
+    first = await anext(events)
+    include_usage = bool(body.stream_options and body.stream_options.include_usage)
+    writer = ChunkWriter(body.model, served, include_usage=include_usage)
+    return StreamingResponse(_sse(request, writer, first, events), media_type="text/event-stream")
 
 
 async def _sse(
-    model: str, served: ServedVersion, response: AgentResponse, include_usage: bool
+    request: Request, writer: ChunkWriter, first: StreamEvent, events: AsyncIterator[StreamEvent]
 ) -> AsyncIterator[str]:
-    for chunk in to_chunks(model, served, response, include_usage=include_usage):
-        yield f"data: {chunk.model_dump_json(exclude_none=True)}\n\n"
+    """The chunks, then `data: [DONE]`. A failure after the response started (the deadline,
+    every model failing) is sent as an OpenAI-style `error` event before `[DONE]`, and its
+    status is what the HTTP metrics count (`outcome_status`), not the 200 already sent."""
+    yield _data(writer.start().model_dump_json(exclude_none=True))
+    try:
+        for chunk in writer.event(first):
+            yield _data(chunk.model_dump_json(exclude_none=True))
+        async for event in events:
+            for chunk in writer.event(event):
+                yield _data(chunk.model_dump_json(exclude_none=True))
+    except Exception as exc:
+        failed = from_exception(exc).problem
+        request.state.outcome_status = failed.status
+        error = {"message": failed.detail, "type": failed.title, "code": failed.status}
+        yield _data(json.dumps({"error": error}))
+    finally:
+        await events.aclose()  # a client that left: the run goes on, recorded (see stream_chat)
     yield "data: [DONE]\n\n"
+
+
+def _data(payload: str) -> str:
+    return f"data: {payload}\n\n"
 
 
 AgentPath = Annotated[str, Path(pattern=MODEL_PATTERN, description="Agent, optionally @version.")]

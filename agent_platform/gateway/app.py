@@ -99,6 +99,7 @@ def create_app(settings: Settings | None = None, *, server: AgentServer | None =
             yield
         finally:  # after in-flight requests finished (or the grace period ran out)
             server.draining = True
+            await server.finish_streams(settings.serving.graceful_shutdown_s)
             await asyncio.to_thread(server.close)
             logger.info("gateway stopped: telemetry, request logs and memory flushed")
 

@@ -101,6 +101,7 @@ class GatewayMiddleware:
             self.metrics.in_flight.dec()
             route = scope.get("route")
             template = getattr(route, "path", None) or "unmatched"
+            status = state.get("outcome_status", status)  # a stream that failed after its 200
             labels = (scope["method"], template, str(status), state.get("agent_version", "none"))
             self.metrics.duration.labels(*labels).observe(time.perf_counter() - started)
             self.metrics.requests.labels(*labels).inc()

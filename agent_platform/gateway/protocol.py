@@ -135,6 +135,12 @@ class ChatCompletionChunk(BaseModel):
     choices: list[ChunkChoice]
     usage: CompletionUsage | None = None
     agent_platform: PlatformExtension | None = None
+    replaced_answer: str | None = Field(
+        default=None,
+        description="On the last chunk, only when the settled answer is not the streamed "
+        "deltas continued (the answer guard changed it, or another model answered after the "
+        "first one was streamed): the answer to show instead of the deltas.",
+    )
 
 
 class RunRequest(BaseModel):

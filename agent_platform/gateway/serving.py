@@ -16,7 +16,7 @@ import logging
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -55,8 +55,10 @@ from agent_platform.runtime.agent import AgentRuntime
 from agent_platform.runtime.agent_config import AgentConfig
 from agent_platform.runtime.circuit_breaker import BreakerState
 from agent_platform.runtime.config import RuntimeSettings
+from agent_platform.runtime.errors import RequestDeadlineError
 from agent_platform.runtime.memory import VersionNotFoundError
 from agent_platform.runtime.response import AgentResponse
+from agent_platform.runtime.streaming import AnswerDelta, StreamedAnswer, StreamEvent
 from agent_platform.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -252,21 +254,19 @@ class AgentServer:
                 timeout_s,
             )
         except TimeoutError:
-            # the run was cancelled, which the runtime does not record: record it here
-            served.runtime.request_log.write(
-                {
-                    "trace_id": format(
-                        trace.get_current_span().get_span_context().trace_id, "032x"
-                    ),
-                    "session_id": session_id,
-                    "tenant": tenant,
-                    "user": user,
-                    "agent": served.runtime.agent.name,
-                    "outcome": "DeadlineExceeded",
-                    "prompt": None,
-                    "latency_ms": {"total": round((time.perf_counter() - started) * 1000, 3)},
-                }
-            )
+            # the run was cancelled, which the runtime does not record: record and count it here
+            record = {
+                "trace_id": format(trace.get_current_span().get_span_context().trace_id, "032x"),
+                "session_id": session_id,
+                "tenant": tenant,
+                "user": user,
+                "agent": served.runtime.agent.name,
+                "outcome": "DeadlineExceeded",
+                "prompt": None,
+                "latency_ms": {"total": round((time.perf_counter() - started) * 1000, 3)},
+            }
+            served.runtime.request_log.write(record)
+            served.runtime.request_metrics.observe(record)
             raise DeadlineExceededError(timeout_s) from None
         finally:
             served.in_flight -= 1
@@ -291,6 +291,48 @@ class AgentServer:
             session_id=session_id,
             timeout_s=timeout_s,
         )
+
+    async def stream_chat(
+        self,
+        request: ChatCompletionRequest,
+        served: ServedVersion,
+        *,
+        tenant: str,
+        timeout_s: float,
+    ) -> AsyncIterator[StreamEvent]:
+        """`chat` as the runtime's stream events (`AgentRuntime.astream`). The run has its own
+        task bounded by `timeout_s`: a client that leaves mid-stream does not stop it, so its
+        answer is still stored and recorded (`delivery: "abandoned"`)."""
+        text = request.input_text()
+        if text is None:
+            raise InvalidInputError("messages", "no message with role 'user'")
+        if self.draining:
+            raise ShuttingDownError("the worker is shutting down; retry on another")
+        events = served.runtime.astream(
+            tenant=tenant,
+            user=request.user or ANONYMOUS_USER,
+            input=text,
+            session_id=(request.metadata or {}).get("session_id"),
+            deadline_s=timeout_s,
+        )
+        served.in_flight += 1
+        try:
+            async for event in events:
+                yield event
+        except RequestDeadlineError:
+            raise DeadlineExceededError(timeout_s) from None
+        finally:
+            served.in_flight -= 1
+            await events.aclose()
+
+    async def finish_streams(self, timeout_s: float) -> None:
+        """Let runs whose clients left mid-stream finish (and store their answers) before
+        `close`, within the grace period."""
+        left = 0
+        for served in list(self._versions.values()):
+            left += await served.runtime.finish_streams(timeout_s)
+        if left:
+            logger.warning("%d abandoned stream run(s) still running at shutdown", left)
 
     # --- sessions ----------------------------------------------------------------------------
     def session(self, served: ServedVersion, session_id: str, *, tenant: str, user: str):
@@ -443,19 +485,37 @@ def to_completion(model: str, served: ServedVersion, response: AgentResponse) ->
     )
 
 
-def to_chunks(
-    model: str, served: ServedVersion, response: AgentResponse, *, include_usage: bool
-) -> Iterator[ChatCompletionChunk]:
-    """The stream of a finished answer: role, content, then the stop chunk carrying the platform
-    extension (and a usage chunk when asked, as OpenAI does)."""
-    cid, created = completion_id(), int(time.time())
+class ChunkWriter:
+    """The chunks of one streamed completion: the role first, a content chunk per piece of the
+    answer, then the stop chunk carrying the platform extension (and a usage chunk when asked, as
+    OpenAI does)."""
 
-    def chunk(delta: Delta, finish=None, **extra) -> ChatCompletionChunk:
+    def __init__(self, model: str, served: ServedVersion, *, include_usage: bool) -> None:
+        self.model, self.served, self.include_usage = model, served, include_usage
+        self.id, self.created = completion_id(), int(time.time())
+
+    def chunk(self, delta: Delta, finish=None, **extra) -> ChatCompletionChunk:
         choices = [] if extra.get("usage") else [ChunkChoice(delta=delta, finish_reason=finish)]
-        return ChatCompletionChunk(id=cid, created=created, model=model, choices=choices, **extra)
+        return ChatCompletionChunk(
+            id=self.id, created=self.created, model=self.model, choices=choices, **extra
+        )
 
-    yield chunk(Delta(role="assistant", content=""))
-    yield chunk(Delta(content=response.answer))
-    yield chunk(Delta(), "stop", agent_platform=extension(served, response))
-    if include_usage:
-        yield chunk(Delta(), usage=usage(response))
+    def start(self) -> ChatCompletionChunk:
+        return self.chunk(Delta(role="assistant", content=""))
+
+    def event(self, event: StreamEvent) -> Iterator[ChatCompletionChunk]:
+        if isinstance(event, AnswerDelta):
+            yield self.chunk(Delta(content=event.text))
+            return
+        assert isinstance(event, StreamedAnswer)
+        response = event.response
+        if event.remainder and not event.replaced:
+            yield self.chunk(Delta(content=event.remainder))
+        yield self.chunk(
+            Delta(),
+            "stop",
+            agent_platform=extension(self.served, response),
+            replaced_answer=response.answer if event.replaced else None,
+        )
+        if self.include_usage:
+            yield self.chunk(Delta(), usage=usage(response))

@@ -4,11 +4,13 @@
     response = runtime.run(tenant="acme", user="alice", input="How long do refunds take?")
     response.answer, response.citations, response.trace_id, response.state_version
 
-`arun` is the asyncio twin and `batch`/`abatch` run many requests at once; whatever the callers
-do, at most `max_concurrent_model_calls` (10) model calls run at the same time. Every request runs
-in a span `invoke_agent <agent>` whose trace id is returned (or set on the error raised), is counted
-in Prometheus metrics with its prompt version and A/B variant, is written to the request log and
-logged as one JSON line (`agent_platform.runtime.agent` logger, via `JsonLogFormatter`).
+`arun` is the asyncio twin, `astream` yields the answer while the model writes it (streaming.py
+says what may be shown before it is final), and `batch`/`abatch` run many requests at once;
+whatever the callers do, at most `max_concurrent_model_calls` (10) model calls run at the same
+time. Every request runs in a span `invoke_agent <agent>` whose trace id is returned (or set on
+the error raised), is counted in Prometheus metrics with its prompt version and A/B variant, is
+written to the request log and logged as one JSON line (`agent_platform.runtime.agent` logger,
+via `JsonLogFormatter`).
 """
 
 from __future__ import annotations
@@ -17,9 +19,10 @@ import asyncio
 import logging
 import time
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import AsyncIterator, Iterable, Mapping
 from typing import Any
 
+from langchain_core.messages import AIMessageChunk
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.trace import Span, Status, StatusCode
@@ -30,7 +33,8 @@ from agent_platform.runtime.agent_config import AgentConfig
 from agent_platform.runtime.assembly import build_services
 from agent_platform.runtime.catalogue import ModelCatalogue
 from agent_platform.runtime.config import RuntimeSettings
-from agent_platform.runtime.errors import AgentRunError
+from agent_platform.runtime.errors import AgentRunError, RequestDeadlineError
+from agent_platform.runtime.grounding import output_problem
 from agent_platform.runtime.memory import (
     ConversationState,
     MemoryScope,
@@ -45,6 +49,12 @@ from agent_platform.runtime.request_log import (
     span_attributes,
 )
 from agent_platform.runtime.response import AgentResponse, Usage
+from agent_platform.runtime.streaming import (
+    AnswerDelta,
+    AnswerRelease,
+    StreamedAnswer,
+    StreamEvent,
+)
 from agent_platform.runtime.telemetry import Telemetry, record_exception
 from agent_platform.runtime.workflow import RunContext, WorkflowNodes
 from agent_platform.security.crypto import value_cipher
@@ -65,6 +75,7 @@ class AgentRuntime:
         nodes = WorkflowNodes(services)
         self.graph = nodes.build(asynchronous=False)
         self.async_graph = nodes.build(asynchronous=True)
+        self._streams: set[asyncio.Task[None]] = set()  # runs of `astream`, until they finish
 
     @classmethod
     def from_settings(
@@ -167,6 +178,109 @@ class AgentRuntime:
                 raise
             return self._finish(run, span, final, started)
 
+    async def astream(
+        self,
+        *,
+        tenant: str,
+        user: str,
+        input: str,
+        session_id: str | None = None,
+        deadline_s: float | None = None,
+    ) -> AsyncIterator[StreamEvent]:
+        """`arun`, yielding the answer while the model writes it: `AnswerDelta`s (Gemma's words
+        as they come; a model that does not stream, such as the extractive one, gives none), then
+        one `StreamedAnswer`. Errors are raised as `arun` raises them.
+
+        The run belongs to the request, not to the reader: it runs in a task of its own, so a
+        reader that stops early (a client that disconnected) does not cut it short. The answer is
+        still validated, stored in memory and recorded, with `delivery: "abandoned"` in the
+        request log. `deadline_s` bounds the run either way: past it, the run is cancelled,
+        recorded as `DeadlineExceeded` and `RequestDeadlineError` raised."""
+        raw = {"tenant": tenant, "user": user, "input": input, "session_id": session_id}
+        queue: asyncio.Queue[StreamEvent | BaseException] = asyncio.Queue()
+        reader = _Reader()
+        task = asyncio.create_task(self._stream_run(raw, queue, reader, deadline_s))
+        self._streams.add(task)
+        task.add_done_callback(self._streams.discard)
+        task.add_done_callback(
+            lambda t: queue.put_nowait(asyncio.CancelledError()) if t.cancelled() else None
+        )
+        try:
+            while True:
+                event = await queue.get()
+                if isinstance(event, BaseException):
+                    raise event
+                yield event
+                if isinstance(event, StreamedAnswer):
+                    return
+        finally:
+            reader.gone = not task.done()
+
+    async def finish_streams(self, timeout_s: float) -> int:
+        """Wait up to `timeout_s` for `astream` runs whose readers left; how many are still
+        running after it (call before `close`, so their memory writes land)."""
+        pending = set(self._streams)
+        if pending:
+            _, pending = await asyncio.wait(pending, timeout=timeout_s)
+        return len(pending)
+
+    async def _stream_run(
+        self,
+        raw: dict[str, Any],
+        queue: asyncio.Queue[StreamEvent | BaseException],
+        reader: _Reader,
+        deadline_s: float | None,
+    ) -> None:
+        with self._span() as span:
+            run, started = self._start(span, raw["session_id"]), time.perf_counter()
+            state: dict[str, Any] = {}
+            release: AnswerRelease | None = None
+            try:
+                async with asyncio.timeout(deadline_s):
+                    async for mode, payload in self.async_graph.astream(
+                        {"run": run, "raw": raw}, stream_mode=["values", "messages"]
+                    ):
+                        if mode == "values":
+                            state = payload
+                            continue
+                        chunk, meta = payload
+                        if not isinstance(chunk, AIMessageChunk) or (
+                            meta.get("langgraph_node") != "execute_model"
+                        ):
+                            continue
+                        release = release or AnswerRelease(self._releasable(state))
+                        piece = release.feed(chunk.id or "", chunk.text)
+                        if piece:
+                            queue.put_nowait(AnswerDelta(piece))
+            except TimeoutError:
+                error = RequestDeadlineError(deadline_s or 0.0)
+                self._failed(run, span, error, started)
+                queue.put_nowait(error)
+                return
+            except Exception as exc:
+                self._failed(run, span, exc, started)
+                queue.put_nowait(exc)
+                return
+            extra = {"delivery": "abandoned"} if reader.gone else {}
+            response = self._finish(run, span, state, started, **extra)
+            remainder, replaced = (
+                release.finish(response.answer) if release else (response.answer, False)
+            )
+            queue.put_nowait(StreamedAnswer(response, remainder, replaced))
+
+    def _releasable(self, state: dict[str, Any]) -> Any:
+        """The checks a streamed prefix must pass (see streaming.py): those of validate_output
+        and of the data-protection guard, on the sources this request was given."""
+        sources, limit = len(state.get("used", [])), self.agent.max_output_tokens
+        protection = self.services.protection
+
+        def check(text: str) -> bool:
+            if output_problem(text, sources=sources, max_output_tokens=limit) is not None:
+                return False
+            return protection.releasable(text)
+
+        return check
+
     async def abatch(
         self,
         requests: Iterable[RequestLike],
@@ -229,7 +343,9 @@ class AgentRuntime:
         return state
 
     # --- outcome ---------------------------------------------------------------------------
-    def _finish(self, run: RunContext, span: Span, final: dict[str, Any], started: float):
+    def _finish(
+        self, run: RunContext, span: Span, final: dict[str, Any], started: float, **extra: str
+    ):
         routed = final["routed"]
         latency = {**run.timings, "total": (time.perf_counter() - started) * 1000.0}
         response = AgentResponse(
@@ -253,7 +369,7 @@ class AgentRuntime:
         )
         outcome = "refused" if response.refused else "answered"
         record = self._record(run, outcome, latency)
-        record |= {"model": response.model, "state_version": response.state_version}
+        record |= {"model": response.model, "state_version": response.state_version, **extra}
         span.set_attributes(span_attributes(run, outcome, response))
         span.set_status(Status(StatusCode.OK))
         self._emit(record, logging.INFO)
@@ -266,7 +382,7 @@ class AgentRuntime:
             exc.phase = exc.phase or run.failed_phase or ""
         else:
             exc.add_note(f"trace_id={run.trace_id} session_id={run.session_id}")
-        outcome = type(exc).__name__
+        outcome = getattr(exc, "outcome", None) or type(exc).__name__
         message = self.services.protection.mask(str(exc)[:2000])  # logs keep no personal data
         record = self._record(run, outcome, latency) | {
             "error": message,
@@ -325,3 +441,9 @@ class AgentRuntime:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+class _Reader:
+    """Whether the reader of an `astream` left before its run finished."""
+
+    gone = False

@@ -52,3 +52,14 @@ class ModelsFailedError(AgentRunError):
 
 class OutputValidationError(AgentRunError):
     """A model's answer failed output validation (empty, too long, or citing unknown sources)."""
+
+
+class RequestDeadlineError(AgentRunError, TimeoutError):
+    """The run did not finish within the deadline its caller gave (`AgentRuntime.astream`); it was
+    cancelled and is recorded with the outcome `DeadlineExceeded`, as the gateway records one."""
+
+    outcome = "DeadlineExceeded"
+
+    def __init__(self, deadline_s: float) -> None:
+        super().__init__(f"the agent did not answer within {deadline_s:g} s")
+        self.deadline_s = deadline_s

@@ -101,6 +101,11 @@ class RequestProtection:
         self.pii_answers.labels(tenant, "masked").inc()
         return GuardedAnswer(masked, False, types, "masked", False)
 
+    def releasable(self, text: str) -> bool:
+        """Whether `guard_answer` would leave `text` as it is (no instruction, no personal data):
+        what a stream may show before the answer is final. Counts nothing."""
+        return not find_instructions(text) and not self.detector.detect(text)
+
     def mask_chunk(self, text: str, metadata: dict[str, Any] | None) -> str:
         """A retrieved chunk's text as the response may show it (personal data masked)."""
         return self.detector.mask(text)

