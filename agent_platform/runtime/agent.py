@@ -19,7 +19,7 @@ import asyncio
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterable, Mapping
+from collections.abc import AsyncGenerator, Iterable, Mapping
 from typing import Any
 
 from langchain_core.messages import AIMessageChunk
@@ -186,7 +186,7 @@ class AgentRuntime:
         input: str,
         session_id: str | None = None,
         deadline_s: float | None = None,
-    ) -> AsyncIterator[StreamEvent]:
+    ) -> AsyncGenerator[StreamEvent]:
         """`arun`, yielding the answer while the model writes it: `AnswerDelta`s (Gemma's words
         as they come; a model that does not stream, such as the extractive one, gives none), then
         one `StreamedAnswer`. Errors are raised as `arun` raises them.

@@ -250,7 +250,7 @@ class _TransformersRunner:
             )
         new_ids = output[0][inputs["input_ids"].shape[1] :]
         text = self.tokenizer.decode(new_ids, skip_special_tokens=False)
-        return self._completion(inputs, output, max_new_tokens, _cut(text, stop))
+        return self._completion(inputs, output, max_new_tokens, _cut(str(text), stop))
 
     def stream(
         self,
