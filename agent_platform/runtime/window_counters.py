@@ -81,9 +81,7 @@ class LocalWindowStorage(Storage, SlidingWindowCounterSupport):
 
     def _sweep(self, now: float) -> None:
         """Drop keys whose counts no longer matter (caller holds the lock)."""
-        self._windows = {
-            k: v for k, v in self._windows.items() if v[1] >= int(now // v[0]) - 1
-        }
+        self._windows = {k: v for k, v in self._windows.items() if v[1] >= int(now // v[0]) - 1}
         self._counters = {k: v for k, v in self._counters.items() if v[0] > now}
         self._next_sweep = now + self._sweep_every_s
 
