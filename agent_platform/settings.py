@@ -137,6 +137,13 @@ class EmbeddingSettings(BaseSettings):
             "and cached under the home (onnx, onnx-int8, openvino). Changing it re-embeds."
         ),
     )
+    export_dir: Path | None = Field(
+        default=None,
+        description=(
+            "Where the exported onnx/openvino graphs are cached (unset: the home's "
+            "cache/embedding-models). Keyed by the weights' digest, so homes may share one."
+        ),
+    )
     batch_size: int = Field(default=64, ge=1, le=4096)
     chunk_tokens: int = Field(default=200, ge=16, le=8192)
     chunk_overlap_tokens: int = Field(default=40, ge=0)
@@ -520,7 +527,7 @@ class Settings(BaseSettings):
     @property
     def embedding_export_dir(self) -> Path:
         """The embedding model exported for the onnx, onnx-int8 and openvino backends."""
-        return self.home_dir / "cache" / "embedding-models"
+        return self.embedding.export_dir or self.home_dir / "cache" / "embedding-models"
 
     @property
     def tenant_registry_path(self) -> Path:

@@ -124,7 +124,7 @@ class Embedder:
     ) -> None:
         self._settings = settings
         self._cache = cache
-        self._export_dir = export_dir or default_export_dir()
+        self._export_dir = export_dir or settings.export_dir or default_export_dir()
         self._loaded: _Loaded | None = None
         self._lock = threading.Lock()
         self.load_notes: list[str] = []
