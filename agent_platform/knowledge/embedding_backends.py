@@ -70,6 +70,8 @@ class _GraphEncoder:
         self._tokenizer = tokenizer
         self._max_seq_length = max_seq_length
         self._input_names = list(input_names)
+        # a fast tokenizer set to truncate/pad raises "Already borrowed" if two threads call it
+        self._tokenizer_lock = threading.Lock()
 
     def _run(self, feeds: dict[str, np.ndarray]) -> np.ndarray:
         raise NotImplementedError
@@ -79,13 +81,14 @@ class _GraphEncoder:
         out = np.empty((len(texts), 0), dtype=np.float32)
         for start in range(0, len(texts), batch_size):
             positions = order[start : start + batch_size]
-            tokens = self._tokenizer(
-                [texts[p] for p in positions],
-                padding=True,
-                truncation="longest_first",
-                max_length=self._max_seq_length,
-                return_tensors="np",
-            )
+            with self._tokenizer_lock:
+                tokens = self._tokenizer(
+                    [texts[p] for p in positions],
+                    padding=True,
+                    truncation="longest_first",
+                    max_length=self._max_seq_length,
+                    return_tensors="np",
+                )
             feeds = {
                 name: np.asarray(tokens[name], dtype=np.int64)
                 if name in tokens
