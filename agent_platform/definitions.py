@@ -117,7 +117,9 @@ def build_resources(
             fallback_model=embedding.fallback_model,
             model_dirs={name: str(path) for name, path in embedding.model_dirs.items()},
             batch_size=embedding.batch_size,
+            backend=embedding.backend,
             cache_path=str(settings.embedding_cache_path),
+            export_dir=str(settings.embedding_export_dir),
         ),
         "knowledge": KnowledgeWorkspaceResource(
             knowledge_dir=str(settings.knowledge_dir),

@@ -28,6 +28,7 @@ from pydantic_settings import (
 Profile = Literal["local", "production"]
 VectorBackend = Literal["embedded", "weaviate"]
 Executor = Literal["in_process", "celery"]
+EmbeddingBackend = Literal["torch", "onnx", "onnx-int8", "openvino"]
 
 
 CONFIG_FILE_ENV = "AGENT_PLATFORM_CONFIG_FILE"
@@ -129,6 +130,20 @@ class EmbeddingSettings(BaseSettings):
     model_dirs: dict[str, Path] = Field(
         default_factory=dict,
         description="Local directories holding model weights, by model name (no downloads).",
+    )
+    backend: EmbeddingBackend = Field(
+        default="torch",
+        description=(
+            "Runtime of the embedding model: torch, or a graph exported offline on first use "
+            "and cached under the home (onnx, onnx-int8, openvino). Changing it re-embeds."
+        ),
+    )
+    export_dir: Path | None = Field(
+        default=None,
+        description=(
+            "Where the exported onnx/openvino graphs are cached (unset: the home's "
+            "cache/embedding-models). Keyed by the weights' digest, so homes may share one."
+        ),
     )
     batch_size: int = Field(default=64, ge=1, le=4096)
     chunk_tokens: int = Field(default=200, ge=16, le=8192)
@@ -616,6 +631,11 @@ class Settings(BaseSettings):
         return self.home_dir / "cache" / "embeddings.sqlite"
 
     @property
+    def embedding_export_dir(self) -> Path:
+        """The embedding model exported for the onnx, onnx-int8 and openvino backends."""
+        return self.embedding.export_dir or self.home_dir / "cache" / "embedding-models"
+
+    @property
     def tenant_registry_path(self) -> Path:
         return self.home_dir / "tenants.json"
 
@@ -643,6 +663,7 @@ class Settings(BaseSettings):
             "embedding": {
                 "primary_model": self.embedding.primary_model,
                 "fallback_model": self.embedding.fallback_model,
+                "backend": self.embedding.backend,
                 "batch_size": self.embedding.batch_size,
                 "chunk_tokens": self.embedding.chunk_tokens,
                 "chunk_overlap_tokens": self.embedding.chunk_overlap_tokens,

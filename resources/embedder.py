@@ -7,7 +7,7 @@ from pydantic import Field, PrivateAttr
 
 from agent_platform.knowledge.embedder import Embedder
 from agent_platform.knowledge.embedding_cache import EmbeddingCache
-from agent_platform.settings import EmbeddingSettings
+from agent_platform.settings import EmbeddingBackend, EmbeddingSettings
 
 
 class EmbedderResource(dg.ConfigurableResource):
@@ -17,7 +17,9 @@ class EmbedderResource(dg.ConfigurableResource):
     fallback_model: str = "all-MiniLM-L6-v2"
     model_dirs: dict[str, str] = Field(default_factory=dict)
     batch_size: int = 64
+    backend: EmbeddingBackend = "torch"
     cache_path: str
+    export_dir: str | None = None
 
     _embedder: Embedder | None = PrivateAttr(default=None)
     _cache: EmbeddingCache | None = PrivateAttr(default=None)
@@ -28,11 +30,13 @@ class EmbedderResource(dg.ConfigurableResource):
             fallback_model=self.fallback_model,
             model_dirs={name: Path(path) for name, path in self.model_dirs.items()},
             batch_size=self.batch_size,
+            backend=self.backend,
         )
 
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
         self._cache = EmbeddingCache(Path(self.cache_path))
-        self._embedder = Embedder(self.embedding_settings(), self._cache)
+        export_dir = Path(self.export_dir) if self.export_dir else None
+        self._embedder = Embedder(self.embedding_settings(), self._cache, export_dir)
 
     def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
         if self._cache is not None:

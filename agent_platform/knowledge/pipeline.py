@@ -22,6 +22,7 @@ from agent_platform.knowledge.tables import (
     DOCUMENTS_SCHEMA,
     TenantTables,
     embeddings_schema,
+    embeddings_space,
 )
 from agent_platform.security.pii import configured_detector
 from agent_platform.vectorstore.base import ChunkRecord, VectorStore, canonical_metadata
@@ -48,6 +49,7 @@ class ChunksSummary:
 @dataclass(frozen=True)
 class EmbeddingsSummary:
     model: str
+    space: str
     dimension: int
     chunks_total: int
     chunks_embedded: int
@@ -59,6 +61,8 @@ class IndexSummary:
     chunks_upserted: int
     chunks_deleted: int
     chunks_total: int
+    space: str | None = None
+    chunks_reembedded: int = 0
 
 
 def load_documents(source_dir: Path, tables: TenantTables, max_bytes: int) -> DocumentsSummary:
@@ -184,7 +188,7 @@ def embed_chunks(
 ) -> EmbeddingsSummary:
     """Embed every chunk (cache first), writing vectors in the chunk table's row order."""
     total_rows = tables.num_rows("chunks")
-    schema = embeddings_schema(embedder.dimension, embedder.model_name)
+    schema = embeddings_schema(embedder.dimension, embedder.model_name, embedder.space)
     embedded = reused = done = 0
     with tables.write("embeddings", schema, rows_per_group=batch_size) as writer:
         for batch in tables.iter_batches("chunks", ["chunk_id", "text"], batch_size=batch_size):
@@ -205,6 +209,7 @@ def embed_chunks(
                 progress(done, total_rows)
     return EmbeddingsSummary(
         model=embedder.model_name,
+        space=embedder.space,
         dimension=embedder.dimension,
         chunks_total=done,
         chunks_embedded=embedded,
@@ -250,7 +255,14 @@ def sync_index(
     A chunk whose text survives an edit of its document keeps its id (the id is derived from the
     document and the text), but its document hash and position change: those get a metadata
     update only, with no new vector in the index.
+
+    The index records the embedding space (model and backend) of its vectors. When the
+    embeddings table was made in another space, the index's vectors are deleted and every chunk
+    upserted again: one index never holds vectors of two spaces.
     """
+    schema = tables.schema("embeddings") if tables.exists("embeddings") else None
+    space = embeddings_space(schema) if schema is not None else None
+    replaced = _adopt_space(tenant, store, space, _torch_space(schema)) if space else 0
     indexed = store.indexed_metadata(tenant)
     current: set[str] = set()
     upserted = 0
@@ -284,5 +296,30 @@ def sync_index(
     gone = indexed.keys() - current
     deleted = store.delete(tenant, gone) if gone else 0
     return IndexSummary(
-        chunks_upserted=upserted, chunks_deleted=deleted, chunks_total=store.count(tenant)
+        chunks_upserted=upserted,
+        chunks_deleted=deleted,
+        chunks_total=store.count(tenant),
+        space=space,
+        chunks_reembedded=replaced,
     )
+
+
+def _torch_space(schema: pa.Schema | None) -> str | None:
+    model = (schema.metadata or {}).get(b"model") if schema is not None else None
+    return model.decode() if model else None
+
+
+def _adopt_space(tenant: str, store: VectorStore, space: str, torch_space: str | None) -> int:
+    """Make `space` the index's recorded space, dropping vectors of any other; returns how many.
+
+    An index that holds vectors but no recorded space predates backends: its vectors came from
+    torch, whose space is the bare model name.
+    """
+    recorded = store.embedding_space(tenant)
+    if recorded == space:
+        return 0
+    dropped = 0
+    if recorded is None and space != torch_space:
+        indexed = store.indexed_metadata(tenant)
+        dropped = store.delete(tenant, indexed.keys()) if indexed else 0
+    return dropped + store.set_embedding_space(tenant, space)

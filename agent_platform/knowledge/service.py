@@ -44,7 +44,9 @@ class KnowledgeBase:
     def embedder(self) -> Embedder:
         if self._embedder is None:
             self._cache = EmbeddingCache(self.settings.embedding_cache_path)
-            self._embedder = Embedder(self.settings.embedding, self._cache)
+            self._embedder = Embedder(
+                self.settings.embedding, self._cache, self.settings.embedding_export_dir
+            )
         return self._embedder
 
     @property

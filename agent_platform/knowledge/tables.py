@@ -38,11 +38,20 @@ CHUNKS_SCHEMA = pa.schema(
 )
 
 
-def embeddings_schema(dimension: int, model_name: str) -> pa.Schema:
+def embeddings_schema(dimension: int, model_name: str, space: str | None = None) -> pa.Schema:
+    """`space` (model and backend, `Embedder.space`) is what the index records for the vectors;
+    without it the vectors count as the model's torch vectors."""
     return pa.schema(
         [("chunk_id", pa.string()), ("vector", pa.list_(pa.float32(), dimension))],
-        metadata={"model": model_name, "dimension": str(dimension)},
+        metadata={"model": model_name, "dimension": str(dimension), "space": space or model_name},
     )
+
+
+def embeddings_space(schema: pa.Schema) -> str | None:
+    """The embedding space an embeddings table was written in (None: not recorded)."""
+    metadata = schema.metadata or {}
+    value = metadata.get(b"space") or metadata.get(b"model")
+    return value.decode() if value else None
 
 
 class TableWriter:

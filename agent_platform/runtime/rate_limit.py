@@ -2,7 +2,8 @@
 
 Built on the `limits` library's sliding-window-counter strategy: O(1) state per key (two counters),
 so a token limit of a million per minute costs no more than a request limit. The local backend keeps
-counters in process memory; the Redis backend keeps them in Redis, updated by `limits`' Lua
+counters in process memory (`LocalWindowStorage`: no timer thread per hit, unlike `limits`'
+`MemoryStorage`); the Redis backend keeps them in Redis, updated by `limits`' Lua
 scripts (atomic per key), so every process sharing the Redis shares the limits.
 
 A call is admitted only if all its limits have room: they are tested first, then consumed. The
@@ -22,10 +23,11 @@ from dataclasses import dataclass
 from typing import Literal
 
 from limits import RateLimitItem, RateLimitItemPerMinute
-from limits.storage import MemoryStorage, RedisStorage, Storage
+from limits.storage import RedisStorage, Storage
 from limits.strategies import SlidingWindowCounterRateLimiter
 
 from agent_platform.runtime.config import RateLimitSettings
+from agent_platform.runtime.window_counters import LocalWindowStorage
 
 Scope = Literal["global", "user", "model"]
 Kind = Literal["requests", "tokens"]
@@ -71,7 +73,7 @@ class RateLimiter:
         on_refusal: RefusalListener | None = None,
     ) -> None:
         self.config = config or RateLimitSettings()
-        self.storage = storage or MemoryStorage()
+        self.storage = storage or LocalWindowStorage()
         self.namespace = namespace
         self._strategy = SlidingWindowCounterRateLimiter(self.storage)
         self._on_refusal = on_refusal
@@ -88,7 +90,7 @@ class RateLimiter:
     @classmethod
     def local(cls, config: RateLimitSettings | None = None, **kwargs: object) -> RateLimiter:
         """Limits within this process only."""
-        return cls(config, storage=MemoryStorage(), **kwargs)  # type: ignore[arg-type]
+        return cls(config, storage=LocalWindowStorage(), **kwargs)  # type: ignore[arg-type]
 
     @classmethod
     def redis(

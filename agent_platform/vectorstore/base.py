@@ -120,6 +120,16 @@ class VectorStore(Protocol):
         skipped and repeated ids returned once."""
         ...
 
+    def embedding_space(self, tenant: str) -> str | None:
+        """The model and backend that made the tenant's vectors (`Embedder.space`); None for an
+        empty tenant or one indexed before the space was recorded."""
+        ...
+
+    def set_embedding_space(self, tenant: str, space: str) -> int:
+        """Record `space` for the tenant. Stored vectors of a different recorded space are
+        deleted first (returns how many), so one index never mixes two embedding spaces."""
+        ...
+
     def count(self, tenant: str) -> int: ...
 
     def tenants(self) -> list[str]: ...

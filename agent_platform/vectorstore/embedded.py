@@ -58,6 +58,9 @@ WRITE_BATCH = 1000
 _CORRUPT_MARKERS = ("malformed", "not a database", "no such table", "disk i/o", "corrupt")
 
 
+SPACE_KEY = "embedding_space"  # meta key: the model and backend that made the stored vectors
+
+
 class EmbeddedVectorStore:
     """`VectorStore` over local files under `root` (one directory per tenant)."""
 
@@ -235,6 +238,27 @@ class EmbeddedVectorStore:
             return 0
         with self._writing(tenant) as state, state.db.transaction() as (conn, _):
             return state.db.set_metadata(conn, checked)
+
+    def set_embedding_space(self, tenant: str, space: str) -> int:
+        """Record the space in the records database (it travels with snapshots); records of
+        another recorded space are deleted in the same transaction."""
+        if not space:
+            raise ValueError("space: must be a non-empty model and backend name")
+        with self._writing(tenant) as state:
+            with state.db.transaction() as (conn, seq):
+                recorded = state.db.get_meta(SPACE_KEY, conn)
+                deleted = 0
+                if recorded is not None and recorded != space:
+                    ids = [row[0] for row in conn.execute("SELECT chunk_id FROM chunks")]
+                    deleted = state.db.delete_ids(conn, seq, ids) if ids else 0
+                conn.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (SPACE_KEY, space))
+            state.sync()
+            state.maybe_save()
+        return deleted
+
+    def embedding_space(self, tenant: str) -> str | None:
+        with self._reading(tenant) as state:
+            return state.db.get_meta(SPACE_KEY) if state else None
 
     def drop_tenant(self, tenant: str) -> None:
         check_tenant(tenant)

@@ -58,6 +58,13 @@ from agent_platform.vectorstore.weaviate_schema import (
     weaviate_filter,
 )
 
+
+def _space_uuid(tenant: str) -> str:
+    from weaviate.util import generate_uuid5
+
+    return str(generate_uuid5(tenant, "embedding-space"))
+
+
 KEYWORD_DEPTH = 50  # BM25 candidates re-ranked by coverage
 PROPS = ["chunk_id", "document_id", "source", "text", "metadata_json"]
 
@@ -223,6 +230,47 @@ class WeaviateVectorStore:  # pragma: no cover - needs a Weaviate server (WEAVIA
         if self._exists(tenant):
             self._col.tenants.remove([tenant])
         self._dims.pop(tenant, None)
+        spaces = self._spaces()
+        if spaces.data.exists(_space_uuid(tenant)):
+            spaces.data.delete_by_id(_space_uuid(tenant))
+
+    # --- embedding space: one object per tenant in a small collection beside the chunks ------
+    def _spaces(self):
+        name = f"{self._name}Spaces"
+        if not self._client.collections.exists(name):
+            from weaviate.classes.config import Configure, DataType, Property
+
+            self._client.collections.create(
+                name,
+                vector_config=Configure.Vectors.self_provided(),
+                properties=[
+                    Property(name="tenant", data_type=DataType.TEXT),
+                    Property(name="space", data_type=DataType.TEXT),
+                ],
+            )
+        return self._client.collections.get(name)
+
+    def embedding_space(self, tenant: str) -> str | None:
+        obj = self._spaces().query.fetch_object_by_id(_space_uuid(check_tenant(tenant)))
+        return str(obj.properties["space"]) if obj is not None else None
+
+    def set_embedding_space(self, tenant: str, space: str) -> int:
+        if not space:
+            raise ValueError("space: must be a non-empty model and backend name")
+        recorded = self.embedding_space(tenant)
+        deleted = 0
+        if recorded is not None and recorded != space:
+            deleted = self.count(tenant)
+            if self._exists(tenant):
+                self._col.tenants.remove([tenant])
+            self._dims.pop(tenant, None)
+        spaces, uuid = self._spaces(), _space_uuid(tenant)
+        props = {"tenant": tenant, "space": space}
+        if spaces.data.exists(uuid):
+            spaces.data.replace(uuid=uuid, properties=props)
+        else:
+            spaces.data.insert(properties=props, uuid=uuid)
+        return deleted
 
     # --- reads -------------------------------------------------------------------------------
     def count(self, tenant: str) -> int:

@@ -168,3 +168,33 @@ def test_a_fallback_takes_only_the_next_model_s_limits() -> None:
         limiter.acquire_model(model="n")
     assert info.value.scope == "model"
     assert limiter.remaining(user="alice", model="n")["user.requests"] == 2  # untouched by n's
+
+
+def test_local_limits_start_no_thread_and_admit_exactly_the_limit() -> None:
+    """The local storage needs no timer thread (limits' MemoryStorage starts one per hit), and
+    its test-and-increment is atomic: 40 racing threads get exactly the 25 requests allowed."""
+    import threading
+
+    limiter = RateLimiter.local(RateLimitSettings(user_requests_per_minute=25))
+    admitted: list[int] = []
+    before = threading.active_count()
+    start = threading.Barrier(40)
+
+    def call(i: int) -> None:
+        start.wait()
+        try:
+            limiter.acquire(user="alice", model="m")
+            admitted.append(i)
+        except RateLimitExceeded:
+            pass
+
+    workers = [threading.Thread(target=call, args=(i,)) for i in range(40)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    assert len(admitted) == 25
+    assert limiter.remaining(user="alice", model="m")["user.requests"] == 0
+    for user in ("u1", "u2", "u3"):
+        limiter.acquire(user=user, model="m")
+    assert threading.active_count() == before

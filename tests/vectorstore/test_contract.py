@@ -51,6 +51,16 @@ def test_protocol_and_counts(loaded, corpus_records) -> None:
     loaded.verify(T)
 
 
+def test_embedding_space_change_empties_the_index(loaded, corpus_records) -> None:
+    assert loaded.embedding_space(T) is None  # never recorded: written before spaces existed
+    assert loaded.set_embedding_space(T, "all-MiniLM-L6-v2") == 0  # first record keeps vectors
+    assert loaded.count(T) == len(corpus_records)
+    assert loaded.set_embedding_space(T, "all-MiniLM-L6-v2") == 0
+    assert loaded.set_embedding_space(T, "all-MiniLM-L6-v2@onnx") == len(corpus_records)
+    assert loaded.embedding_space(T) == "all-MiniLM-L6-v2@onnx" and loaded.count(T) == 0
+    assert loaded.embedding_space("nobody") is None
+
+
 def test_upsert_is_idempotent(loaded, corpus_records) -> None:
     assert loaded.upsert(T, corpus_records) == len(corpus_records)
     assert loaded.count(T) == len(corpus_records)
