@@ -148,7 +148,7 @@ def run_knowledge(settings: Settings):
     resources = {
         key: value
         for key, value in build_resources(settings).items()
-        if key in ("embedder", "knowledge", "vector_store")
+        if key in ("embedder", "knowledge", "vector_store", "key_ring")
     }
 
     def run(tenant: str, assets: list[dg.AssetsDefinition]) -> dg.ExecuteInProcessResult:
