@@ -7,7 +7,6 @@ evaluated, gates_passed, metrics, lineage, created_at, run_id, config). Errors p
 
 from __future__ import annotations
 
-import getpass
 import json
 from typing import Annotated
 
@@ -20,13 +19,6 @@ from agent_platform.settings import get_settings
 
 models_app = typer.Typer(help="Evaluated agent model versions in MLflow.", no_args_is_help=True)
 AgentArg = Annotated[str | None, typer.Argument(help="Registered agent (default: the plan's).")]
-
-
-def _user() -> str:
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):
-        return "unknown"
 
 
 def _registry() -> AgentModelRegistry:
@@ -93,14 +85,14 @@ def promote(
     agent: Annotated[
         str | None, typer.Option(help="Registered agent (default: the plan's).")
     ] = None,
-    by: Annotated[str | None, typer.Option("--by", help="Who promotes (audit log).")] = None,
     reason: Annotated[str, typer.Option()] = "",
 ) -> None:
-    """Move `champion` to VERSION; refused unless it was evaluated and passed every gate."""
+    """Move `champion` to VERSION; refused unless it was evaluated and passed every gate. The
+    release record names the operator's identity (token, `login`, or locally `--as`)."""
     name = agent or load_plan().agent
-    authorize_cli("models.promote", f"model:{name}@{version}")
+    identity, _ = authorize_cli("models.promote", f"model:{name}@{version}")
     try:
-        event = _registry().promote(name, version, by=by or _user(), reason=reason)
+        event = _registry().promote(name, version, by=identity.actor, reason=reason)
     except ModelRegistryError as exc:
         raise _fail(exc) from exc
     typer.echo(f"{name}: {event.describe()}")
@@ -112,14 +104,13 @@ def rollback(
     to: Annotated[
         int | None, typer.Option(help="A version that served as champion before.")
     ] = None,
-    by: Annotated[str | None, typer.Option("--by", help="Who rolls back (audit log).")] = None,
     reason: Annotated[str, typer.Option()] = "",
 ) -> None:
     """Move `champion` back to the version it replaced (or to --to)."""
     name = agent or load_plan().agent
-    authorize_cli("models.rollback", f"model:{name}")
+    identity, _ = authorize_cli("models.rollback", f"model:{name}")
     try:
-        event = _registry().rollback(name, by=by or _user(), to=to, reason=reason)
+        event = _registry().rollback(name, by=identity.actor, to=to, reason=reason)
     except ModelRegistryError as exc:
         raise _fail(exc) from exc
     typer.echo(f"{name}: {event.describe()}")

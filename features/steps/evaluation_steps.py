@@ -84,7 +84,7 @@ def passes_gates(context: Context, name: str, version: int) -> None:
 @when("the release manager promotes agent version {version:d}")
 def promote(context: Context, version: int) -> None:
     context.promoted = agent_platform(
-        "models", "promote", version, "--agent", AGENT, "--by", "release"
+        "--as", "release", "models", "promote", version, "--agent", AGENT
     )
 
 

@@ -16,6 +16,7 @@ from agent_platform.evaluation import EvaluationService, load_dataset, load_plan
 from agent_platform.evaluation.gates import GateThresholds
 from agent_platform.model_registry import CHAMPION, AgentModelRegistry, build_lineage
 from agent_platform.readiness import build_report, write_report
+from agent_platform.security.operator import AS_ENV
 from agent_platform.settings import Settings
 from assets.readiness import readiness_report
 from resources.model_registry import EvaluationResource, LocalModelRegistryResource
@@ -59,25 +60,28 @@ def two_versions(home: Path, tmp_path: Path) -> AgentModelRegistry:
 def test_models_cli_promotes_rolls_back_and_compares(two_versions: AgentModelRegistry) -> None:
     registry, cli = two_versions, CliRunner()
 
-    def models(*args: str) -> tuple[int, str, str]:
-        result = cli.invoke(models_app, list(args))
+    def models(*args: str, who: str = "dave") -> tuple[int, str, str]:
+        # the root command's `--as NAME` (a local, unverified identity) reaches subcommands so
+        result = cli.invoke(models_app, list(args), env={AS_ENV: who})
         return result.exit_code, result.stdout, result.stderr
 
-    code, out, _ = models("promote", "1", "--agent", AGENT, "--by", "alice", "--reason", "first")
+    code, out, _ = models("promote", "1", "--agent", AGENT, "--reason", "first", who="alice")
     assert code == 0 and "promote champion v- -> v1 by alice (first)" in out
-    code, out, _ = models("promote", "2", "--agent", AGENT, "--by", "bob")
+    code, out, _ = models("promote", "2", "--agent", AGENT, who="bob")
     assert code == 0 and "v1 -> v2 by bob" in out
     assert registry.aliases(AGENT)[CHAMPION] == 2
-    code, out, _ = models("rollback", AGENT, "--by", "carol")
+    code, out, _ = models("rollback", AGENT, who="carol")
     assert code == 0 and "rollback champion v2 -> v1 by carol" in out
+    code, _, err = models("promote", "2", "--agent", AGENT, "--by", "mallory")
+    assert code == 2 and "--by" in err  # who acts comes from the identity, not a free-text flag
     assert registry.aliases(AGENT)[CHAMPION] == 1
     code, out, _ = models("compare", "2", "--agent", AGENT)  # against the champion, v1
     assert code == 0 and out.startswith("v2 vs v1: correct: challenger") and "n=6" in out
 
-    code, out, err = models("promote", "99", "--agent", AGENT, "--by", "dave")
+    code, out, err = models("promote", "99", "--agent", AGENT)
     assert code == 1 and not out
     assert err.strip() == f"error: agent {AGENT!r} has no version 99 (versions: [1, 2, 3])"
-    code, _, err = models("promote", "3", "--agent", AGENT, "--by", "dave")
+    code, _, err = models("promote", "3", "--agent", AGENT)
     assert code == 1 and f"agent {AGENT!r} v3 has no evaluation" in err
     code, _, err = models("compare", "3", "1", "--agent", AGENT)
     assert code == 1 and err.strip() == f"error: agent {AGENT!r} v3 has no evaluation"
