@@ -116,7 +116,9 @@ def test_killing_a_replica_under_load_loses_no_accepted_request(replicas: dict) 
             user = f"load-{worker}-{i}"
             try:
                 response = run(proxy.url, user)
-                outcome = (response.status_code, user, response.json())
+                # HAProxy's own 502/503 pages are HTML: only an answer carries a JSON body
+                body = response.json() if response.status_code == 200 else {}
+                outcome = (response.status_code, user, body)
             except httpx.TransportError:
                 outcome = (0, user, {})
             with lock:
