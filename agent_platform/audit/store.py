@@ -227,7 +227,11 @@ class PostgresAuditLog(AuditLog):
         self.url = url
         self.schema = schema
         ident = sql.Identifier(schema)
-        with psycopg.connect(url, autocommit=True) as conn:
+        with psycopg.connect(url, autocommit=True) as conn, conn.transaction():
+            # replicas starting at once must not race on CREATE ... IF NOT EXISTS
+            conn.execute(
+                "SELECT pg_advisory_xact_lock(hashtext(%s))", (f"agent_platform ddl {schema}",)
+            )
             conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(ident))
             conn.execute(
                 sql.SQL(

@@ -430,3 +430,26 @@ def test_production_backends_from_settings(
     assert conversations.current(SCOPE).version == 1
     for store in (stm, working, conversations):
         store.close()
+
+
+def test_replicas_starting_at_once_create_the_schema_once(
+    postgres_url: str, pg_schema: str
+) -> None:
+    """Gateway replicas start together on a new database: every store they open creates its
+    tables without tripping over the others' `CREATE ... IF NOT EXISTS`."""
+    start, errors = threading.Barrier(6), []
+
+    def open_stores() -> None:
+        start.wait()
+        try:
+            PostgresConversationStore(postgres_url, schema=pg_schema).close()
+            PostgresWorkingMemory(postgres_url, schema=pg_schema).close()
+        except Exception as exc:  # the race surfaced as psycopg's UniqueViolation
+            errors.append(repr(exc))
+
+    threads = [threading.Thread(target=open_stores) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert errors == []

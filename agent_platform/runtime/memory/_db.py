@@ -177,6 +177,11 @@ class Sweeper:
             return True
 
 
+def ddl_lock_key(schema: str) -> str:
+    """The advisory-lock name under which every process changes `schema`'s tables."""
+    return f"agent_platform ddl {schema}"
+
+
 class PostgresDatabase:
     """One autocommit psycopg connection per store, serialised by a lock, in its own schema."""
 
@@ -185,7 +190,7 @@ class PostgresDatabase:
         self.schema = check_schema(schema)
         self.lock = threading.RLock()
         self._conn: psycopg.Connection[Any] | None = None
-        with self.transaction() as conn:
+        with self.schema_change() as conn:
             conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(schema)))
 
     def _connection(self) -> psycopg.Connection[Any]:
@@ -203,6 +208,15 @@ class PostgresDatabase:
             conn = self._connection()
             with conn.transaction():
                 yield conn
+
+    @contextmanager
+    def schema_change(self) -> Iterator[psycopg.Connection[Any]]:
+        """A transaction holding this schema's DDL lock. `CREATE ... IF NOT EXISTS` is not safe
+        against itself: two replicas starting at once on a new database both try to create the
+        table, and one fails on the catalogue's unique index."""
+        with self.transaction() as conn:
+            conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (ddl_lock_key(self.schema),))
+            yield conn
 
     def query(
         self, statement: psycopg.sql.Composed, params: tuple[Any, ...] = ()

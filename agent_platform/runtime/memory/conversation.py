@@ -246,7 +246,7 @@ class PostgresConversationStore:
         self._clock = clock
         self._sweeper = Sweeper(purge_interval_s)
         self.db = PostgresDatabase(url, schema)
-        with self.db.transaction() as conn:
+        with self.db.schema_change() as conn:
             conn.execute(
                 self.db.sql(
                     """CREATE TABLE IF NOT EXISTS {schema}.conversation_versions (

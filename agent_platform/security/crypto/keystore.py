@@ -158,7 +158,10 @@ class PostgresDataKeyStore:
         self.schema = schema
         self._lock = threading.Lock()
         self._conn: psycopg.Connection[Any] | None = None
+        # one implicit transaction (several statements, no parameters) under the schema's DDL
+        # lock, so replicas starting at once do not race on CREATE ... IF NOT EXISTS
         self._execute(
+            "SELECT pg_advisory_xact_lock(hashtext('agent_platform ddl data_keys')); "
             "CREATE SCHEMA IF NOT EXISTS {schema}; CREATE TABLE IF NOT EXISTS {schema}.data_keys ("
             "tenant TEXT NOT NULL, version INTEGER NOT NULL, kek_version INTEGER NOT NULL, "
             "wrapped BYTEA NOT NULL, created_at DOUBLE PRECISION NOT NULL, "
