@@ -11,15 +11,19 @@ fails while OPA's `/health` does not answer 200.
 
 from __future__ import annotations
 
-import json
-import time
 from pathlib import Path
 from typing import Any
 
 import httpx
 
 from agent_platform.security.errors import PolicyUnavailableError
-from agent_platform.security.policy import Decision, PolicyError, _to_decision, read_bundle
+from agent_platform.security.policy import (
+    Decision,
+    DecisionCache,
+    PolicyError,
+    _to_decision,
+    read_bundle,
+)
 
 DECISION_PATH = "/v1/data/agent_platform/authz/decision"
 
@@ -32,12 +36,11 @@ class OpaPolicyEngine:
     ) -> None:
         self.url = url.rstrip("/")
         self.directory = Path(directory)
-        self.cache_s = cache_s
         self.digest: str | None = None
         self.files: dict[str, str] = {}
         self.error: str | None = None
         self._client = httpx.Client(timeout=timeout_s)
-        self._cache: dict[str, tuple[float, Decision]] = {}
+        self._cache = DecisionCache(cache_s)
         self.reload()
 
     def reload(self) -> bool:
@@ -62,11 +65,10 @@ class OpaPolicyEngine:
         digest = self.digest
         if digest is None:
             raise PolicyUnavailableError(f"no authorization policy is loaded: {self.error}")
-        key = json.dumps(input_value, sort_keys=True, default=str)
-        now = time.monotonic()
-        cached = self._cache.get(key)
-        if cached and cached[0] > now and cached[1].bundle == digest:
-            return cached[1]
+        key = DecisionCache.key(input_value)
+        cached = self._cache.get(key, digest)
+        if cached is not None:
+            return cached
         try:
             response = self._client.post(self.url + DECISION_PATH, json={"input": input_value})
         except httpx.HTTPError as exc:
@@ -87,10 +89,7 @@ class OpaPolicyEngine:
                 "data.agent_platform.authz.decision (load the policies/ bundle there)"
             )
         decision = _to_decision(body["result"], digest)
-        if self.cache_s > 0:
-            if len(self._cache) > 10_000:
-                self._cache.clear()
-            self._cache[key] = (now + self.cache_s, decision)
+        self._cache.put(key, decision)
         return decision
 
     def run_tests(self) -> dict[str, bool]:

@@ -88,18 +88,48 @@ class _Worker:
             self.process.wait(timeout=5)
 
 
+class DecisionCache:
+    """Decisions remembered for `ttl_s` per (input, bundle): a request asks the same question
+    several times, and one evaluation is enough. A decision of another bundle never answers."""
+
+    MAX_ENTRIES = 10_000
+
+    def __init__(self, ttl_s: float) -> None:
+        self.ttl_s = ttl_s
+        self._entries: dict[str, tuple[float, Decision]] = {}
+
+    @staticmethod
+    def key(input_value: dict[str, Any]) -> str:
+        return json.dumps(input_value, sort_keys=True, default=str)
+
+    def get(self, key: str, digest: str) -> Decision | None:
+        cached = self._entries.get(key)
+        if cached and cached[0] > time.monotonic() and cached[1].bundle == digest:
+            return cached[1]
+        return None
+
+    def put(self, key: str, decision: Decision) -> None:
+        if self.ttl_s <= 0:
+            return
+        if len(self._entries) > self.MAX_ENTRIES:
+            self._entries.clear()
+        self._entries[key] = (time.monotonic() + self.ttl_s, decision)
+
+    def clear(self) -> None:
+        self._entries.clear()
+
+
 class PolicyEngine:
     """Decisions from the active bundle; thread-safe (one worker behind a lock)."""
 
     def __init__(self, directory: Path, *, cache_s: float = 2.0) -> None:
         self.directory = Path(directory)
-        self.cache_s = cache_s
         self.digest: str | None = None
         self.files: dict[str, str] = {}
         self.error: str | None = None
         self._lock = threading.Lock()
         self._worker: _Worker | None = None
-        self._cache: dict[str, tuple[float, Decision]] = {}
+        self._cache = DecisionCache(cache_s)
         self.reload()
 
     def _call(self, request: dict[str, Any]) -> dict[str, Any]:
@@ -146,21 +176,17 @@ class PolicyEngine:
         digest = self.digest
         if digest is None:
             raise PolicyUnavailableError(f"no authorization policy is loaded: {self.error}")
-        key = json.dumps(input_value, sort_keys=True, default=str)
-        now = time.monotonic()
-        cached = self._cache.get(key)
-        if cached and cached[0] > now and cached[1].bundle == digest:
-            return cached[1]
+        key = DecisionCache.key(input_value)
+        cached = self._cache.get(key, digest)
+        if cached is not None:
+            return cached
         with self._lock:
             try:
                 reply = self._call({"op": "decide", "input": input_value})
             except _WORKER_ERRORS as exc:
                 raise PolicyUnavailableError("the policy evaluator is unavailable") from exc
         decision = _to_decision(reply.get("decision") if reply.get("ok") else None, digest)
-        if self.cache_s > 0:
-            if len(self._cache) > 10_000:
-                self._cache.clear()
-            self._cache[key] = (now + self.cache_s, decision)
+        self._cache.put(key, decision)
         return decision
 
     def run_tests(self) -> dict[str, bool]:
