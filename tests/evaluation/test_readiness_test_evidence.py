@@ -75,6 +75,18 @@ def _items(settings: Settings, project: Path) -> dict[str, object]:
 
 
 @pytest.mark.timeout(300)
+def _behave(project: Path, reports: Path) -> None:
+    """The project's scenarios, with one JUnit file per feature under the reports."""
+    _run(project, "behave", "--format", "null", "--junit", "--junit-directory",
+         str(reports / suite.ACCEPTANCE_DIR), "features")  # fmt: skip
+
+
+def _mypy(project: Path, reports: Path, tmp_path: Path, code: str) -> None:
+    """mypy over `code`, its JUnit result where the readiness item reads it."""
+    _run(project, "mypy", "--cache-dir", str(tmp_path / "mypy-cache"), "--junit-xml",
+         str(reports / suite.TYPES), "-c", code)  # fmt: skip
+
+
 def test_tests_item_reads_junit_coverage_and_scenarios(settings: Settings, tmp_path: Path) -> None:
     reports = settings.home_dir / "reports"
     reports.mkdir(parents=True, exist_ok=True)
@@ -94,26 +106,8 @@ def test_tests_item_reads_junit_coverage_and_scenarios(settings: Settings, tmp_p
         f"--cov-report=json:{reports / suite.COVERAGE}",
         "test_calc.py",
     )
-    _run(
-        project,
-        "behave",
-        "--format",
-        "null",
-        "--junit",
-        "--junit-directory",
-        str(reports / suite.ACCEPTANCE_DIR),
-        "features",
-    )
-    _run(
-        project,
-        "mypy",
-        "--cache-dir",
-        str(tmp_path / "mypy-cache"),
-        "--junit-xml",
-        str(reports / suite.TYPES),
-        "-c",
-        "x: int = 'one'",
-    )
+    _behave(project, reports)
+    _mypy(project, reports, tmp_path, "x: int = 'one'")
 
     items = _items(settings, project)
     tests = items["implementation.tests"]
@@ -127,26 +121,8 @@ def test_tests_item_reads_junit_coverage_and_scenarios(settings: Settings, tmp_p
     assert "Incompatible types in assignment" in types.detail
 
     project = _project(tmp_path, fail_under=50, negative=-1)  # a lower gate, a right expectation
-    _run(
-        project,
-        "behave",
-        "--format",
-        "null",
-        "--junit",
-        "--junit-directory",
-        str(reports / suite.ACCEPTANCE_DIR),
-        "features",
-    )
-    _run(
-        project,
-        "mypy",
-        "--cache-dir",
-        str(tmp_path / "mypy-cache"),
-        "--junit-xml",
-        str(reports / suite.TYPES),
-        "-c",
-        "x: int = 1",
-    )
+    _behave(project, reports)
+    _mypy(project, reports, tmp_path, "x: int = 1")
     items = _items(settings, project)
     tests = items["implementation.tests"]
     assert tests.status == "pass", tests.detail
