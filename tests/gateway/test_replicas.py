@@ -9,6 +9,7 @@ module's own."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import signal
 import threading
@@ -42,7 +43,7 @@ def replicas(gateway_home: Path, launch, tmp_path_factory) -> Iterator[dict]:
     require_service("PostgreSQL", "127.0.0.1", 5432)
     if haproxy_binary() is None:
         message = "haproxy is not installed (apt-get install haproxy)"
-        if __import__("os").environ.get("CI", "").lower() == "true":
+        if os.environ.get("CI", "").lower() == "true":
             pytest.fail(f"{message}; CI=true requires it", pytrace=False)
         pytest.skip(message)
     root = tmp_path_factory.mktemp("replicas")
