@@ -99,3 +99,31 @@ def embedder():
     from agent_platform.settings import EmbeddingSettings
 
     return Embedder(EmbeddingSettings())
+
+
+# Directories whose session-scoped fixtures start servers or build indexed homes: all their tests
+# go to one xdist worker, so each of those is built once per run, not once per worker. Elsewhere a
+# test file is the unit of distribution (module-scoped fixtures are built once).
+SHARED_SESSION_DIRS = {
+    "evaluation": "evaluation",
+    "gateway": "serving",
+    "security": "serving",  # its gateway reuses tests/gateway's indexed home
+    "langchain": "langchain",
+    "operations": "operations",
+    "runtime": "runtime",
+    "ui": "ui",
+    "vectorstore": "vectorstore",
+}
+
+
+def _distribution_group(item: pytest.Item) -> str:
+    relative = Path(str(item.path)).relative_to(Path(__file__).parent)
+    if len(relative.parts) > 1 and relative.parts[0] in SHARED_SESSION_DIRS:
+        return SHARED_SESSION_DIRS[relative.parts[0]]
+    return relative.as_posix()
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Group tests for `pytest -n N --dist loadgroup` (make test); harmless without xdist."""
+    for item in items:
+        item.add_marker(pytest.mark.xdist_group(_distribution_group(item)))
