@@ -107,8 +107,9 @@ def test_prometheus_query_reads_a_versions_error_rate_and_p95(gateway, prometheu
     low, high = bucket_of(expected)
     assert low <= health.p95_ms <= high, (health.p95_ms, expected)
     print(f"window {window_s} s: {health.describe()}; gateway's own p95 {expected:.1f} ms")
-    other = PrometheusQuery(prometheus.url).health("no-such-version", [], time.time(), window_s)
-    assert other == VersionHealth(0, 0, None)  # another version's traffic is not counted
+    # another version's traffic is not counted; a label is quoted, never spliced into PromQL
+    other = PrometheusQuery(prometheus.url).health('v"} or vector(1) #\\', [], time.time(), 60)
+    assert other == VersionHealth(0, 0, None)
     assert set(AGENT_ROUTES) == {"/v1/chat/completions", "/v1/agents/{agent}/runs"}
 
 
