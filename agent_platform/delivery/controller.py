@@ -34,7 +34,7 @@ from agent_platform.delivery.preparation import (
     version_checks,
 )
 from agent_platform.delivery.smoke import smoke
-from agent_platform.delivery.state import Rollout, RolloutStore, Stage
+from agent_platform.delivery.state import Rollout, RolloutStore, Stage, open_rollout_store
 from agent_platform.model_registry.registry import CHAMPION, AgentModelRegistry
 from agent_platform.settings import Settings
 
@@ -79,7 +79,7 @@ class RolloutController:
     ) -> None:
         self.settings = settings
         self.config = settings.delivery
-        self.store = store or RolloutStore.under(settings.home_dir)
+        self.store = store or open_rollout_store(settings)
         self.registry = registry or AgentModelRegistry.from_settings(settings)
         self.audit = audit or open_audit_log(settings)
         self.source = source or metrics_source(settings)

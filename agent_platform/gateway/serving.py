@@ -23,7 +23,7 @@ from pathlib import Path
 from mlflow.exceptions import MlflowException
 from opentelemetry import trace
 
-from agent_platform.delivery.state import RolloutStore
+from agent_platform.delivery.state import open_rollout_store
 from agent_platform.gateway.errors import (
     DeadlineExceededError,
     InvalidInputError,
@@ -98,7 +98,7 @@ class AgentServer:
         self._build_lock = threading.Lock()
         self._registry: AgentModelRegistry | None = None
         self.rollouts = RolloutView(
-            RolloutStore.under(settings.home_dir),
+            open_rollout_store(settings),
             on_change=self._expire_champion,
             ttl_s=min(self.config.champion_ttl_s, 1.0),
         )

@@ -24,7 +24,7 @@ from agent_platform.delivery.health import (
     quantile,
     snapshot,
 )
-from agent_platform.delivery.state import Rollout, RolloutStore, Stage
+from agent_platform.delivery.state import Rollout, SQLiteRolloutStore, Stage
 from agent_platform.settings import Settings
 from tests.gateway.conftest import free_port
 from tests.operations.conftest import TENANT, Prometheus
@@ -121,7 +121,7 @@ def test_an_unreachable_prometheus_holds_the_rollout(tmp_path: Path) -> None:
     home = tmp_path / "home"
     (home / "dagster").mkdir(parents=True)
     settings = Settings(home=home, delivery={"step_hold_s": 0, "min_requests": 1})
-    store = RolloutStore.under(home)
+    store = SQLiteRolloutStore.under(home)
     live = store.save(
         Rollout(agent=AGENT, blue="1", green="2", stage=Stage.DEPLOYMENT, step=0, weight=10)
     )
