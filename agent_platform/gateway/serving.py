@@ -163,7 +163,7 @@ class AgentServer:
         if entry is not None:
             self._aliases[(agent, CHAMPION)] = (entry[0], 0.0)
 
-    def route(self, model: str, user: str, session_id: str | None) -> str:
+    def route(self, model: str, user: str | None, session_id: str | None) -> str:
         """During a blue/green rollout, `agent` (its champion) names blue or green by the
         caller's hash bucket; any other reference, or no rollout, is served as asked. Call
         `rollouts.refresh(agent)` first when `rollouts.fresh(agent)` is False."""
