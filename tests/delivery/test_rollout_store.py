@@ -116,3 +116,24 @@ def test_the_settings_pick_the_backend(
 def test_a_bad_schema_name_is_refused(postgres_url: str) -> None:
     with pytest.raises(ValueError, match="schema: must be a lower-case SQL identifier"):
         PostgresRolloutStore(postgres_url, 'x"; DROP TABLE y')
+
+
+def test_the_gateways_view_follows_the_controllers_writes(
+    stores: tuple[RolloutStore, RolloutStore],
+) -> None:
+    """A gateway on another host (its own store) routes by what the controller saved."""
+    from agent_platform.gateway.rollouts import RolloutView
+
+    controller, gateway = stores
+    changed: list[str] = []
+    view = RolloutView(gateway, changed.append, ttl_s=0)
+    assert view.refresh("qa") is None and view.version("qa", "alice", "s1") is None
+    live = controller.save(
+        Rollout(agent="qa", blue="1", green="2", stage=Stage.DEPLOYMENT, weight=100)
+    )
+    view.refresh("qa")
+    assert view.version("qa", "alice", "s1") == "2" and changed == ["qa"]
+    live.stage, live.weight = Stage.ROLLED_BACK, 0
+    controller.save(live)
+    view.refresh("qa")
+    assert view.version("qa", "alice", "s1") is None and changed == ["qa", "qa"]
