@@ -414,6 +414,16 @@ class DeliverySettings(BaseModel):
     prometheus_url: str = Field(
         default="http://127.0.0.1:9090", description="Prometheus that scrapes every gateway."
     )
+    postgres_url: str | None = Field(
+        default=None,
+        description="PostgreSQL holding the rollout state, for gateways on several hosts (unset: "
+        "`postgres_url` in production, else SQLite under the home).",
+    )
+    postgres_schema: str = Field(
+        default="agent_delivery",
+        pattern=r"^[a-z_][a-z0-9_]{0,62}$",
+        description="Schema of the rollout state's tables in PostgreSQL.",
+    )
     smoke_tenant: str | None = Field(
         default=None,
         description="Tenant whose knowledge answers the smoke requests (unset: no smoke test, "

@@ -133,9 +133,9 @@ def watch(
 
 
 def _print_latest(agent: str, *, as_json: bool = False) -> None:
-    from agent_platform.delivery.state import RolloutStore, dumps
+    from agent_platform.delivery.state import dumps, open_rollout_store
 
-    rollout = RolloutStore.under(get_settings().home_dir).latest(agent)
+    rollout = open_rollout_store(get_settings()).latest(agent)
     if rollout is None:
         typer.echo(f"{agent}: no rollout yet (`agent-platform deploy VERSION`)")
         return

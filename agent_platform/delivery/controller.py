@@ -2,9 +2,11 @@
 
 `deploy` runs preparation and the first deployment step; `tick` (the Dagster sensor, or
 `agent-platform deploy watch`) reads green's health and advances, finishes or rolls back;
-`rollback` is the manual way back. Every stage change is recorded three times: in the rollout
-state (what `deploy status` and the gateway read), as MLflow tags on green's model version, and in
-the audit log. The gateway picks up each change within `serving.champion_ttl_s` at most.
+`rollback` is the manual way back. Verification: a smoke request before the last step, and after
+it the smoke request and a short burst of concurrent requests (integration, performance). Every
+stage change is recorded three times: in the rollout state (what `deploy status` and the gateway
+read), as MLflow tags on green's model version, and in the audit log. The gateway picks up each
+change within `serving.champion_ttl_s` at most.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from agent_platform.delivery.health import (
     VersionHealth,
     prune,
 )
+from agent_platform.delivery.performance import probe
 from agent_platform.delivery.preparation import (
     FAILED,
     Check,
@@ -34,7 +37,7 @@ from agent_platform.delivery.preparation import (
     version_checks,
 )
 from agent_platform.delivery.smoke import smoke
-from agent_platform.delivery.state import Rollout, RolloutStore, Stage
+from agent_platform.delivery.state import Rollout, RolloutStore, Stage, open_rollout_store
 from agent_platform.model_registry.registry import CHAMPION, AgentModelRegistry
 from agent_platform.settings import Settings
 
@@ -75,17 +78,28 @@ class RolloutController:
         audit: AuditLog | None = None,
         source: MetricsSource | None = None,
         smoke_test: Callable[[str, str], list[Check]] | None = None,
+        performance_test: Callable[[str, str], list[Check]] | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.settings = settings
         self.config = settings.delivery
-        self.store = store or RolloutStore.under(settings.home_dir)
+        self.store = store or open_rollout_store(settings)
         self.registry = registry or AgentModelRegistry.from_settings(settings)
         self.audit = audit or open_audit_log(settings)
         self.source = source or metrics_source(settings)
         self.smoke_test = smoke_test or (
             lambda agent, version: smoke(
                 self.config.gateway_url, agent, version, self.config.smoke_tenant
+            )
+        )
+        self.performance_test = performance_test or (
+            lambda agent, version: probe(
+                self.config.gateway_url,
+                agent,
+                version,
+                self.config.smoke_tenant,
+                max_p95_ms=self.config.max_p95_latency_ms,
+                max_error_rate=self.config.max_error_rate,
             )
         )
         self.clock = clock
@@ -185,7 +199,9 @@ class RolloutController:
             self.smoke_test(agent, rollout.green)
             if decision.action is Action.COMPLETE or last_step
             else []
-        )  # before the last step and after it
+        )  # before the last step and after it; after it, a burst of requests as well
+        if decision.action is Action.COMPLETE and not refused(verification):
+            verification += self.performance_test(agent, rollout.green)
         rollout.checks += [c.as_dict() for c in verification]
         failed = [c for c in verification if c.status == FAILED]
         if failed:

@@ -156,7 +156,8 @@ class PrometheusQuery(MetricsSource):
         return body["data"]["result"]
 
     def health(self, version: str, samples: list, now: float, window_s: float) -> VersionHealth:
-        selector = f'{{agent_version="{version}",route=~"{ROUTES_REGEX}"}}'
+        quoted = version.replace("\\", "\\\\").replace('"', '\\"')  # a PromQL string
+        selector = f'{{agent_version="{quoted}",route=~"{ROUTES_REGEX}"}}'
         span = f"[{max(int(window_s), 1)}s]"
         by_status = self._query(f"sum by (status) (increase({DURATION}_count{selector}{span}))")
         requests = sum(float(r["value"][1]) for r in by_status)

@@ -28,7 +28,6 @@ from agent_platform.gateway.protocol import (
     SessionView,
 )
 from agent_platform.gateway.serving import (
-    ANONYMOUS_USER,
     AgentServer,
     ChunkWriter,
     ServedVersion,
@@ -101,11 +100,15 @@ def _server(request: Request) -> AgentServer:
 
 
 async def _resolve(
-    request: Request, model: str, user: str | None = None, session_id: str | None = None
+    request: Request,
+    model: str,
+    caller: tuple[str | None, str | None] | None = None,
 ) -> ServedVersion:
-    """The version answering `model`; with a caller (`user`), a rollout may route it to green."""
+    """The version answering `model`; for an agent request (`caller`: its user and session,
+    either may be None), a rollout may route it to green."""
     server = _server(request)
-    if user is not None:
+    if caller is not None:
+        user, session_id = caller
         agent = parse_model(model)[0]
         if not server.rollouts.fresh(agent):
             await asyncio.to_thread(server.rollouts.refresh, agent)
@@ -146,7 +149,7 @@ async def chat_completions(
     """OpenAI-compatible chat completion: `model` names the agent, the last user message is
     the input, `user` the user and `metadata.session_id` the session."""
     session_id = (body.metadata or {}).get("session_id")
-    served = await _resolve(request, body.model, body.user or ANONYMOUS_USER, session_id)
+    served = await _resolve(request, body.model, (body.user, session_id))
     if body.stream:
         return await _stream(request, body, served, tenant, timeout)
     response = await _server(request).chat(
@@ -214,7 +217,7 @@ async def create_run(
     timeout: TimeoutHeader = None,
 ) -> Response:
     """The native contract: the same object as `agent-platform run --json`."""
-    served = await _resolve(request, agent, body.user, body.session_id)
+    served = await _resolve(request, agent, (body.user, body.session_id))
     response = await _server(request).run(
         served,
         tenant=body.tenant or tenant or "",

@@ -137,11 +137,11 @@ class OperationsCollector(Collector):
     def _early_rollbacks(self, agent: str) -> int:
         """Blue/green rollouts rolled back before green held the alias (the registry's history
         has no event for those; one that did move it is counted there)."""
-        from agent_platform.delivery.state import RolloutStore, Stage
+        from agent_platform.delivery.state import Stage, open_rollout_store
 
         return sum(
             1
-            for r in RolloutStore.under(self.settings.home_dir).history(agent, limit=100_000)
+            for r in open_rollout_store(self.settings).history(agent, limit=100_000)
             if r.stage is Stage.ROLLED_BACK
             and not any(str(e.get("champion_alias", "")).startswith("restored") for e in r.events)
         )

@@ -9,6 +9,7 @@ agent is dropped, so a rollback that restored the alias is served at once.
 from __future__ import annotations
 
 import logging
+import random
 import time
 from collections.abc import Callable
 
@@ -25,8 +26,10 @@ class RolloutView:
         store: RolloutStore,
         on_change: Callable[[str], None],
         ttl_s: float = STATE_TTL_S,
+        rng: random.Random | None = None,
     ) -> None:
         self.store, self.on_change, self.ttl_s = store, on_change, ttl_s
+        self.rng = rng or random.Random()  # anonymous requests' buckets (seeded in tests)
         self._seen: dict[str, tuple[Rollout | None, float]] = {}
 
     def fresh(self, agent: str) -> bool:
@@ -52,9 +55,10 @@ class RolloutView:
             self.on_change(agent)
         return latest
 
-    def version(self, agent: str, user: str, session_id: str | None) -> str | None:
-        """The version label for this caller during an active rollout, else None (no I/O)."""
+    def version(self, agent: str, user: str | None, session_id: str | None) -> str | None:
+        """The version label for this caller during an active rollout, else None (no I/O);
+        without user and session, drawn per request."""
         rollout = self._seen.get(agent, (None, 0.0))[0]
         if rollout is None or not rollout.active:
             return None
-        return version_for(rollout, user, session_id)
+        return version_for(rollout, user, session_id, self.rng.random)

@@ -23,7 +23,7 @@ from pathlib import Path
 from mlflow.exceptions import MlflowException
 from opentelemetry import trace
 
-from agent_platform.delivery.state import RolloutStore
+from agent_platform.delivery.state import open_rollout_store
 from agent_platform.gateway.errors import (
     DeadlineExceededError,
     InvalidInputError,
@@ -98,7 +98,7 @@ class AgentServer:
         self._build_lock = threading.Lock()
         self._registry: AgentModelRegistry | None = None
         self.rollouts = RolloutView(
-            RolloutStore.under(settings.home_dir),
+            open_rollout_store(settings),
             on_change=self._expire_champion,
             ttl_s=min(self.config.champion_ttl_s, 1.0),
         )
@@ -163,7 +163,7 @@ class AgentServer:
         if entry is not None:
             self._aliases[(agent, CHAMPION)] = (entry[0], 0.0)
 
-    def route(self, model: str, user: str, session_id: str | None) -> str:
+    def route(self, model: str, user: str | None, session_id: str | None) -> str:
         """During a blue/green rollout, `agent` (its champion) names blue or green by the
         caller's hash bucket; any other reference, or no rollout, is served as asked. Call
         `rollouts.refresh(agent)` first when `rollouts.fresh(agent)` is False."""

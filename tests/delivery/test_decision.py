@@ -4,6 +4,8 @@ the validation of the steps."""
 
 from __future__ import annotations
 
+import random
+
 import pytest
 from pydantic import ValidationError
 
@@ -107,3 +109,38 @@ def test_a_caller_keeps_its_version_while_the_weight_grows() -> None:
 def test_steps_must_increase_to_everyone(steps: list[int]) -> None:
     with pytest.raises(ValidationError, match=r"delivery\.steps"):
         DeliverySettings(steps=steps)
+
+
+def test_anonymous_requests_split_by_the_weight_and_callers_stay_sticky() -> None:
+    """Without user and session each request draws its bucket (here from a seeded generator),
+    so anonymous traffic follows the weight instead of all landing on one version."""
+    draw = random.Random(20261207).random
+    for weight in (10, 50):
+        live = rollout(weight)
+        served = [version_for(live, None, None, draw) for _ in range(5000)]
+        assert abs(served.count("2") / len(served) - weight / 100) < 0.03, weight
+        assert {version_for(live, "", None, draw) for _ in range(200)} == {"1", "2"}  # blank
+    live = rollout(50)
+    for caller in [("alice", None), (None, "s1"), ("bob", "s2")]:  # something to stay on
+        assert len({version_for(live, *caller, draw) for _ in range(200)}) == 1, caller
+    assert {version_for(rollout(100), None, None, draw) for _ in range(100)} == {"2"}
+    assert {version_for(rollout(0, Stage.ROLLED_BACK), None, None, draw) for _ in range(100)} == {
+        "1"
+    }
+
+
+def test_the_gateways_view_draws_anonymous_buckets_from_its_generator(tmp_path) -> None:
+    from agent_platform.delivery.state import SQLiteRolloutStore
+    from agent_platform.gateway.rollouts import RolloutView
+
+    store = SQLiteRolloutStore.under(tmp_path)
+    store.save(rollout(10))
+    changed: list[str] = []
+    views = [RolloutView(store, changed.append, rng=random.Random(7)) for _ in range(2)]
+    for view in views:
+        view.refresh("a")
+    picks = [[view.version("a", None, None) for _ in range(3000)] for view in views]
+    assert picks[0] == picks[1]  # the injected generator decides
+    assert abs(picks[0].count("2") / 3000 - 0.10) < 0.025
+    assert {views[0].version("a", "carol", "s9") for _ in range(50)} in ({"1"}, {"2"})
+    assert changed == ["a", "a"]

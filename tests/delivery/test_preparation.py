@@ -15,7 +15,7 @@ from agent_platform.delivery.preparation import (
     scan_checks,
     version_checks,
 )
-from agent_platform.delivery.state import RolloutStore
+from agent_platform.delivery.state import SQLiteRolloutStore
 from agent_platform.model_registry import AgentVersion
 from agent_platform.settings import Settings
 
@@ -51,7 +51,7 @@ def test_version_checks() -> None:
 
 def test_approvals(tmp_path: Path) -> None:
     settings = Settings(home=tmp_path)
-    store = RolloutStore.under(tmp_path)
+    store = SQLiteRolloutStore.under(tmp_path)
     missing = approval_checks(store, settings, "qa", "7")
     assert statuses(missing) == dict.fromkeys(
         [f"approval.{r}" for r in settings.delivery.required_approvals], "failed"

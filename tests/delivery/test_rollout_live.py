@@ -165,6 +165,12 @@ def test_a_healthy_green_deployed_from_the_cli_reaches_everyone_by_the_sensor(
     assert rollout["stage"] == "completed", rollout
     steps = [e["weight"] for e in rollout["events"] if e["event"] == "deployment"]
     assert steps == [10, 50, 100]
+    burst = {c["name"]: c for c in rollout["checks"]}  # after the last step, through the gateway
+    assert burst["integration"]["status"] == "passed", burst
+    assert (
+        burst["performance"]["status"] == "passed"
+        and "20 requests" in burst["performance"]["detail"]
+    ), burst
     stages = [m.metadata["stage"].value for m in materializations]
     assert stages[-1] == "completed" and "verification" in stages
     assert materializations[-1].metadata["green_error_rate"].value == 0.0
