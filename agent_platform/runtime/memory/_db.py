@@ -15,6 +15,7 @@ from typing import Any, ClassVar
 import psycopg
 from psycopg import sql
 
+from agent_platform.security.crypto.cipher import PLAINTEXT, ValueCipher
 from agent_platform.security.private_files import private_file
 
 logger = logging.getLogger(__name__)
@@ -175,6 +176,32 @@ class Sweeper:
                 return False
             self._next = now + self.interval_s
             return True
+
+
+Clock = Callable[[], float]
+
+
+class RetainedStore:
+    """What every durable memory store shares: how long its rows live, the clock that ages them,
+    when it purges, and the cipher that seals values at rest (one place, so the four SQL stores
+    cannot drift apart on validation or defaults)."""
+
+    def __init__(
+        self,
+        *,
+        retention_s: float,
+        clock: Clock,
+        purge_interval_s: float,
+        cipher: ValueCipher = PLAINTEXT,
+    ) -> None:
+        self.cipher = cipher
+        self.retention_s = check_retention(retention_s)
+        self._clock = clock
+        self._sweeper = Sweeper(purge_interval_s)
+
+    def _horizon(self) -> float:
+        """Rows last touched before this instant have expired."""
+        return self._clock() - self.retention_s
 
 
 def ddl_lock_key(schema: str) -> str:

@@ -26,10 +26,10 @@ from pathlib import Path
 from typing import Any
 
 from agent_platform.runtime.memory._db import (
+    Clock,
     PostgresDatabase,
+    RetainedStore,
     SQLiteDatabase,
-    Sweeper,
-    check_retention,
 )
 from agent_platform.runtime.memory.base import (
     ConversationState,
@@ -39,8 +39,6 @@ from agent_platform.runtime.memory.base import (
     VersionNotFoundError,
 )
 from agent_platform.security.crypto.cipher import PLAINTEXT, ValueCipher
-
-Clock = Callable[[], float]
 
 
 def _check_turns(turns: Sequence[Turn]) -> list[Turn]:
@@ -104,7 +102,7 @@ def _check_version(version: int) -> int:
     return version
 
 
-class SQLiteConversationStore:
+class SQLiteConversationStore(RetainedStore):
     def __init__(
         self,
         path: Path | str,
@@ -114,10 +112,9 @@ class SQLiteConversationStore:
         purge_interval_s: float = 60.0,
         cipher: ValueCipher = PLAINTEXT,
     ) -> None:
-        self.cipher = cipher
-        self.retention_s = check_retention(retention_s)
-        self._clock = clock
-        self._sweeper = Sweeper(purge_interval_s)
+        super().__init__(
+            retention_s=retention_s, clock=clock, purge_interval_s=purge_interval_s, cipher=cipher
+        )
         self.db = SQLiteDatabase.open(path)
         with self.db.transaction() as conn:
             conn.execute(
@@ -139,9 +136,6 @@ class SQLiteConversationStore:
         "(SELECT MAX(created_at) FROM conversation_versions "
         "WHERE tenant = ? AND user_id = ? AND session_id = ?) > ?"
     )
-
-    def _horizon(self) -> float:
-        return self._clock() - self.retention_s
 
     def _write(
         self,
@@ -230,7 +224,7 @@ class SQLiteConversationStore:
         self.db.close()
 
 
-class PostgresConversationStore:
+class PostgresConversationStore(RetainedStore):
     def __init__(
         self,
         url: str,
@@ -241,10 +235,9 @@ class PostgresConversationStore:
         purge_interval_s: float = 60.0,
         cipher: ValueCipher = PLAINTEXT,
     ) -> None:
-        self.cipher = cipher
-        self.retention_s = check_retention(retention_s)
-        self._clock = clock
-        self._sweeper = Sweeper(purge_interval_s)
+        super().__init__(
+            retention_s=retention_s, clock=clock, purge_interval_s=purge_interval_s, cipher=cipher
+        )
         self.db = PostgresDatabase(url, schema)
         with self.db.schema_change() as conn:
             conn.execute(
@@ -271,9 +264,6 @@ class PostgresConversationStore:
         " AND (SELECT MAX(created_at) FROM {schema}.conversation_versions "
         "WHERE tenant = %s AND user_id = %s AND session_id = %s) > %s"
     )
-
-    def _horizon(self) -> float:
-        return self._clock() - self.retention_s
 
     def _write(
         self,

@@ -12,15 +12,14 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from agent_platform.runtime.memory._db import (
+    Clock,
     PostgresDatabase,
+    RetainedStore,
     SQLiteDatabase,
-    Sweeper,
-    check_retention,
 )
 from agent_platform.runtime.memory.base import (
     JSONValue,
@@ -30,8 +29,6 @@ from agent_platform.runtime.memory.base import (
 )
 from agent_platform.security.crypto.cipher import PLAINTEXT, ValueCipher
 from agent_platform.security.crypto.envelope import is_sealed
-
-Clock = Callable[[], float]
 
 
 def _dumps(value: JSONValue) -> str:
@@ -91,7 +88,7 @@ def _entry(row: tuple[Any, ...], cipher: ValueCipher, *, encoded: bool) -> Worki
     )
 
 
-class SQLiteWorkingMemory:
+class SQLiteWorkingMemory(RetainedStore):
     def __init__(
         self,
         path: Path | str,
@@ -101,10 +98,9 @@ class SQLiteWorkingMemory:
         purge_interval_s: float = 60.0,
         cipher: ValueCipher = PLAINTEXT,
     ) -> None:
-        self.cipher = cipher
-        self.retention_s = check_retention(retention_s)
-        self._clock = clock
-        self._sweeper = Sweeper(purge_interval_s)
+        super().__init__(
+            retention_s=retention_s, clock=clock, purge_interval_s=purge_interval_s, cipher=cipher
+        )
         self.db = SQLiteDatabase.open(path)
         with self.db.transaction() as conn:
             conn.execute(
@@ -180,7 +176,7 @@ class SQLiteWorkingMemory:
         self.db.close()
 
 
-class PostgresWorkingMemory:
+class PostgresWorkingMemory(RetainedStore):
     def __init__(
         self,
         url: str,
@@ -191,10 +187,9 @@ class PostgresWorkingMemory:
         purge_interval_s: float = 60.0,
         cipher: ValueCipher = PLAINTEXT,
     ) -> None:
-        self.cipher = cipher
-        self.retention_s = check_retention(retention_s)
-        self._clock = clock
-        self._sweeper = Sweeper(purge_interval_s)
+        super().__init__(
+            retention_s=retention_s, clock=clock, purge_interval_s=purge_interval_s, cipher=cipher
+        )
         self.db = PostgresDatabase(url, schema)
         with self.db.schema_change() as conn:
             conn.execute(
