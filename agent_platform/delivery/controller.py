@@ -78,7 +78,7 @@ class RolloutController:
         audit: AuditLog | None = None,
         source: MetricsSource | None = None,
         smoke_test: Callable[[str, str], list[Check]] | None = None,
-        performance_test: Callable[[str, str], list[Check]] | None = None,
+        performance_test: Callable[[str, str, str], list[Check]] | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.settings = settings
@@ -93,11 +93,12 @@ class RolloutController:
             )
         )
         self.performance_test = performance_test or (
-            lambda agent, version: probe(
+            lambda agent, version, blue: probe(
                 self.config.gateway_url,
                 agent,
                 version,
                 self.config.smoke_tenant,
+                baseline=blue if blue.isdigit() else None,  # "default": not addressable
                 max_p95_ms=self.config.max_p95_latency_ms,
                 max_error_rate=self.config.max_error_rate,
             )
@@ -201,7 +202,7 @@ class RolloutController:
             else []
         )  # before the last step and after it; after it, a burst of requests as well
         if decision.action is Action.COMPLETE and not refused(verification):
-            verification += self.performance_test(agent, rollout.green)
+            verification += self.performance_test(agent, rollout.green, rollout.blue)
         rollout.checks += [c.as_dict() for c in verification]
         failed = [c for c in verification if c.status == FAILED]
         if failed:

@@ -3,6 +3,11 @@ short, bounded burst of concurrent requests on green through the gateway (the Op
 as users call it). `integration`: every answer came from green with content; `performance`: the
 burst's p95 latency and error rate against the rollback thresholds (the spec's 500 ms and 1 %).
 
+The same burst asks blue too, interleaved, as the baseline of the same instant: green fails on
+latency only when it is over the limit *and* clearly slower than blue (`SLOWER_THAN_BLUE`), so a
+busy machine that slows both versions alike does not roll back a healthy green; green's errors
+fail it whatever blue does.
+
 A burst of a few requests is a check that green still answers well under some concurrency, not a
 load test: its numbers are recorded with the rollout; the live window decides the rest.
 """
@@ -21,6 +26,7 @@ from agent_platform.delivery.preparation import FAILED, NOT_VERIFIED, PASSED, Ch
 from agent_platform.delivery.smoke import SMOKE_QUESTION
 
 REQUESTS, CONCURRENCY, TIMEOUT_S, BUDGET_S = 20, 4, 10.0, 20.0
+SLOWER_THAN_BLUE = 1.5  # green's p95 over the limit fails only beyond this multiple of blue's
 
 
 @dataclass(frozen=True)
@@ -40,10 +46,17 @@ def p95(latencies_ms: list[float]) -> float | None:
 
 
 def verdict(
-    probes: list[Probe], version: str, *, max_p95_ms: float, max_error_rate: float
+    probes: list[Probe],
+    version: str,
+    *,
+    max_p95_ms: float,
+    max_error_rate: float,
+    baseline: list[Probe] | None = None,
 ) -> list[Check]:
     """The two checks from a burst's outcomes: any non-200 answer is an error (the probe's own
-    requests are well-formed), and the p95 covers every request, failed ones included."""
+    requests are well-formed), and the p95 covers every request, failed ones included.
+    `baseline`: blue's answers in the same burst, which excuse a p95 over the limit that blue
+    shares."""
     if not probes:
         return [Check("performance", NOT_VERIFIED, "no requests were sent")]
     errors = [p for p in probes if p.status != 200]
@@ -56,11 +69,14 @@ def verdict(
         ok = len(probes) - len(errors)
         integration = Check("integration", PASSED, f"{ok} of {len(probes)} answered by v{version}")
     rate, slowest = len(errors) / len(probes), p95([p.latency_ms for p in probes]) or 0.0
+    blue = p95([p.latency_ms for p in baseline or []])
     numbers = (
-        f"{len(probes)} requests: p95 {slowest:.0f} ms (limit {max_p95_ms:.0f} ms), "
-        f"errors {rate:.2%} (limit {max_error_rate:.2%})"
+        f"{len(probes)} requests: p95 {slowest:.0f} ms (limit {max_p95_ms:.0f} ms"
+        + (f"; blue {blue:.0f} ms in the same burst" if blue is not None else "")
+        + f"), errors {rate:.2%} (limit {max_error_rate:.2%})"
     )
-    over = rate > max_error_rate or slowest > max_p95_ms
+    slow = slowest > max_p95_ms and (blue is None or slowest > SLOWER_THAN_BLUE * blue)
+    over = rate > max_error_rate or slow
     return [integration, Check("performance", FAILED if over else PASSED, numbers)]
 
 
@@ -70,6 +86,7 @@ def probe(
     version: str,
     tenant: str | None,
     *,
+    baseline: str | None = None,
     max_p95_ms: float,
     max_error_rate: float,
     requests: int = REQUESTS,
@@ -77,9 +94,10 @@ def probe(
     timeout_s: float = TIMEOUT_S,
     budget_s: float = BUDGET_S,
 ) -> list[Check]:
-    """`requests` chat completions on `agent@version`, `concurrency` at a time, each bounded by
-    `timeout_s`, none started after `budget_s` (the Dagster sensor's tick must end); not verified
-    without a tenant whose knowledge can answer."""
+    """`requests` chat completions on `agent@version` (and as many on `agent@baseline`, blue,
+    interleaved), `concurrency` at a time, each bounded by `timeout_s`, none started after
+    `budget_s` (the Dagster sensor's tick must end); not verified without a tenant whose
+    knowledge can answer."""
     if tenant is None:
         why = "no smoke tenant (set AGENT_PLATFORM_DELIVERY__SMOKE_TENANT)"
         return [
@@ -89,17 +107,16 @@ def probe(
     url = gateway_url.rstrip("/")
     token = os.environ.get("AGENT_PLATFORM_TOKEN")
     headers = {"X-Tenant": tenant, **({"Authorization": f"Bearer {token}"} if token else {})}
-    body = {
-        "model": f"{agent}@{version}",
-        "messages": [{"role": "user", "content": SMOKE_QUESTION}],
-        "user": "rollout-verification",
-    }
-
     deadline = time.monotonic() + budget_s
 
-    def one(client: httpx.Client) -> Probe | None:
+    def one(client: httpx.Client, target: str) -> Probe | None:
         if time.monotonic() > deadline:
             return None
+        body = {
+            "model": f"{agent}@{target}",
+            "messages": [{"role": "user", "content": SMOKE_QUESTION}],
+            "user": "rollout-verification",
+        }
         started = time.perf_counter()
         try:
             answer = client.post(f"{url}/v1/chat/completions", json=body)
@@ -116,5 +133,17 @@ def probe(
         httpx.Client(headers=headers, timeout=timeout_s) as client,
         ThreadPoolExecutor(max_workers=concurrency) as pool,
     ):
-        sent = [p for p in pool.map(lambda _: one(client), range(requests)) if p is not None]
-    return verdict(sent, version, max_p95_ms=max_p95_ms, max_error_rate=max_error_rate)
+        targets = [version, baseline] if baseline else [version]
+        asked = [t for _ in range(requests) for t in targets]
+        answers = list(pool.map(lambda target: one(client, target), asked))
+    sent = {
+        t: [p for a, p in zip(asked, answers, strict=True) if a == t and p is not None]
+        for t in targets
+    }
+    return verdict(
+        sent[version],
+        version,
+        max_p95_ms=max_p95_ms,
+        max_error_rate=max_error_rate,
+        baseline=sent[baseline] if baseline else None,
+    )

@@ -49,6 +49,26 @@ def test_the_performance_verdict(latencies, failed, expected) -> None:
     assert "p95" in checks[-1].detail and "limit 500 ms" in checks[-1].detail
 
 
+@pytest.mark.parametrize(
+    ("blue", "expected"),
+    [
+        ([700.0] * 20, PASSED),  # the machine is slow for both: green is not to blame
+        ([100.0] * 20, FAILED),  # only green is slow
+        ([500.0] * 20, PASSED),  # 700 is within 1.5 x blue's 500
+        ([400.0] * 20, FAILED),  # 700 > 1.5 x 400
+    ],
+)
+def test_a_p95_over_the_limit_fails_only_when_blue_is_clearly_faster(blue, expected) -> None:
+    checks = verdict(burst([700.0] * 20), "2", baseline=burst(blue, version="1"), **LIMITS)
+    assert statuses(checks)["performance"] == expected, checks
+    assert f"blue {blue[0]:.0f} ms" in checks[-1].detail
+
+
+def test_green_errors_fail_it_whatever_blue_does() -> None:
+    checks = verdict(burst([50.0] * 20, 2), "2", baseline=burst([50.0] * 20, 5, "1"), **LIMITS)
+    assert statuses(checks)["performance"] == FAILED
+
+
 def test_answers_from_another_version_or_empty_fail_integration() -> None:
     checks = verdict(burst([50.0] * 3, version="1") + burst([50.0] * 3), "2", **LIMITS)
     assert statuses(checks)["integration"] == FAILED and "not from v2" in checks[0].detail
@@ -95,7 +115,7 @@ def at_last_step(tmp_path: Path, performance: list[Check]) -> tuple[RolloutContr
         store=store,
         source=Healthy(),
         smoke_test=lambda agent, version: smoke,
-        performance_test=lambda agent, version: performance,
+        performance_test=lambda agent, version, blue: performance,
     )
     return controller, rollout
 
