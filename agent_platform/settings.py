@@ -145,13 +145,13 @@ class EmbeddingSettings(BaseSettings):
             "cache/embedding-models). Keyed by the weights' digest, so homes may share one."
         ),
     )
-    threads: int | None = Field(
+    threads: int = Field(
         default=1,
-        ge=1,
+        ge=0,
         le=256,
         description=(
             "Intra-op threads of the embedding runtime (torch.set_num_threads, onnxruntime "
-            "intra_op_num_threads, OpenVINO INFERENCE_NUM_THREADS). Unset: the runtime's "
+            "intra_op_num_threads, OpenVINO INFERENCE_NUM_THREADS). 0: the runtime's "
             "default, one per core. 1 (default) suits serving: one question at a time waits "
             "on a thread team for little gain (BENCHMARKS.md, 'Embedding threads'). torch's "
             "setting is process-wide."

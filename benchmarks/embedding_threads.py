@@ -36,7 +36,7 @@ RESULTS = Path(__file__).resolve().parent / "results"
 WARM_UP = 30
 
 
-def child(backend: str, threads: int | None, export_dir: Path, queries: int, passages: int) -> dict:
+def child(backend: str, threads: int, export_dir: Path, queries: int, passages: int) -> dict:
     """One (backend, threads) measurement in this process."""
     from agent_platform.knowledge.embedder import Embedder
     from agent_platform.settings import EmbeddingSettings
@@ -80,7 +80,7 @@ def main() -> None:
     export_dir = args.export_dir or Path(tempfile.mkdtemp(prefix="embedding-exports-"))
     if args.child:
         backend, threads = args.child
-        number = None if threads == "default" else int(threads)
+        number = 0 if threads == "default" else int(threads)
         print(json.dumps(child(backend, number, export_dir, args.queries, args.passages)))
         return
 

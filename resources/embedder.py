@@ -18,7 +18,7 @@ class EmbedderResource(dg.ConfigurableResource):
     model_dirs: dict[str, str] = Field(default_factory=dict)
     batch_size: int = 64
     backend: EmbeddingBackend = "torch"
-    threads: int | None = 1
+    threads: int = 1
     cache_path: str
     export_dir: str | None = None
 

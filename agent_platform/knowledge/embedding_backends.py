@@ -114,14 +114,12 @@ class _GraphEncoder:
 class OnnxEncoder(_GraphEncoder):
     """ONNX Runtime on CPU; `session.run` is safe to call from several threads."""
 
-    def __init__(
-        self, path: Path, tokenizer: Any, max_seq_length: int, threads: int | None = None
-    ) -> None:
+    def __init__(self, path: Path, tokenizer: Any, max_seq_length: int, threads: int = 0) -> None:
         import onnxruntime as ort
 
         options = ort.SessionOptions()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        if threads is not None:
+        if threads:
             options.intra_op_num_threads = threads
             options.inter_op_num_threads = 1
         self._session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
@@ -138,13 +136,11 @@ class OnnxEncoder(_GraphEncoder):
 class OpenVinoEncoder(_GraphEncoder):
     """OpenVINO on CPU; one infer request per call, so threads never share one."""
 
-    def __init__(
-        self, path: Path, tokenizer: Any, max_seq_length: int, threads: int | None = None
-    ) -> None:
+    def __init__(self, path: Path, tokenizer: Any, max_seq_length: int, threads: int = 0) -> None:
         import openvino as ov
 
         config: dict[str, Any] = {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_PRECISION_HINT": "f32"}
-        if threads is not None:
+        if threads:
             config["INFERENCE_NUM_THREADS"] = threads
         self._compiled = ov.Core().compile_model(str(path), "CPU", config)
         names = [next(iter(i.get_names())) for i in self._compiled.inputs]
@@ -312,9 +308,10 @@ def load_tokenizer(model_dir: Path) -> Any:
     return AutoTokenizer.from_pretrained(str(model_dir), local_files_only=True)
 
 
-def pin_torch_threads(threads: int | None) -> None:
-    """torch's intra-op threads for the whole process (torch has no per-model setting)."""
-    if threads is not None:
+def pin_torch_threads(threads: int) -> None:
+    """torch's intra-op threads for the whole process (torch has no per-model setting); 0
+    leaves torch's default."""
+    if threads:
         import torch
 
         torch.set_num_threads(threads)
@@ -325,7 +322,7 @@ def graph_encoder(
     models: ExportedModels,
     tokenizer: Any,
     max_seq_length: int,
-    threads: int | None = None,
+    threads: int = 0,
 ) -> Encoder:
     path = models.path(backend)
     if backend == "openvino":

