@@ -676,6 +676,7 @@ class Settings(BaseSettings):
                 "primary_model": self.embedding.primary_model,
                 "fallback_model": self.embedding.fallback_model,
                 "backend": self.embedding.backend,
+                "threads": self.embedding.threads,
                 "batch_size": self.embedding.batch_size,
                 "chunk_tokens": self.embedding.chunk_tokens,
                 "chunk_overlap_tokens": self.embedding.chunk_overlap_tokens,
