@@ -118,6 +118,7 @@ def build_resources(
             model_dirs={name: str(path) for name, path in embedding.model_dirs.items()},
             batch_size=embedding.batch_size,
             backend=embedding.backend,
+            threads=embedding.threads,
             cache_path=str(settings.embedding_cache_path),
             export_dir=str(settings.embedding_export_dir),
         ),

@@ -145,6 +145,18 @@ class EmbeddingSettings(BaseSettings):
             "cache/embedding-models). Keyed by the weights' digest, so homes may share one."
         ),
     )
+    threads: int = Field(
+        default=1,
+        ge=0,
+        le=256,
+        description=(
+            "Intra-op threads of the embedding runtime (torch.set_num_threads, onnxruntime "
+            "intra_op_num_threads, OpenVINO INFERENCE_NUM_THREADS). 0: the runtime's "
+            "default, one per core. 1 (default) suits serving: one question at a time waits "
+            "on a thread team for little gain (BENCHMARKS.md, 'Embedding threads'). torch's "
+            "setting is process-wide."
+        ),
+    )
     batch_size: int = Field(default=64, ge=1, le=4096)
     chunk_tokens: int = Field(default=200, ge=16, le=8192)
     chunk_overlap_tokens: int = Field(default=40, ge=0)
@@ -674,6 +686,7 @@ class Settings(BaseSettings):
                 "primary_model": self.embedding.primary_model,
                 "fallback_model": self.embedding.fallback_model,
                 "backend": self.embedding.backend,
+                "threads": self.embedding.threads,
                 "batch_size": self.embedding.batch_size,
                 "chunk_tokens": self.embedding.chunk_tokens,
                 "chunk_overlap_tokens": self.embedding.chunk_overlap_tokens,

@@ -18,6 +18,7 @@ class EmbedderResource(dg.ConfigurableResource):
     model_dirs: dict[str, str] = Field(default_factory=dict)
     batch_size: int = 64
     backend: EmbeddingBackend = "torch"
+    threads: int = 1
     cache_path: str
     export_dir: str | None = None
 
@@ -31,6 +32,7 @@ class EmbedderResource(dg.ConfigurableResource):
             model_dirs={name: Path(path) for name, path in self.model_dirs.items()},
             batch_size=self.batch_size,
             backend=self.backend,
+            threads=self.threads,
         )
 
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:

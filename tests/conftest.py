@@ -20,6 +20,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 POSTGRES_HOST, POSTGRES_PORT = "127.0.0.1", 5432
 REDIS_HOST, REDIS_PORT = "127.0.0.1", 6379
 POSTGRES_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 
 
@@ -99,6 +100,42 @@ def embedder():
     from agent_platform.settings import EmbeddingSettings
 
     return Embedder(EmbeddingSettings())
+
+
+@pytest.fixture(scope="session")
+def sample_home(tmp_path_factory: pytest.TempPathFactory, migrated_mlflow_db: Path) -> Path:
+    """A home with the sample tenant (the project's docs/) indexed by the real knowledge job, its
+    snapshot taken, and the shipped prompts registered in MLflow: built once per session, copied
+    by the evaluation tests and the Celery test."""
+    from agent_platform.cli.execution import run_tenant_job
+    from agent_platform.prompts import MlflowPromptStore, PromptRepository, publish_prompt
+    from agent_platform.prompts.repository import BUILTIN_PROMPTS_DIR
+    from agent_platform.settings import Settings
+    from agent_platform.tenants import TenantRegistry
+
+    home = tmp_path_factory.mktemp("sample-home")
+    (home / "mlflow").mkdir()
+    shutil.copyfile(migrated_mlflow_db, home / "mlflow" / "mlflow.db")
+    saved = {k: os.environ.get(k) for k in ("AGENT_PLATFORM_HOME", "DAGSTER_HOME")}
+    os.environ["AGENT_PLATFORM_HOME"], os.environ["DAGSTER_HOME"] = str(home), str(home / "dagster")
+    try:
+        settings = Settings(home=home)
+        TenantRegistry(settings.tenant_registry_path).register("sample", PROJECT_ROOT / "docs")
+        outcome = run_tenant_job(settings, "knowledge_job", "sample")
+        assert outcome.success, outcome.failures
+        backup = run_tenant_job(settings, "index_backup_job", "sample")
+        assert backup.success, backup.failures
+        repo = PromptRepository.from_dirs([BUILTIN_PROMPTS_DIR])
+        store = MlflowPromptStore(settings.resolved_mlflow_tracking_uri)
+        for name in repo.names():
+            publish_prompt(repo, store, name)
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+    return home
 
 
 # Directories whose session-scoped fixtures start servers or build indexed homes: all their tests

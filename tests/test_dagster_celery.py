@@ -1,11 +1,14 @@
 """Dagster on Celery for real: two `agent-platform worker` processes (dagster-celery) on the
-machine's RabbitMQ run the knowledge job's steps for two tenants, and the result is the same as
-in process. The queue name is unique to the module, so other test runs on the broker never take
-its steps."""
+machine's RabbitMQ run the knowledge job's steps for two tenants and the evaluation job's steps,
+and the results are the same as in process. The workers serve a copy of the session's sample home
+(the sample tenant indexed, the shipped prompts registered: what the evaluation plan needs). The
+queue name is unique to the module, so other test runs on the broker never take its steps."""
 
 from __future__ import annotations
 
+import math
 import os
+import shutil
 import subprocess
 import sys
 import uuid
@@ -16,7 +19,7 @@ import dagster as dg
 import psutil
 import pytest
 
-from agent_platform.cli.execution import run_tenant_job
+from agent_platform.cli.execution import JobOutcome, run_job, run_tenant_job
 from agent_platform.dagster_home import ensure_dagster_home
 from agent_platform.knowledge.service import KnowledgeBase
 from agent_platform.settings import Settings
@@ -37,6 +40,17 @@ CORPORA = {
 }
 
 
+# The evaluation round: the extractive candidate on the first examples of the shipped dataset.
+# The latency budget is lifted on both sides: latency is the one metric that depends on where a
+# step ran (and on the machine's load), so the gates compare only what must not differ.
+EVALUATION_CONFIG = {
+    "ops": {
+        "evaluated_model_versions": {"config": {"candidates": ["extractive"], "max_examples": 6}}
+    }
+}
+LATENCY_BUDGET_MS = "600000"
+
+
 def _environment(home: Path, queue: str) -> dict[str, str]:
     return {
         "AGENT_PLATFORM_HOME": str(home),
@@ -44,16 +58,18 @@ def _environment(home: Path, queue: str) -> dict[str, str]:
         "AGENT_PLATFORM_EXECUTOR": "celery",
         "AGENT_PLATFORM_CELERY__BROKER_URL": BROKER,
         "AGENT_PLATFORM_CELERY__QUEUE": queue,
+        "AGENT_PLATFORM_GATES_LATENCY_P95_MS": LATENCY_BUDGET_MS,
     }
 
 
 @pytest.fixture(scope="module")
-def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
-    """A home with both tenants registered, and two workers listening on a queue of its own."""
+def cluster(tmp_path_factory: pytest.TempPathFactory, sample_home: Path) -> Iterator[dict]:
+    """A copy of the sample home with both tenants registered too, and two workers listening on
+    a queue of its own."""
     require_service("RabbitMQ", "127.0.0.1", 5672)
     root = tmp_path_factory.mktemp("celery")
     home = root / "home"
-    (home / "dagster").mkdir(parents=True)
+    shutil.copytree(sample_home, home)
     registry = TenantRegistry(Settings(home=home).tenant_registry_path)
     for tenant, files in CORPORA.items():
         corpus = root / tenant
@@ -112,12 +128,8 @@ def _step_pids(home: Path, run_id: str) -> dict[str, int]:
 def test_knowledge_job_steps_run_on_celery_workers_as_in_process(
     cluster: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    home, queue = cluster["home"], cluster["queue"]
-    for key, value in _environment(home, queue).items():
-        monkeypatch.setenv(key, value)  # the job is rebuilt from the environment's settings
-    monkeypatch.delenv("AGENT_PLATFORM_CONFIG_FILE", raising=False)
-    distributed = Settings()
-    assert distributed.executor == "celery"
+    home = cluster["home"]
+    distributed = _use_cluster(cluster, monkeypatch)
     outcomes = {tenant: run_tenant_job(distributed, "knowledge_job", tenant) for tenant in CORPORA}
 
     workers = _worker_pids(cluster["workers"])
@@ -130,12 +142,7 @@ def test_knowledge_job_steps_run_on_celery_workers_as_in_process(
         assert os.getpid() not in steps.values()
 
     # The same tenant, in process on a home of its own: the same materializations and hits.
-    local_home = tmp_path / "local"
-    (local_home / "dagster").mkdir(parents=True)
-    monkeypatch.setenv("AGENT_PLATFORM_HOME", str(local_home))
-    monkeypatch.setenv("DAGSTER_HOME", str(local_home / "dagster"))
-    monkeypatch.setenv("AGENT_PLATFORM_EXECUTOR", "in_process")
-    local = Settings()
+    local = _in_process(tmp_path / "local", monkeypatch)
     TenantRegistry(local.tenant_registry_path).register("alpha", cluster["root"] / "alpha")
     in_process = run_tenant_job(local, "knowledge_job", "alpha")
     assert in_process.success, in_process.failures
@@ -153,6 +160,66 @@ def test_knowledge_job_steps_run_on_celery_workers_as_in_process(
             knowledge.close()
     assert hits["celery"] == hits["in_process"]
     assert hits["celery"]
+
+
+def _use_cluster(cluster: dict, monkeypatch: pytest.MonkeyPatch) -> Settings:
+    """This process's settings pointed at the workers' home and queue (jobs are rebuilt from the
+    environment's settings)."""
+    for key, value in _environment(cluster["home"], cluster["queue"]).items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.delenv("AGENT_PLATFORM_CONFIG_FILE", raising=False)
+    distributed = Settings()
+    assert distributed.executor == "celery"
+    return distributed
+
+
+def _in_process(home: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
+    (home / "dagster").mkdir(parents=True, exist_ok=True)
+    monkeypatch.setenv("AGENT_PLATFORM_HOME", str(home))
+    monkeypatch.setenv("DAGSTER_HOME", str(home / "dagster"))
+    monkeypatch.setenv("AGENT_PLATFORM_EXECUTOR", "in_process")
+    return Settings()
+
+
+def _round(outcome: JobOutcome) -> dict:
+    """What an evaluation round decided, without the timings (they depend on the process)."""
+    evaluated = outcome.metadata["evaluated_model_versions"]
+    promotion = outcome.metadata["champion_promotion"]
+    return {
+        "metrics": {
+            candidate: {k: v for k, v in metrics.items() if "latency" not in k}
+            for candidate, metrics in evaluated["metrics"].items()
+        },
+        "challenger": evaluated["challenger_version"],
+        "recommended": evaluated["promotion_recommended"],
+        "failed_gates": sorted(outcome.failures),
+        "decision": promotion["decision"],
+        "promoted": promotion["promoted"],
+    }
+
+
+def test_evaluation_job_steps_run_on_celery_workers_as_in_process(
+    cluster: dict, sample_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    distributed = _use_cluster(cluster, monkeypatch)
+    outcome = run_job(distributed, "evaluation_job", run_config=EVALUATION_CONFIG)
+    steps = _step_pids(cluster["home"], outcome.run_id)
+    assert {"evaluation_dataset", "evaluated_model_versions", "champion_promotion"} <= set(steps)
+    assert set(steps.values()) <= _worker_pids(cluster["workers"]), steps
+    assert os.getpid() not in steps.values()
+
+    # The same round in process, on another copy of the same home.
+    local_home = tmp_path / "local"
+    shutil.copytree(sample_home, local_home)
+    in_process = run_job(
+        _in_process(local_home, monkeypatch), "evaluation_job", run_config=EVALUATION_CONFIG
+    )
+    on_workers, here = _round(outcome), _round(in_process)
+    assert on_workers == here
+    metrics = on_workers["metrics"]["extractive"]
+    assert metrics["examples"] == 6 and metrics["errors"] == 0
+    assert not math.isnan(metrics["accuracy"])
+    assert on_workers["challenger"] == 1  # the first version of a fresh registry, on both sides
 
 
 def test_run_queue_limits_each_tenant(platform_home: Path) -> None:

@@ -28,6 +28,7 @@ from agent_platform.knowledge.embedding_backends import (
     graph_encoder,
     load_tokenizer,
     model_facts,
+    pin_torch_threads,
 )
 from agent_platform.knowledge.embedding_cache import EmbeddingCache, text_hash
 from agent_platform.settings import EmbeddingSettings
@@ -136,7 +137,9 @@ class Embedder:
 
     def _load(self, name: str, model_dir: Path) -> _Loaded:
         backend = self._settings.backend
+        threads = self._settings.threads
         if backend == "torch":
+            pin_torch_threads(threads)
             model = load_sentence_transformer(model_dir)
             get_dim = getattr(model, "get_embedding_dimension", None) or (
                 model.get_sentence_embedding_dimension
@@ -156,7 +159,7 @@ class Embedder:
             max_seq_length = int(model.max_seq_length)  # type: ignore[arg-type]
             dimension = int(model.get_sentence_embedding_dimension())  # type: ignore[arg-type]
         tokenizer = load_tokenizer(model_dir)
-        encoder = graph_encoder(backend, self.exported, tokenizer, max_seq_length)
+        encoder = graph_encoder(backend, self.exported, tokenizer, max_seq_length, threads)
         return _Loaded(name, encoder, tokenizer, max_seq_length, dimension)
 
     def _ensure_model(self) -> _Loaded:
@@ -186,6 +189,11 @@ class Embedder:
     def space(self) -> str:
         """Model and backend: what the cache and every index record for these vectors."""
         return embedding_space(self.model_name, self._settings.backend)
+
+    @property
+    def runtime_threads(self) -> int:
+        """The model runtime's intra-op threads, as it reports them (settings `threads`)."""
+        return self._ensure_model().encoder.threads()
 
     @property
     def dimension(self) -> int:

@@ -46,12 +46,21 @@ class Encoder(Protocol):
 
     def encode(self, texts: Sequence[str], batch_size: int) -> np.ndarray: ...
 
+    def threads(self) -> int:
+        """Intra-op threads as the runtime reports them (0: the runtime's own default)."""
+        ...
+
 
 class TorchEncoder:
     """sentence-transformers on torch: the reference the other backends are measured against."""
 
     def __init__(self, model: SentenceTransformer) -> None:
         self._model = model
+
+    def threads(self) -> int:
+        import torch
+
+        return int(torch.get_num_threads())
 
     def encode(self, texts: Sequence[str], batch_size: int) -> np.ndarray:
         return self._model.encode(
@@ -105,11 +114,14 @@ class _GraphEncoder:
 class OnnxEncoder(_GraphEncoder):
     """ONNX Runtime on CPU; `session.run` is safe to call from several threads."""
 
-    def __init__(self, path: Path, tokenizer: Any, max_seq_length: int) -> None:
+    def __init__(self, path: Path, tokenizer: Any, max_seq_length: int, threads: int = 0) -> None:
         import onnxruntime as ort
 
         options = ort.SessionOptions()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        if threads:
+            options.intra_op_num_threads = threads
+            options.inter_op_num_threads = 1
         self._session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
         names = [i.name for i in self._session.get_inputs()]
         super().__init__(tokenizer, max_seq_length, names)
@@ -117,23 +129,29 @@ class OnnxEncoder(_GraphEncoder):
     def _run(self, feeds: dict[str, np.ndarray]) -> np.ndarray:
         return np.asarray(self._session.run(None, feeds)[0], dtype=np.float32)
 
+    def threads(self) -> int:
+        return int(self._session.get_session_options().intra_op_num_threads)
+
 
 class OpenVinoEncoder(_GraphEncoder):
     """OpenVINO on CPU; one infer request per call, so threads never share one."""
 
-    def __init__(self, path: Path, tokenizer: Any, max_seq_length: int) -> None:
+    def __init__(self, path: Path, tokenizer: Any, max_seq_length: int, threads: int = 0) -> None:
         import openvino as ov
 
-        core = ov.Core()
-        self._compiled = core.compile_model(
-            str(path), "CPU", {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_PRECISION_HINT": "f32"}
-        )
+        config: dict[str, Any] = {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_PRECISION_HINT": "f32"}
+        if threads:
+            config["INFERENCE_NUM_THREADS"] = threads
+        self._compiled = ov.Core().compile_model(str(path), "CPU", config)
         names = [next(iter(i.get_names())) for i in self._compiled.inputs]
         super().__init__(tokenizer, max_seq_length, names)
 
     def _run(self, feeds: dict[str, np.ndarray]) -> np.ndarray:
         result = self._compiled.create_infer_request().infer(feeds)
         return np.asarray(result[self._compiled.output(0)], dtype=np.float32)
+
+    def threads(self) -> int:
+        return int(self._compiled.get_property("INFERENCE_NUM_THREADS"))
 
 
 def weights_digest(model_dir: Path) -> str:
@@ -213,7 +231,10 @@ def _convert_openvino(source: Path, target: Path) -> None:
     ov.save_model(ov.convert_model(str(source)), str(target), compress_to_fp16=False)
 
 
-_EXPORT_LOCK = threading.Lock()
+# re-entrant: exporting onnx-int8 or openvino first exports the onnx graph they start from,
+# under the same lock (a plain Lock deadlocked a fresh export directory whose first backend
+# was not onnx)
+_EXPORT_LOCK = threading.RLock()
 
 
 class ExportedModels:
@@ -287,10 +308,23 @@ def load_tokenizer(model_dir: Path) -> Any:
     return AutoTokenizer.from_pretrained(str(model_dir), local_files_only=True)
 
 
+def pin_torch_threads(threads: int) -> None:
+    """torch's intra-op threads for the whole process (torch has no per-model setting); 0
+    leaves torch's default."""
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)
+
+
 def graph_encoder(
-    backend: EmbeddingBackend, models: ExportedModels, tokenizer: Any, max_seq_length: int
+    backend: EmbeddingBackend,
+    models: ExportedModels,
+    tokenizer: Any,
+    max_seq_length: int,
+    threads: int = 0,
 ) -> Encoder:
     path = models.path(backend)
     if backend == "openvino":
-        return OpenVinoEncoder(path, tokenizer, max_seq_length)
-    return OnnxEncoder(path, tokenizer, max_seq_length)
+        return OpenVinoEncoder(path, tokenizer, max_seq_length, threads)
+    return OnnxEncoder(path, tokenizer, max_seq_length, threads)

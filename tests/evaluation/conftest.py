@@ -1,17 +1,13 @@
 """Evaluation fixtures: a migrated MLflow database copied per test, hand-built responses, and a
-sample tenant indexed once per session (real embedder, real Dagster run)."""
+copy of the session's sample home (tests/conftest.py: the sample tenant indexed once)."""
 
 from __future__ import annotations
 
-import os
 import shutil
 from pathlib import Path
 
 import pytest
 
-from agent_platform.cli.execution import run_tenant_job
-from agent_platform.prompts import MlflowPromptStore, PromptRepository, publish_prompt
-from agent_platform.prompts.repository import BUILTIN_PROMPTS_DIR
 from agent_platform.runtime.response import (
     AgentResponse,
     Citation,
@@ -19,8 +15,6 @@ from agent_platform.runtime.response import (
     RetrievedChunk,
     Usage,
 )
-from agent_platform.settings import Settings
-from agent_platform.tenants import TenantRegistry
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 DATASET = PROJECT_ROOT / "evaluation" / "datasets" / "sample.jsonl"
@@ -65,34 +59,6 @@ def make_response(
         retrieved=retrieved,
         agent="grounded-qa",
     )
-
-
-@pytest.fixture(scope="session")
-def sample_home(tmp_path_factory: pytest.TempPathFactory, migrated_mlflow_db: Path) -> Path:
-    """A home with the sample tenant indexed and the shipped prompts registered (built once)."""
-    home = tmp_path_factory.mktemp("sample-home")
-    (home / "mlflow").mkdir()
-    shutil.copyfile(migrated_mlflow_db, home / "mlflow" / "mlflow.db")
-    saved = {k: os.environ.get(k) for k in ("AGENT_PLATFORM_HOME", "DAGSTER_HOME")}
-    os.environ["AGENT_PLATFORM_HOME"], os.environ["DAGSTER_HOME"] = str(home), str(home / "dagster")
-    try:
-        settings = Settings(home=home)
-        TenantRegistry(settings.tenant_registry_path).register("sample", PROJECT_ROOT / "docs")
-        outcome = run_tenant_job(settings, "knowledge_job", "sample")
-        assert outcome.success, outcome.failures
-        backup = run_tenant_job(settings, "index_backup_job", "sample")
-        assert backup.success, backup.failures
-        repo = PromptRepository.from_dirs([BUILTIN_PROMPTS_DIR])
-        store = MlflowPromptStore(settings.resolved_mlflow_tracking_uri)
-        for name in repo.names():
-            publish_prompt(repo, store, name)
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
-    return home
 
 
 @pytest.fixture

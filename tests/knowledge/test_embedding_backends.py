@@ -103,3 +103,25 @@ def test_a_change_of_backend_reembeds_the_whole_index(
     finally:
         store.close()
         cache.close()
+
+
+@pytest.mark.parametrize("backend", ["onnx", "openvino"])
+def test_threads_setting_reaches_the_graph_runtime(
+    backend: str, backend_embedders, export_dir: Path
+) -> None:
+    """`embedding.threads` becomes ONNX Runtime's intra_op_num_threads and OpenVINO's
+    INFERENCE_NUM_THREADS, as the compiled session reports them."""
+    assert backend_embedders[backend].runtime_threads == 1  # the default setting
+    # 2, not more: OpenVINO caps the count at the machine's cores (2 here)
+    settings = EmbeddingSettings(backend=backend, threads=2)  # type: ignore[arg-type]
+    assert Embedder(settings, export_dir=export_dir).runtime_threads == 2
+
+
+def test_a_fresh_export_directory_can_start_with_openvino(tmp_path: Path) -> None:
+    """openvino (the measured best) as the first backend of a fresh home exports the onnx graph
+    it converts from, then itself: the export lock is taken twice on one thread (a plain lock
+    hung here forever; the session's exports always began with onnx and never met it)."""
+    embedder = Embedder(EmbeddingSettings(backend="openvino"), export_dir=tmp_path)
+    assert embedder.encode(SENTENCES[:1]).shape == (1, 384)
+    assert embedder.exported is not None and embedder.exported.exports == 2
+    assert {"model.onnx", "openvino.xml"} <= {p.name for p in embedder.exported.root.iterdir()}
