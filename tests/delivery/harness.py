@@ -11,10 +11,7 @@ evaluation job is not what these measure.
 from __future__ import annotations
 
 import json
-import os
-import socket
 import subprocess
-import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -24,6 +21,8 @@ from pathlib import Path
 import httpx
 
 from agent_platform.settings import Settings
+from benchmarks.serve import LIMITS
+from tests.gateway.conftest import start_gateway as launch_gateway
 
 REPO = Path(__file__).resolve().parents[2]
 AGENT, TENANT = "grounded-qa", "handbook"
@@ -35,17 +34,7 @@ CORPUS = {
 }
 QUESTION = "How long do refunds take to be paid back?"
 APPROVERS = {"release_manager": "rita", "operations_lead": "omar", "security_team_lead": "sofia"}
-UNLIMITED = {
-    f"AGENT_PLATFORM_RUNTIME_RATE_LIMITS__{k}": str(v)
-    for k, v in {
-        "USER_REQUESTS_PER_MINUTE": 10**7,
-        "USER_TOKENS_PER_MINUTE": 10**10,
-        "GLOBAL_REQUESTS_PER_MINUTE": 10**7,
-        "GLOBAL_TOKENS_PER_MINUTE": 10**10,
-        "MODEL_REQUESTS_PER_MINUTE": 10**7,
-        "MODEL_TOKENS_PER_MINUTE": 10**10,
-    }.items()
-}
+UNLIMITED = LIMITS  # no rate limit gets in the way of a steady load
 
 
 class FlakyModel:
@@ -180,43 +169,11 @@ def prepare_home(home: Path) -> dict[str, int]:
     return versions
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def start_gateway(home: Path, log: Path, env: dict[str, str]) -> tuple[subprocess.Popen, str]:
-    """`agent-platform serve` on a free loopback port, once /readyz says ready."""
-    port = free_port()
-    environment = {
-        **os.environ,
-        "AGENT_PLATFORM_HOME": str(home),
-        "DAGSTER_HOME": str(home / "dagster"),
-        "PYTHONPATH": str(REPO),
-        **env,
-    }
-    environment.pop("AGENT_PLATFORM_CONFIG_FILE", None)
-    process = subprocess.Popen(
-        [sys.executable, "-m", "agent_platform.cli.main", "serve", "--port", str(port)],
-        env=environment,
-        stdout=log.open("wb"),
-        stderr=subprocess.STDOUT,
-        cwd=REPO,
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 180
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"the gateway exited with {process.returncode}:\n{log.read_text()}")
-        try:
-            if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
-                return process, url
-        except httpx.TransportError:
-            pass
-        time.sleep(0.5)
-    process.kill()
-    raise RuntimeError(f"the gateway was not ready within 180 s:\n{log.read_text()}")
+    """`agent-platform serve` on a free loopback port, once /readyz says ready (the gateway
+    suite's launcher)."""
+    gateway = launch_gateway(home, log, **env)
+    return gateway.process, gateway.url
 
 
 @dataclass
