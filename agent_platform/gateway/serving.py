@@ -16,7 +16,7 @@ import logging
 import threading
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncGenerator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -299,7 +299,7 @@ class AgentServer:
         *,
         tenant: str,
         timeout_s: float,
-    ) -> AsyncIterator[StreamEvent]:
+    ) -> AsyncGenerator[StreamEvent]:
         """`chat` as the runtime's stream events (`AgentRuntime.astream`). The run has its own
         task bounded by `timeout_s`: a client that leaves mid-stream does not stop it, so its
         answer is still stored and recorded (`delivery: "abandoned"`)."""
