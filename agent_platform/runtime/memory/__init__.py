@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
+from pathlib import Path
 
 from agent_platform.runtime.config import RuntimeSettings
 from agent_platform.runtime.memory._db import SQLiteDatabase
@@ -63,7 +64,7 @@ __all__ = [
 ]
 
 
-def _memory_dir(settings: Settings):
+def _memory_dir(settings: Settings) -> Path:
     private_dir(settings.home_dir)
     return private_dir(settings.home_dir / "runtime")
 
