@@ -512,7 +512,7 @@ class ChunkWriter:
         if isinstance(event, AnswerDelta):
             yield self.chunk(Delta(content=event.text))
             return
-        assert isinstance(event, StreamedAnswer)
+        assert isinstance(event, StreamedAnswer)  # nosec B101  # narrows a type for mypy; the invariant holds by construction
         response = event.response
         if event.remainder and not event.replaced:
             yield self.chunk(Delta(content=event.remainder))

@@ -27,7 +27,7 @@ from agent_platform.readiness.plots import CandidatePoint, gates_figure, latency
 from agent_platform.settings import Settings
 
 SYMBOL = {
-    "pass": "✅",
+    "pass": "✅",  # nosec B105  # a status symbol, not a password
     "signed": "✍️",
     "fail": "❌",
     "unverified": "❔",
