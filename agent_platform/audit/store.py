@@ -184,7 +184,7 @@ class SQLiteAuditLog(AuditLog):
                 seq, prev = (row[0] + 1, row[1]) if row else (1, GENESIS)
                 record = _seal(event, seq, prev)
                 conn.execute(
-                    f"INSERT INTO audit_log ({_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                    f"INSERT INTO audit_log ({_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?)",  # nosec B608  # constant table/column names and placeholders; values are bound parameters
                     _row(record),
                 )
                 conn.execute(
@@ -202,7 +202,7 @@ class SQLiteAuditLog(AuditLog):
         self, *, newest_first: bool = False, limit: int | None = None
     ) -> Iterator[AuditRecord]:
         order = "DESC" if newest_first else "ASC"
-        query = f"SELECT {_COLUMNS} FROM audit_log ORDER BY seq {order}"
+        query = f"SELECT {_COLUMNS} FROM audit_log ORDER BY seq {order}"  # nosec B608  # constant table/column names and placeholders; values are bound parameters
         params: tuple[Any, ...] = ()
         if limit is not None:
             query += " LIMIT ?"
@@ -280,7 +280,7 @@ class PostgresAuditLog(AuditLog):
             record = _seal(event, seq, prev)
             conn.execute(
                 sql.SQL(
-                    "INSERT INTO {}.audit_log (" + _COLUMNS + ") VALUES "
+                    "INSERT INTO {}.audit_log (" + _COLUMNS + ") VALUES "  # nosec B608  # constant table/column names and placeholders; values are bound parameters
                     "(%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s)"
                 ).format(ident),
                 _row(record),
@@ -298,7 +298,7 @@ class PostgresAuditLog(AuditLog):
         self, *, newest_first: bool = False, limit: int | None = None
     ) -> Iterator[AuditRecord]:
         order = sql.SQL("DESC" if newest_first else "ASC")
-        query = sql.SQL("SELECT " + _COLUMNS + " FROM {}.audit_log ORDER BY seq {}").format(
+        query = sql.SQL("SELECT " + _COLUMNS + " FROM {}.audit_log ORDER BY seq {}").format(  # nosec B608  # constant table/column names and placeholders; values are bound parameters
             sql.Identifier(self.schema), order
         )
         if limit is not None:

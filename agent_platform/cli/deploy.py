@@ -13,7 +13,7 @@ The Dagster sensor `rollout_controller` advances or rolls back a rollout every
 from __future__ import annotations
 
 import time
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from typer.core import TyperGroup
@@ -21,11 +21,14 @@ from typer.core import TyperGroup
 from agent_platform.cli.auth import authorize_cli
 from agent_platform.settings import get_settings
 
+if TYPE_CHECKING:
+    from agent_platform.delivery.controller import RolloutController
+
 
 class _VersionFirst(TyperGroup):
     """`deploy 7` means `deploy start 7`: a version number is not a sub-command."""
 
-    def parse_args(self, ctx, args: list[str]) -> list[str]:
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:  # typer's private click
         if args and args[0].isdigit():
             args = ["start", *args]
         return super().parse_args(ctx, args)
@@ -41,7 +44,7 @@ AgentOpt = Annotated[
 ]
 
 
-def _controller():
+def _controller() -> RolloutController:
     from agent_platform.delivery.controller import RolloutController
 
     return RolloutController(get_settings())

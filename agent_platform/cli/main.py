@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -24,6 +24,10 @@ from agent_platform.cli.serve import serve
 from agent_platform.cli.worker import worker
 from agent_platform.dagster_home import ensure_dagster_home
 from agent_platform.settings import get_settings
+
+if TYPE_CHECKING:
+    from agent_platform.cli.execution import JobOutcome
+    from agent_platform.settings import Settings
 
 app = typer.Typer(
     help="agent-platform: knowledge bases, prompts and agent versions as Dagster assets.",
@@ -120,7 +124,7 @@ def sample_docs_dir() -> Path:
     return Path(__file__).resolve().parents[2] / "docs"
 
 
-def _ask(settings, question: str) -> None:
+def _ask(settings: Settings, question: str) -> None:
     from agent_platform.runtime import AgentRuntime
 
     runtime = AgentRuntime.from_settings(settings)
@@ -139,7 +143,7 @@ def _ask(settings, question: str) -> None:
     )
 
 
-def _fail_on(outcome) -> None:
+def _fail_on(outcome: JobOutcome) -> None:
     for failure in outcome.failures:
         console.print(f"[red]error:[/red] {failure}")
     if not outcome.success:

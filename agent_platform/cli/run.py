@@ -14,11 +14,14 @@ named).
 from __future__ import annotations
 
 import json
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from agent_platform.cli.errors import one_line
+
+if TYPE_CHECKING:
+    from agent_platform.runtime.agent import AgentRuntime
 
 runtime_app = typer.Typer(
     help="The agent runtime: its workflow graph and versioned conversation state.",
@@ -29,7 +32,7 @@ TenantOption = Annotated[str, typer.Option("--tenant", help="Tenant whose knowle
 UserOption = Annotated[str, typer.Option("--user", help="Who asks (rate limits, memory, A/B).")]
 
 
-def _runtime():
+def _runtime() -> AgentRuntime:
     from agent_platform.runtime.agent import AgentRuntime
     from agent_platform.security.crypto import EncryptionError
     from agent_platform.settings import get_settings

@@ -16,9 +16,13 @@ and re-reads the files when they change (`agent_platform.gateway.tls`); producti
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
+
+if TYPE_CHECKING:
+    from agent_platform.gateway.tls import TLSContextFactory
+    from agent_platform.settings import Settings
 
 APP_FACTORY = "agent_platform.gateway.app:create_app"
 
@@ -62,7 +66,7 @@ def serve(
     )
 
 
-def _checked_tls(settings):
+def _checked_tls(settings: Settings) -> TLSContextFactory | None:
     """Fail at start, with one line, on a missing key or bad TLS files; the TLS factory or None."""
     from agent_platform.gateway.tls import TLSConfigError, tls_factory
     from agent_platform.security.crypto import EncryptionError, value_cipher

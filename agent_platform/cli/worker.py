@@ -75,4 +75,4 @@ def worker(
     }
     # celery itself is found on PATH by dagster-celery: put this interpreter's bin first
     env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
-    os.execve(command[0], command, env)
+    os.execve(command[0], command, env)  # nosec B606  # execs the worker's own interpreter with fixed arguments

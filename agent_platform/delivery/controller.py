@@ -106,7 +106,9 @@ class RolloutController:
         self.clock = clock
 
     # --- approvals ---------------------------------------------------------------------------
-    def approve(self, version: int, *, role: str, actor: dict[str, Any], agent: str | None = None):
+    def approve(
+        self, version: int, *, role: str, actor: dict[str, Any], agent: str | None = None
+    ) -> None:
         agent = agent or self.settings.serving_agent
         if role not in self.config.required_approvals:
             raise RolloutError(
@@ -129,7 +131,9 @@ class RolloutController:
         )
 
     # --- stages ------------------------------------------------------------------------------
-    def deploy(self, version: int | str, *, actor: dict[str, Any], agent: str | None = None):
+    def deploy(
+        self, version: int | str, *, actor: dict[str, Any], agent: str | None = None
+    ) -> Rollout:
         """Preparation, then green beside blue at the first step (or refused, with why)."""
         agent = agent or self.settings.serving_agent
         active = self.store.active(agent)
@@ -227,7 +231,7 @@ class RolloutController:
     def tick_all(self) -> list[TickOutcome]:
         return [o for a in self.store.agents() if (o := self.tick(a)) is not None]
 
-    def rollback(self, *, reason: str, actor: dict[str, Any], agent: str | None = None):
+    def rollback(self, *, reason: str, actor: dict[str, Any], agent: str | None = None) -> Rollout:
         agent = agent or self.settings.serving_agent
         rollout = self.store.active(agent)
         if rollout is None:

@@ -64,7 +64,9 @@ def snapshot(exposition: str, version: str) -> dict[str, Any]:
     return {"requests": requests, "errors": errors, "buckets": buckets}
 
 
-def window(samples: list[tuple[float, dict[str, Any]]], now: float, window_s: float):
+def window(
+    samples: list[tuple[float, dict[str, Any]]], now: float, window_s: float
+) -> VersionHealth:
     """The health between the newest sample and the newest one at least `window_s` older (the
     oldest kept, while the rollout is younger than the window); a counter that went down (the
     gateway restarted) counts from zero."""

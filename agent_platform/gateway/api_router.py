@@ -5,14 +5,15 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Path, Query, Request
 from fastapi.responses import Response, StreamingResponse
+from pydantic import WithJsonSchema
 
 from agent_platform.gateway.metrics import CONTENT_TYPE
-from agent_platform.gateway.problems import PROBLEM_JSON, from_exception, problem
+from agent_platform.gateway.problems import PROBLEM_JSON, ProblemResponse, from_exception, problem
 from agent_platform.gateway.protocol import (
     MODEL_PATTERN,
     NOT_BLANK,
@@ -78,8 +79,11 @@ TenantHeader = Annotated[
         description="The tenant whose knowledge answers (until identity maps it from the token).",
     ),
 ]
+# Optional headers are `X | None` in Python, but documented as the value they carry when sent:
+# a header is absent or a string, never JSON null (FastAPI would add a `null` branch).
 TimeoutHeader = Annotated[
-    float,
+    float | None,
+    WithJsonSchema({"type": "number", "exclusiveMinimum": 0}),
     Header(
         alias="X-Request-Timeout",
         gt=0,
@@ -87,11 +91,10 @@ TimeoutHeader = Annotated[
         "lengthen it.",
     ),
 ]
-
-
-# `str`, not `str | None`: a header is a string when sent (no null branch in the schema)
 BodyTenantHeader = Annotated[
-    str, Header(alias="X-Tenant", pattern=TENANT_PATTERN, description="Unless in the body.")
+    str | None,
+    WithJsonSchema({"type": "string", "pattern": TENANT_PATTERN}),
+    Header(alias="X-Tenant", pattern=TENANT_PATTERN, description="Unless in the body."),
 ]
 
 
@@ -113,7 +116,9 @@ async def _resolve(
         if not server.rollouts.fresh(agent):
             await asyncio.to_thread(server.rollouts.refresh, agent)
         model = server.route(model, user, session_id)
-    served = server.cached(model) or await asyncio.to_thread(server.resolve, model)
+    served = server.cached(model)
+    if served is None:
+        served = await asyncio.to_thread(server.resolve, model)
     request.state.agent_version = served.label
     return served
 
@@ -177,7 +182,10 @@ async def _stream(
 
 
 async def _sse(
-    request: Request, writer: ChunkWriter, first: StreamEvent, events: AsyncIterator[StreamEvent]
+    request: Request,
+    writer: ChunkWriter,
+    first: StreamEvent,
+    events: AsyncGenerator[StreamEvent],
 ) -> AsyncIterator[str]:
     """The chunks, then `data: [DONE]`. A failure after the response started (the deadline,
     every model failing) is sent as an OpenAI-style `error` event before `[DONE]`, and its
@@ -326,5 +334,5 @@ def metrics(request: Request) -> Response:  # sync: the operations metrics read 
     return Response(request.app.state.metrics.exposition(), media_type=CONTENT_TYPE)
 
 
-def not_ready_problem(exc: NotReadyError):
+def not_ready_problem(exc: NotReadyError) -> ProblemResponse:
     return problem(503, str(exc), retry_after=1)

@@ -61,7 +61,7 @@ async def _library_error(request: Request, exc: Exception) -> JSONResponse:
 
 
 async def _invalid_request(request: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, RequestValidationError)
+    assert isinstance(exc, RequestValidationError)  # nosec B101  # the handler is registered for this exception type only
     errors = []
     for error in exc.errors():
         loc = [str(p) for p in error.get("loc", ())]
@@ -74,7 +74,7 @@ async def _invalid_request(request: Request, exc: Exception) -> JSONResponse:
 
 
 async def _http_error(request: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, HTTPException)
+    assert isinstance(exc, HTTPException)  # nosec B101  # the handler is registered for this exception type only
     detail = exc.detail if isinstance(exc.detail, str) else "request refused"
     answer = problem(exc.status_code, detail)
     answer.headers.update(exc.headers or {})
@@ -82,7 +82,7 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
 
 
 async def _not_ready(request: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, NotReadyError)
+    assert isinstance(exc, NotReadyError)  # nosec B101  # the handler is registered for this exception type only
     return _render(request, not_ready_problem(exc))
 
 

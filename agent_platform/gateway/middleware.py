@@ -24,6 +24,9 @@ from agent_platform.gateway.problems import PROBLEM_JSON, ProblemResponse, from_
 
 logger = logging.getLogger(__name__)
 Scope = dict[str, Any]
+Message = dict[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[..., Awaitable[None]]
 _PROPAGATOR = TraceContextTextMapPropagator()
 # A request hook sees the Starlette request and raises a GatewayError (or a library error) to
@@ -31,7 +34,7 @@ _PROPAGATOR = TraceContextTextMapPropagator()
 RequestHook = Callable[[Any], Awaitable[None]]
 
 
-async def send_problem(send, scope: Scope, answer: ProblemResponse) -> None:
+async def send_problem(send: Send, scope: Scope, answer: ProblemResponse) -> None:
     body = answer.problem.model_copy(
         update={"instance": scope.get("path"), "trace_id": scope["state"].get("trace_id")}
     ).model_dump(mode="json", exclude_none=True)
@@ -68,7 +71,7 @@ class GatewayMiddleware:
     def __init__(self, app: ASGIApp, *, metrics: GatewayMetrics, version: Callable[[], str | None]):
         self.app, self.metrics, self.version = app, metrics, version
 
-    async def __call__(self, scope: Scope, receive, send) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
@@ -78,7 +81,7 @@ class GatewayMiddleware:
         started, status = time.perf_counter(), 500
         response_started = False
 
-        async def sending(message) -> None:
+        async def sending(message: Message) -> None:
             nonlocal status, response_started
             if message["type"] == "http.response.start":
                 status, response_started = message["status"], True
@@ -114,7 +117,7 @@ class BodyLimitMiddleware:
     def __init__(self, app: ASGIApp, *, limit: int):
         self.app, self.limit = app, limit
 
-    async def __call__(self, scope: Scope, receive, send) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"] not in {"POST", "PUT", "PATCH"}:
             await self.app(scope, receive, send)
             return
@@ -136,7 +139,7 @@ class BodyLimitMiddleware:
             more = message.get("more_body", False)
         body, replayed = b"".join(chunks), False
 
-        async def replay():
+        async def replay() -> Message:
             nonlocal replayed
             if not replayed:
                 replayed = True
@@ -154,7 +157,7 @@ class ConcurrencyLimitMiddleware:
         self.app, self.limit, self.retry_after_s = app, limit, retry_after_s
         self.active = 0
 
-    async def __call__(self, scope: Scope, receive, send) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or not scope["path"].startswith("/v1/"):
             await self.app(scope, receive, send)
             return

@@ -7,6 +7,7 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass, field
+from typing import Any
 
 from agent_platform.gateway import errors as gw
 from agent_platform.gateway.protocol import Problem
@@ -50,7 +51,14 @@ def sanitize(message: str) -> str:
     return _PATH.sub("<path>", _SECRET.sub(r"\1***@", line))[:500]
 
 
-def problem(status: int, detail: str, *, errors=None, retry_after: float | None = None, **kw):
+def problem(
+    status: int,
+    detail: str,
+    *,
+    errors: list[dict[str, Any]] | None = None,
+    retry_after: float | None = None,
+    **kw: Any,
+) -> ProblemResponse:
     headers = {} if retry_after is None else {"Retry-After": str(max(1, math.ceil(retry_after)))}
     body = Problem(
         title=TITLES.get(status, "Error"),

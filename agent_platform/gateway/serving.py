@@ -16,9 +16,10 @@ import logging
 import threading
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncGenerator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Literal
 
 from mlflow.exceptions import MlflowException
 from opentelemetry import trace
@@ -52,7 +53,7 @@ from agent_platform.knowledge.service import KnowledgeBase
 from agent_platform.model_registry.errors import UnknownAgentError
 from agent_platform.model_registry.registry import CHAMPION, AgentModelRegistry, AgentVersion
 from agent_platform.runtime.agent import AgentRuntime
-from agent_platform.runtime.agent_config import AgentConfig
+from agent_platform.runtime.agent_config import AgentConfig, PromptRef
 from agent_platform.runtime.circuit_breaker import BreakerState
 from agent_platform.runtime.config import RuntimeSettings
 from agent_platform.runtime.errors import RequestDeadlineError
@@ -299,7 +300,7 @@ class AgentServer:
         *,
         tenant: str,
         timeout_s: float,
-    ) -> AsyncIterator[StreamEvent]:
+    ) -> AsyncGenerator[StreamEvent]:
         """`chat` as the runtime's stream events (`AgentRuntime.astream`). The run has its own
         task bounded by `timeout_s`: a client that leaves mid-stream does not stop it, so its
         answer is still stored and recorded (`delivery: "abandoned"`)."""
@@ -335,7 +336,9 @@ class AgentServer:
             logger.warning("%d abandoned stream run(s) still running at shutdown", left)
 
     # --- sessions ----------------------------------------------------------------------------
-    def session(self, served: ServedVersion, session_id: str, *, tenant: str, user: str):
+    def session(
+        self, served: ServedVersion, session_id: str, *, tenant: str, user: str
+    ) -> SessionView:
         runtime = served.runtime
         runtime.services.gatekeeper.authorise(tenant, user)
         versions = runtime.history(session_id, tenant=tenant, user=user)
@@ -423,7 +426,7 @@ class AgentServer:
         return reasons
 
 
-def _prompt_view(ref, tags: dict[str, str]) -> PromptRefView:
+def _prompt_view(ref: PromptRef, tags: dict[str, str]) -> PromptRefView:
     pinned = tags.get(f"prompt.{ref.name}.version")  # what the version was registered with
     return PromptRefView(
         name=ref.name,
@@ -494,7 +497,9 @@ class ChunkWriter:
         self.model, self.served, self.include_usage = model, served, include_usage
         self.id, self.created = completion_id(), int(time.time())
 
-    def chunk(self, delta: Delta, finish=None, **extra) -> ChatCompletionChunk:
+    def chunk(
+        self, delta: Delta, finish: Literal["stop", "length"] | None = None, **extra: Any
+    ) -> ChatCompletionChunk:
         choices = [] if extra.get("usage") else [ChunkChoice(delta=delta, finish_reason=finish)]
         return ChatCompletionChunk(
             id=self.id, created=self.created, model=self.model, choices=choices, **extra
@@ -507,7 +512,7 @@ class ChunkWriter:
         if isinstance(event, AnswerDelta):
             yield self.chunk(Delta(content=event.text))
             return
-        assert isinstance(event, StreamedAnswer)
+        assert isinstance(event, StreamedAnswer)  # nosec B101  # narrows a type for mypy; the invariant holds by construction
         response = event.response
         if event.remainder and not event.replaced:
             yield self.chunk(Delta(content=event.remainder))

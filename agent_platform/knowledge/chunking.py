@@ -10,10 +10,14 @@ from __future__ import annotations
 import hashlib
 from collections import Counter
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import pandera.pandas as pa
 from langchain_text_splitters import RecursiveCharacterTextSplitter
 from pandera.typing import Series
+
+if TYPE_CHECKING:
+    from agent_platform.knowledge.embedder import Embedder
 
 CHUNK_ID_PATTERN = r"^[0-9a-f]{32}$"
 CHUNKER_VERSION = "1"  # bump when the splitting rules change
@@ -35,7 +39,7 @@ def make_chunk_id(document_id: str, text: str, occurrence: int) -> str:
 class TokenChunker:
     """Splits text on paragraph, line, then word boundaries into chunks of at most N tokens."""
 
-    def __init__(self, tokenizer, chunk_tokens: int, overlap_tokens: int) -> None:
+    def __init__(self, tokenizer: Any, chunk_tokens: int, overlap_tokens: int) -> None:
         if overlap_tokens >= chunk_tokens:
             raise ValueError(
                 f"overlap ({overlap_tokens} tokens) must be smaller than the chunk size "
@@ -90,13 +94,13 @@ class TokenChunker:
         return chunks
 
 
-def chunker_for(embedder, chunk_tokens: int, overlap_tokens: int) -> TokenChunker:
+def chunker_for(embedder: Embedder, chunk_tokens: int, overlap_tokens: int) -> TokenChunker:
     """A chunker whose chunks fit the embedder's sequence length (less its two special tokens)."""
     limit = min(chunk_tokens, max_chunk_tokens(embedder))
     return TokenChunker(embedder.tokenizer, limit, min(overlap_tokens, limit - 1))
 
 
-def max_chunk_tokens(embedder) -> int:
+def max_chunk_tokens(embedder: Embedder) -> int:
     return embedder.max_seq_length - 2
 
 

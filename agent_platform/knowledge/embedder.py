@@ -20,7 +20,6 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from agent_platform.knowledge.embedding_backends import (
-    EmbeddingBackend,
     Encoder,
     ExportedModels,
     TorchEncoder,
@@ -31,7 +30,7 @@ from agent_platform.knowledge.embedding_backends import (
     pin_torch_threads,
 )
 from agent_platform.knowledge.embedding_cache import EmbeddingCache, text_hash
-from agent_platform.settings import EmbeddingSettings
+from agent_platform.settings import EmbeddingBackend, EmbeddingSettings
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
@@ -204,7 +203,7 @@ class Embedder:
         return self._ensure_model().max_seq_length
 
     @property
-    def tokenizer(self):
+    def tokenizer(self) -> Any:
         return self._ensure_model().tokenizer
 
     def encode(self, texts: Sequence[str], progress: ProgressCallback | None = None) -> np.ndarray:

@@ -51,7 +51,7 @@ class EmbeddingCache:
                 batch = unique[start : start + self._LOOKUP_BATCH]
                 marks = ",".join("?" * len(batch))
                 rows = self._conn.execute(
-                    f"SELECT text_hash, vector FROM embeddings "
+                    f"SELECT text_hash, vector FROM embeddings "  # nosec B608  # constant table/column names and placeholders; values are bound parameters
                     f"WHERE model = ? AND text_hash IN ({marks})",
                     (model, *batch),
                 )

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -226,7 +227,9 @@ def _embedding_batch(ids: list[str], vectors: np.ndarray, schema: pa.Schema) -> 
     )
 
 
-def iter_chunks_with_vectors(tables: TenantTables, batch_size: int = 1024):
+def iter_chunks_with_vectors(
+    tables: TenantTables, batch_size: int = 1024
+) -> Iterator[tuple[list[dict[str, Any]], np.ndarray]]:
     """Yield (chunk rows, vectors) batches, chunks and embeddings aligned by row order."""
     chunk_batches = tables.iter_batches("chunks", batch_size=batch_size)
     vector_batches = tables.iter_batches("embeddings", batch_size=batch_size)

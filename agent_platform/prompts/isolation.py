@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import json
 import os
-import pickle
-import subprocess
+import pickle  # nosec B403  # only for the parent-to-child pipe of the render sandbox
+import subprocess  # nosec B404  # fixed argument lists, never a shell
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -58,7 +58,7 @@ def render_isolated(
     request = pickle.dumps((dict(sources), name, [dict(i) for i in inputs], memory_bytes, timeout))
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(_PACKAGE_ROOT), *sys.path])}
     try:
-        child = subprocess.run(
+        child = subprocess.run(  # nosec B603  # fixed argument list, no shell; no user input in it
             [sys.executable, "-m", "agent_platform.prompts.isolation"],
             input=request,
             capture_output=True,
@@ -108,7 +108,7 @@ def main() -> None:
     """The child: read the request, cap memory and CPU, render each case, write the results."""
     from agent_platform.prompts.sandbox import make_environment, render
 
-    sources, name, inputs, memory_bytes, seconds = pickle.loads(sys.stdin.buffer.read())
+    sources, name, inputs, memory_bytes, seconds = pickle.loads(sys.stdin.buffer.read())  # nosec B301  # the parent platform process wrote this payload to its own child's stdin
     _limit_resources(memory_bytes, seconds)
     env = make_environment(sources)
     results: list[tuple[bool, str]] = []

@@ -17,7 +17,7 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 
-from jinja2.sandbox import SecurityError
+from jinja2.exceptions import SecurityError
 
 MAX_RENDER_CHARS = 2_000_000  # the rendered prompt, and any one string built on the way
 MAX_WORK_CHARS = 20_000_000  # every string a render builds, added up (garbage included)

@@ -20,13 +20,14 @@ from agent_platform.evaluation.dataset import dataset_version
 from agent_platform.evaluation.gates import GateThresholds
 from agent_platform.model_registry import AgentModelRegistry, AgentVersion
 from agent_platform.readiness import links
-from agent_platform.readiness.checklist import ChecklistInputs, Item, evaluate_checklist
+from agent_platform.readiness.checklist import ChecklistInputs, evaluate_checklist
 from agent_platform.readiness.gates import SECTION, no_champion_reason
+from agent_platform.readiness.item import Item
 from agent_platform.readiness.plots import CandidatePoint, gates_figure, latency_figure
 from agent_platform.settings import Settings
 
 SYMBOL = {
-    "pass": "✅",
+    "pass": "✅",  # nosec B105  # a status symbol, not a password
     "signed": "✍️",
     "fail": "❌",
     "unverified": "❔",

@@ -20,6 +20,7 @@ import logging
 import time
 import uuid
 from collections.abc import AsyncGenerator, Iterable, Mapping
+from contextlib import AbstractContextManager
 from typing import Any
 
 from langchain_core.messages import AIMessageChunk
@@ -138,7 +139,7 @@ class AgentRuntime:
         sid = session_id if isinstance(session_id, str) and session_id.strip() else None
         return RunContext(trace_id, otel_context.get_current(), sid or uuid.uuid4().hex)
 
-    def _span(self):
+    def _span(self) -> AbstractContextManager[Span]:
         return self.telemetry.tracer.start_as_current_span(
             f"invoke_agent {self.agent.name}",
             kind=trace.SpanKind.SERVER,
@@ -345,7 +346,7 @@ class AgentRuntime:
     # --- outcome ---------------------------------------------------------------------------
     def _finish(
         self, run: RunContext, span: Span, final: dict[str, Any], started: float, **extra: str
-    ):
+    ) -> AgentResponse:
         routed = final["routed"]
         latency = {**run.timings, "total": (time.perf_counter() - started) * 1000.0}
         response = AgentResponse(

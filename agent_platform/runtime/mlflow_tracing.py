@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Sequence
+from typing import Any
 
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
@@ -70,7 +71,7 @@ class MlflowSpanExporter(SpanExporter):
             return SpanExportResult.FAILURE
         return SpanExportResult.SUCCESS
 
-    def _trace_info(self, root: ReadableSpan, experiment: str):
+    def _trace_info(self, root: ReadableSpan, experiment: str) -> Any:
         from mlflow.entities import TraceInfo, TraceLocation, TraceState
         from mlflow.tracing.utils import generate_mlflow_trace_id_from_otel_trace_id
 

@@ -223,7 +223,7 @@ class AgentServices:
         else, once that has expired, from the conversation store (24 h retention). A request
         without a session id starts a new session, which has none."""
         request, scope = run.request, run.scope
-        assert request is not None and scope is not None
+        assert request is not None and scope is not None  # nosec B101  # narrows a type for mypy; the invariant holds by construction
         if request.session_id is None:
             return []
         recent = self.short_term.recent(scope, limit=MAX_HISTORY_TURNS)
@@ -233,7 +233,7 @@ class AgentServices:
 
     def load_context(self, run: RunContext) -> dict[str, Any]:
         request = run.request
-        assert request is not None
+        assert request is not None  # nosec B101  # narrows a type for mypy; the invariant holds by construction
         history = self.recent_turns(run)
         config = self.agent.retrieval
         mode = SearchMode(config.mode)
@@ -287,7 +287,7 @@ class AgentServices:
         """Render the prompts with what fits the context budget (context_window.py's priorities):
         strong chunks, memory, the newest turns, then merely relevant chunks."""
         request = run.request
-        assert request is not None
+        assert request is not None  # nosec B101  # narrows a type for mypy; the invariant holds by construction
         system_prompt, system_alias, variant = self.prompts.resolve(
             self.agent.system_prompt, request.user
         )
@@ -394,7 +394,7 @@ class AgentServices:
 
     def _call_kwargs(self, run: RunContext, state: RunState) -> dict[str, Any]:
         request = run.request
-        assert request is not None
+        assert request is not None  # nosec B101  # narrows a type for mypy; the invariant holds by construction
         return {
             **self._route_args(state),
             "tenant": request.tenant,
@@ -444,7 +444,7 @@ class AgentServices:
             return {"excluded": excluded, "problems": problems, "next": "retry"}
         refused = is_refusal(answer, state.get("refusals", []))
         request = run.request
-        assert request is not None
+        assert request is not None  # nosec B101  # narrows a type for mypy; the invariant holds by construction
         guarded = self.protection.guard_answer(
             request.tenant, routed.model, answer, (state.get("refusals") or [NO_ANSWER])[-1]
         )
@@ -468,7 +468,7 @@ class AgentServices:
     # --- store_and_update_memory -----------------------------------------------------------
     def store_and_update_memory(self, run: RunContext, state: RunState) -> dict[str, Any]:
         request, scope, routed = run.request, run.scope, state["routed"]
-        assert request is not None and scope is not None
+        assert request is not None and scope is not None  # nosec B101  # narrows a type for mypy; the invariant holds by construction
         answer, refused = state["answer"], state["refused"]  # already guarded
         question = self.protection.mask(request.input)  # memory keeps no personal data
         meta = {"trace_id": run.trace_id}

@@ -500,7 +500,7 @@ class Router:
                         return self._call_sync(spec, attempt.retry_state.attempt_number, req)
             except CircuitOpenError as exc:
                 req.attempts.append(AttemptRecord(spec.name, 0, "skipped", error=_describe(exc)))
-            except Exception:  # recorded in attempts; fall back to the next model
+            except Exception:  # nosec B112  # recorded in attempts; fall back to the next model
                 continue
         raise AllModelsFailedError(route if models is None else "<explicit>", req.attempts)
 
@@ -554,7 +554,7 @@ class Router:
                         return await self._call_async(spec, attempt.retry_state.attempt_number, req)
             except CircuitOpenError as exc:
                 req.attempts.append(AttemptRecord(spec.name, 0, "skipped", error=_describe(exc)))
-            except Exception:
+            except Exception:  # nosec B112  # the failure is recorded in the attempts; the next model is tried
                 continue
         raise AllModelsFailedError(route if models is None else "<explicit>", req.attempts)
 

@@ -176,7 +176,7 @@ class WorkflowNodes:
 
     def authorise(self, state: RunState) -> dict[str, Any]:
         request = state["run"].request
-        assert request is not None
+        assert request is not None  # nosec B101  # narrows a type for mypy; the invariant holds by construction
         self.rt.gatekeeper.authorise(request.tenant, request.user)
         self.rt.gatekeeper.guard(request.tenant, self.rt.model_chain())
         return {}

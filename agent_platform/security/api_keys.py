@@ -17,9 +17,13 @@ import sqlite3
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from agent_platform.security.errors import AuthenticationError
 from agent_platform.security.identity import Identity
+
+if TYPE_CHECKING:
+    from agent_platform.settings import Settings
 
 PREFIX = "ap_"
 
@@ -149,7 +153,7 @@ class PostgresApiKeyStore(ApiKeyStore):
             return rows, cursor.rowcount
 
 
-def open_api_key_store(settings) -> ApiKeyStore:
+def open_api_key_store(settings: Settings) -> ApiKeyStore:
     """PostgreSQL in production (its URL is required there), SQLite under the home locally."""
     if settings.profile == "production":
         if not settings.postgres_url:

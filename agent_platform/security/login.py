@@ -121,7 +121,7 @@ def poll(
         if error == "slow_down":
             interval += 5
             continue
-        reasons = {"access_denied": "the sign-in was refused", "expired_token": "the code expired"}
+        reasons = {"access_denied": "the sign-in was refused", "expired_token": "the code expired"}  # nosec B105  # OAuth device-flow error codes, not passwords
         raise LoginError(f"sign-in failed: {reasons.get(str(error), error or 'unknown error')}")
     raise LoginError("sign-in failed: the code expired before the sign-in completed")
 

@@ -14,7 +14,7 @@ from agent_platform.security.identity import Identity
 from agent_platform.security.login import TokenFile
 from agent_platform.settings import Settings
 
-TOKEN_ENV = "AGENT_PLATFORM_TOKEN"
+TOKEN_ENV = "AGENT_PLATFORM_TOKEN"  # nosec B105  # the name of an environment variable, not a token
 AS_ENV = "AGENT_PLATFORM_AS"
 
 

@@ -19,6 +19,7 @@ import json
 import os
 import re
 import sys
+from typing import Any
 
 import regopy
 
@@ -32,13 +33,13 @@ PROBE = {
 }
 
 
-def _binding(output):
+def _binding(output: Any) -> Any:
     if not output.ok() or not output.results:
         return None
     return output.results[0].bindings.get("x")
 
 
-def query(interpreter, query_text: str):
+def query(interpreter: Any, query_text: str) -> Any:
     """An ad-hoc query (compiles every time: seconds; for tests, not decisions)."""
     try:
         return _binding(interpreter.query(query_text))
@@ -97,7 +98,7 @@ class Compiled:
         if not isinstance(probe, dict) or probe.get("allow") is not False:
             raise ValueError("policy bundle: the probe decision must be a denial with allow=false")
 
-    def decide(self, input_value):
+    def decide(self, input_value: Any) -> Any:
         try:
             self.runner.set_input(regopy.Input(input_value))
             return _binding(self.runner.query_bundle(self.bundle))

@@ -19,8 +19,12 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from agent_platform.security.errors import SessionRefusedError
+
+if TYPE_CHECKING:
+    from agent_platform.settings import Settings
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,7 +109,7 @@ class SessionTracker(ABC):
 class SQLiteSessionTracker(SessionTracker):
     """The local profile's sessions: `<home>/security/sessions.sqlite`."""
 
-    def __init__(self, path: Path, **kwargs) -> None:
+    def __init__(self, path: Path, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self._local = threading.local()
         self.path = Path(path)
@@ -162,7 +166,9 @@ class SQLiteSessionTracker(SessionTracker):
 class RedisSessionTracker(SessionTracker):
     """Production sessions: one Redis hash per user, expiring after the idle timeout."""
 
-    def __init__(self, url: str, *, prefix: str = "agent_platform:sessions:", **kwargs) -> None:
+    def __init__(
+        self, url: str, *, prefix: str = "agent_platform:sessions:", **kwargs: Any
+    ) -> None:
         import redis
 
         super().__init__(**kwargs)
@@ -194,9 +200,9 @@ class RedisSessionTracker(SessionTracker):
             pipe.execute()
 
 
-def open_session_tracker(settings) -> SessionTracker:
+def open_session_tracker(settings: Settings) -> SessionTracker:
     """Redis in production (its URL is required there), SQLite locally."""
-    limits = {
+    limits: dict[str, Any] = {
         "idle_timeout_s": settings.auth.session_idle_timeout_s,
         "max_sessions": settings.auth.max_sessions,
     }

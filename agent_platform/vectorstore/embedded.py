@@ -173,7 +173,7 @@ class EmbeddedVectorStore:
         """Write lock + cross-process lock on a state checked, under both, to be the live one."""
         while True:
             state = self._acquire(tenant, create=True, load_ann=load_ann)
-            assert state is not None
+            assert state is not None  # nosec B101  # narrows a type for mypy; the invariant holds by construction
             try:
                 with state.write_lock, tenant_lock(state.tenant_dir):
                     if state.changed_on_disk():

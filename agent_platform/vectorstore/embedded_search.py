@@ -71,7 +71,7 @@ def _matched_terms(state: TenantState, terms: list[str], labels: list[int]) -> d
     if not labels or not terms:
         return out
     marks = ",".join("?" * len(labels))
-    sql = f"SELECT rowid FROM chunks_fts WHERE chunks_fts MATCH ? AND rowid IN ({marks})"
+    sql = f"SELECT rowid FROM chunks_fts WHERE chunks_fts MATCH ? AND rowid IN ({marks})"  # nosec B608  # constant table/column names and placeholders; values are bound parameters
     conn = state.db.reader()
     for term in terms:  # \w+ words: no quote can reach the FTS query syntax
         for (label,) in conn.execute(sql, (f'"{term}"', *labels)):
@@ -128,10 +128,10 @@ def search(
     if mode is SearchMode.KEYWORD:
         ranked = keyword_ranked(state, text, max(HYBRID_DEPTH, 2 * k), flt)
     elif mode is SearchMode.VECTOR:
-        assert vec is not None
+        assert vec is not None  # nosec B101  # narrows a type for mypy; the invariant holds by construction
         ranked = [(lb, vector_score(c)) for lb, c in vector_ranked(state, vec, k, flt)]
     else:
-        assert vec is not None
+        assert vec is not None  # nosec B101  # narrows a type for mypy; the invariant holds by construction
         depth = max(HYBRID_DEPTH, 2 * k)
         by_vector = [lb for lb, _ in vector_ranked(state, vec, depth, flt)]
         by_keyword = [lb for lb, _ in keyword_ranked(state, text, depth, flt)]

@@ -244,7 +244,7 @@ class RecordDB:
             for start in range(0, len(labels), batch):
                 part = labels[start : start + batch]
                 rows = conn.execute(
-                    "SELECT label, vector FROM chunks WHERE label IN "
+                    "SELECT label, vector FROM chunks WHERE label IN "  # nosec B608  # constant table/column names and placeholders; values are bound parameters
                     f"({','.join('?' * len(part))}) ORDER BY label",
                     part,
                 ).fetchall()
@@ -261,7 +261,7 @@ class RecordDB:
         conn, last = self.reader(), -1
         while True:
             rows = conn.execute(
-                f"SELECT c.label, c.vector FROM chunks c WHERE c.label > ?{where} "
+                f"SELECT c.label, c.vector FROM chunks c WHERE c.label > ?{where} "  # nosec B608  # filter keys are identifiers (check_filters); values are bound parameters
                 "ORDER BY c.label LIMIT ?",
                 (last, *params, batch),
             ).fetchall()
@@ -272,12 +272,12 @@ class RecordDB:
 
     def count_matching(self, filters: Mapping[str, MetadataValue]) -> int:
         where, params = filter_sql(filters)
-        sql = f"SELECT count(*) FROM chunks c WHERE 1=1{where}"
+        sql = f"SELECT count(*) FROM chunks c WHERE 1=1{where}"  # nosec B608  # filter keys are identifiers (check_filters); values are bound parameters
         return int(self.reader().execute(sql, params).fetchone()[0])
 
     def matching_labels(self, filters: Mapping[str, MetadataValue]) -> set[int]:
         where, params = filter_sql(filters)
-        sql = f"SELECT c.label FROM chunks c WHERE 1=1{where}"
+        sql = f"SELECT c.label FROM chunks c WHERE 1=1{where}"  # nosec B608  # filter keys are identifiers (check_filters); values are bound parameters
         return {r[0] for r in self.reader().execute(sql, params)}
 
     def rows(self, labels: Sequence[int]) -> dict[int, tuple]:
@@ -287,7 +287,7 @@ class RecordDB:
         for start in range(0, len(labels), 500):
             part = [int(x) for x in labels[start : start + 500]]
             marks = ",".join("?" * len(part))
-            sql = f"SELECT {ROW_COLUMNS} FROM chunks WHERE label IN ({marks})"
+            sql = f"SELECT {ROW_COLUMNS} FROM chunks WHERE label IN ({marks})"  # nosec B608  # constant table/column names and placeholders; values are bound parameters
             for row in conn.execute(sql, part):
                 out[row[0]] = (*row[:5], json.loads(row[5]))
         return out
@@ -301,7 +301,7 @@ class RecordDB:
             return []
         where, params = filter_sql(filters)
         sql = (
-            "SELECT c.label, -bm25(chunks_fts) AS s FROM chunks_fts "
+            "SELECT c.label, -bm25(chunks_fts) AS s FROM chunks_fts "  # nosec B608  # filter keys are identifiers (check_filters); values are bound parameters
             "JOIN chunks c ON c.label = chunks_fts.rowid "
             f"WHERE chunks_fts MATCH ?{where} ORDER BY bm25(chunks_fts) LIMIT ?"
         )
@@ -314,7 +314,7 @@ class RecordDB:
         for start in range(0, len(chunk_ids), 500):
             part = list(chunk_ids[start : start + 500])
             sql = (
-                f"SELECT {ROW_COLUMNS}, vector FROM chunks "
+                f"SELECT {ROW_COLUMNS}, vector FROM chunks "  # nosec B608  # constant table/column names and placeholders; values are bound parameters
                 f"WHERE chunk_id IN ({','.join('?' * len(part))})"
             )
             found.update((r[1], _record(r)) for r in conn.execute(sql, part))
@@ -326,7 +326,7 @@ class RecordDB:
         try:
             while True:
                 rows = conn.execute(
-                    f"SELECT {ROW_COLUMNS}, vector FROM chunks WHERE label > ? "
+                    f"SELECT {ROW_COLUMNS}, vector FROM chunks WHERE label > ? "  # nosec B608  # constant table/column names and placeholders; values are bound parameters
                     "ORDER BY label LIMIT ?",
                     (last, batch_size),
                 ).fetchall()

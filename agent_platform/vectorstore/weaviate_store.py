@@ -117,7 +117,7 @@ class WeaviateVectorStore:  # pragma: no cover - needs a Weaviate server (WEAVIA
         return cls(url, grpc_port=grpc_port, api_key=api_key, **kwargs)
 
     # --- helpers -----------------------------------------------------------------------------
-    def _tenant(self, tenant: str):
+    def _tenant(self, tenant: str) -> Any:
         return self._col.with_tenant(check_tenant(tenant))
 
     def _exists(self, tenant: str) -> bool:
@@ -235,7 +235,7 @@ class WeaviateVectorStore:  # pragma: no cover - needs a Weaviate server (WEAVIA
             spaces.data.delete_by_id(_space_uuid(tenant))
 
     # --- embedding space: one object per tenant in a small collection beside the chunks ------
-    def _spaces(self):
+    def _spaces(self) -> Any:
         name = f"{self._name}Spaces"
         if not self._client.collections.exists(name):
             from weaviate.classes.config import Configure, DataType, Property

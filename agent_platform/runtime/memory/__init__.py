@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
+from pathlib import Path
 
 from agent_platform.runtime.config import RuntimeSettings
 from agent_platform.runtime.memory._db import SQLiteDatabase
@@ -63,7 +64,7 @@ __all__ = [
 ]
 
 
-def _memory_dir(settings: Settings):
+def _memory_dir(settings: Settings) -> Path:
     private_dir(settings.home_dir)
     return private_dir(settings.home_dir / "runtime")
 
@@ -101,7 +102,7 @@ def build_working_memory(settings: Settings, runtime: RuntimeSettings) -> Workin
     """PostgreSQL when configured (or settings.postgres_url is set), else SQLite."""
     m = runtime.memory
     if _working_backend(settings, runtime) == "postgres":
-        assert settings.postgres_url is not None
+        assert settings.postgres_url is not None  # nosec B101  # narrows a type for mypy; the invariant holds by construction
         return PostgresWorkingMemory(
             settings.postgres_url,
             schema=m.postgres_schema,
@@ -119,7 +120,7 @@ def build_conversation_store(settings: Settings, runtime: RuntimeSettings) -> Co
     """The versioned conversation state, in the same database as working memory."""
     m = runtime.memory
     if _working_backend(settings, runtime) == "postgres":
-        assert settings.postgres_url is not None
+        assert settings.postgres_url is not None  # nosec B101  # narrows a type for mypy; the invariant holds by construction
         return PostgresConversationStore(
             settings.postgres_url,
             schema=m.postgres_schema,

@@ -148,12 +148,12 @@ class SQLiteConversationStore(RetainedStore):
             if self._sweeper.due(now):
                 self.db.after_commit(self.purge_expired)
             row = conn.execute(
-                f"SELECT {self._COLUMNS} FROM conversation_versions WHERE {self._WHERE} "
+                f"SELECT {self._COLUMNS} FROM conversation_versions WHERE {self._WHERE} "  # nosec B608  # constant table/column names and placeholders; values are bound parameters
                 "ORDER BY version DESC LIMIT 1",
                 key,
             ).fetchone()
             if row is not None and row[2] <= now - self.retention_s:  # expired: start afresh
-                conn.execute(f"DELETE FROM conversation_versions WHERE {self._WHERE}", key)
+                conn.execute(f"DELETE FROM conversation_versions WHERE {self._WHERE}", key)  # nosec B608  # constant table/column names and placeholders; values are bound parameters
                 row = None
             current = _state(scope, row, self.cipher)
             turns, restored_from = build(current)
@@ -175,7 +175,7 @@ class SQLiteConversationStore(RetainedStore):
 
     def current(self, scope: MemoryScope) -> ConversationState:
         rows = self.db.query(
-            f"SELECT {self._COLUMNS} FROM conversation_versions WHERE {self._WHERE} "
+            f"SELECT {self._COLUMNS} FROM conversation_versions WHERE {self._WHERE} "  # nosec B608  # constant table/column names and placeholders; values are bound parameters
             "ORDER BY version DESC LIMIT 1",
             (scope.tenant, scope.user, scope.session),
         )
@@ -186,7 +186,7 @@ class SQLiteConversationStore(RetainedStore):
         _check_version(version)
         key = (scope.tenant, scope.user, scope.session)
         rows = self.db.query(
-            f"SELECT {self._COLUMNS} FROM conversation_versions WHERE {self._WHERE} "
+            f"SELECT {self._COLUMNS} FROM conversation_versions WHERE {self._WHERE} "  # nosec B608  # constant table/column names and placeholders; values are bound parameters
             f"AND version = ? AND {self._ALIVE}",
             (*key, version, *key, self._horizon()),
         )
@@ -197,7 +197,7 @@ class SQLiteConversationStore(RetainedStore):
     def versions(self, scope: MemoryScope) -> list[VersionInfo]:
         key = (scope.tenant, scope.user, scope.session)
         rows = self.db.query(
-            f"SELECT {self._COLUMNS} FROM conversation_versions WHERE {self._WHERE} "
+            f"SELECT {self._COLUMNS} FROM conversation_versions WHERE {self._WHERE} "  # nosec B608  # constant table/column names and placeholders; values are bound parameters
             f"AND {self._ALIVE} ORDER BY version",
             (*key, *key, self._horizon()),
         )
@@ -215,7 +215,7 @@ class SQLiteConversationStore(RetainedStore):
         expired = _EXPIRED_SESSIONS.format(table="conversation_versions", p="?")
         with self.db.transaction() as conn:
             return conn.execute(
-                "DELETE FROM conversation_versions "
+                "DELETE FROM conversation_versions "  # nosec B608  # constant table/column names and placeholders; values are bound parameters
                 f"WHERE (tenant, user_id, session_id) IN ({expired})",
                 (horizon, horizon),
             ).rowcount
@@ -337,7 +337,7 @@ class PostgresConversationStore(RetainedStore):
         key = (scope.tenant, scope.user, scope.session)
         rows = self.db.query(
             self.db.sql(
-                "SELECT version, created_at, turns, restored_from "
+                "SELECT version, created_at, turns, restored_from "  # nosec B608  # constant table/column names and placeholders; values are bound parameters
                 "FROM {schema}.conversation_versions "
                 "WHERE tenant = %s AND user_id = %s AND session_id = %s"
                 + self._ALIVE
@@ -363,7 +363,7 @@ class PostgresConversationStore(RetainedStore):
         with self.db.transaction() as conn:
             return conn.execute(
                 self.db.sql(
-                    f"DELETE FROM {table} WHERE (tenant, user_id, session_id) IN ({expired})"
+                    f"DELETE FROM {table} WHERE (tenant, user_id, session_id) IN ({expired})"  # nosec B608  # constant table/column names and placeholders; values are bound parameters
                 ),
                 (horizon, horizon),
             ).rowcount

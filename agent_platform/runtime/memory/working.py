@@ -149,7 +149,7 @@ class SQLiteWorkingMemory(RetainedStore):
     ) -> list[WorkingMemoryEntry]:
         clauses, params = _filters(user, session)
         rows = self.db.query(
-            "SELECT tenant, user_id, session_id, key, value, updated_at, expires_at "
+            "SELECT tenant, user_id, session_id, key, value, updated_at, expires_at "  # nosec B608  # constant table/column names and placeholders; values are bound parameters
             "FROM working_memory WHERE tenant = ? AND expires_at > ?"
             + clauses.format(p="?")
             + " ORDER BY updated_at, key",
@@ -249,7 +249,7 @@ class PostgresWorkingMemory(RetainedStore):
         clauses, params = _filters(user, session)
         rows = self.db.query(
             self.db.sql(
-                "SELECT tenant, user_id, session_id, key, value, updated_at, expires_at "
+                "SELECT tenant, user_id, session_id, key, value, updated_at, expires_at "  # nosec B608  # constant table/column names and placeholders; values are bound parameters
                 "FROM {schema}.working_memory WHERE tenant = %s AND expires_at > %s"
                 + clauses.replace("{p}", "%s")
                 + " ORDER BY updated_at, key"

@@ -182,11 +182,11 @@ class _TransformersRunner:
             torch.set_num_threads(threads)
         converted = gguf.parent / CONVERTED_DIR
         if (converted / "config.json").is_file():
-            self.tokenizer = AutoTokenizer.from_pretrained(converted)
-            self.model = AutoModelForCausalLM.from_pretrained(converted, dtype=torch.float32)
+            self.tokenizer = AutoTokenizer.from_pretrained(converted)  # nosec B615  # a local directory (offline, no hub download)
+            self.model = AutoModelForCausalLM.from_pretrained(converted, dtype=torch.float32)  # nosec B615  # a local directory (offline, no hub download)
         else:
-            self.tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
-            self.model = AutoModelForCausalLM.from_pretrained(
+            self.tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)  # nosec B615  # a local directory (offline, no hub download)
+            self.model = AutoModelForCausalLM.from_pretrained(  # nosec B615  # a local directory (offline, no hub download)
                 gguf.parent, gguf_file=gguf.name, dtype=torch.float32
             )
             self._save_converted(converted)

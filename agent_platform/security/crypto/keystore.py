@@ -98,7 +98,7 @@ class SQLiteDataKeyStore:
     def get(self, tenant: str, version: int) -> WrappedKey | None:
         return _key(
             self._one(
-                f"SELECT {_COLUMNS} FROM data_keys WHERE tenant = ? AND version = ?",
+                f"SELECT {_COLUMNS} FROM data_keys WHERE tenant = ? AND version = ?",  # nosec B608  # constant table/column names and placeholders; values are bound parameters
                 (tenant, version),
             )
         )
@@ -106,7 +106,7 @@ class SQLiteDataKeyStore:
     def latest(self, tenant: str) -> WrappedKey | None:
         return _key(
             self._one(
-                f"SELECT {_COLUMNS} FROM data_keys WHERE tenant = ? ORDER BY version DESC LIMIT 1",
+                f"SELECT {_COLUMNS} FROM data_keys WHERE tenant = ? ORDER BY version DESC LIMIT 1",  # nosec B608  # constant table/column names and placeholders; values are bound parameters
                 (tenant,),
             )
         )
@@ -124,7 +124,7 @@ class SQLiteDataKeyStore:
 
     def wrapped_by_other_than(self, kek_version: int, limit: int) -> list[WrappedKey]:
         rows = self._all(
-            f"SELECT {_COLUMNS} FROM data_keys WHERE kek_version != ? "
+            f"SELECT {_COLUMNS} FROM data_keys WHERE kek_version != ? "  # nosec B608  # constant table/column names and placeholders; values are bound parameters
             "ORDER BY tenant, version LIMIT ?",
             (kek_version, limit),
         )
@@ -191,7 +191,7 @@ class PostgresDataKeyStore:
     def get(self, tenant: str, version: int) -> WrappedKey | None:
         return _key(
             self._one(
-                f"SELECT {_COLUMNS} FROM {{schema}}.data_keys WHERE tenant = %s AND version = %s",
+                f"SELECT {_COLUMNS} FROM {{schema}}.data_keys WHERE tenant = %s AND version = %s",  # nosec B608  # constant table/column names and placeholders; values are bound parameters
                 (tenant, version),
             )
         )
@@ -199,7 +199,7 @@ class PostgresDataKeyStore:
     def latest(self, tenant: str) -> WrappedKey | None:
         return _key(
             self._one(
-                f"SELECT {_COLUMNS} FROM {{schema}}.data_keys WHERE tenant = %s "
+                f"SELECT {_COLUMNS} FROM {{schema}}.data_keys WHERE tenant = %s "  # nosec B608  # constant table/column names and placeholders; values are bound parameters
                 "ORDER BY version DESC LIMIT 1",
                 (tenant,),
             )
@@ -219,7 +219,7 @@ class PostgresDataKeyStore:
 
     def wrapped_by_other_than(self, kek_version: int, limit: int) -> list[WrappedKey]:
         rows = self._all(
-            f"SELECT {_COLUMNS} FROM {{schema}}.data_keys WHERE kek_version != %s "
+            f"SELECT {_COLUMNS} FROM {{schema}}.data_keys WHERE kek_version != %s "  # nosec B608  # constant table/column names and placeholders; values are bound parameters
             "ORDER BY tenant, version LIMIT %s",
             (kek_version, limit),
         )
