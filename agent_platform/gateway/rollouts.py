@@ -29,7 +29,7 @@ class RolloutView:
         rng: random.Random | None = None,
     ) -> None:
         self.store, self.on_change, self.ttl_s = store, on_change, ttl_s
-        self.rng = rng or random.Random()  # anonymous requests' buckets (seeded in tests)
+        self.rng = rng or random.Random()  # nosec B311  # traffic split, not a secret (seeded in tests)
         self._seen: dict[str, tuple[Rollout | None, float]] = {}
 
     def fresh(self, agent: str) -> bool:
