@@ -10,6 +10,7 @@ import os
 import shutil
 import socket
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -153,14 +154,23 @@ SHARED_SESSION_DIRS = {
 }
 
 
-def _distribution_group(item: pytest.Item) -> str:
-    relative = Path(str(item.path)).relative_to(Path(__file__).parent)
-    if len(relative.parts) > 1 and relative.parts[0] in SHARED_SESSION_DIRS:
-        return SHARED_SESSION_DIRS[relative.parts[0]]
-    return relative.as_posix()
+def distribution_group(nodeid: str) -> str:
+    """The unit of work a test belongs to under `pytest -n N` (make test)."""
+    path = nodeid.split("::", 1)[0]
+    parts = path.split("/")
+    if len(parts) > 2 and parts[0] == "tests" and parts[1] in SHARED_SESSION_DIRS:
+        return SHARED_SESSION_DIRS[parts[1]]
+    return path
 
 
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Group tests for `pytest -n N --dist loadgroup` (make test); harmless without xdist."""
-    for item in items:
-        item.add_marker(pytest.mark.xdist_group(_distribution_group(item)))
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """xdist's scope scheduler, with `distribution_group` as the scope (largest groups first).
+    Not `--dist loadgroup` with marks: with pytest 9.2 it silently stops grouping
+    (pytest-dev/pytest-xdist#1386)."""
+    from xdist.scheduler import LoadScopeScheduling
+
+    class GroupScheduling(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return distribution_group(nodeid)
+
+    return GroupScheduling(config, log)

@@ -5,7 +5,6 @@ local HTTP server that takes its time), results in input order."""
 from __future__ import annotations
 
 import asyncio
-import time
 
 from agent_platform.runtime.catalogue import ModelSpec, default_models
 from agent_platform.runtime.config import RouteSettings
@@ -45,18 +44,16 @@ def test_batch_runs_concurrently_with_at_most_ten_model_calls(make_runtime, fake
     requests = [
         {"tenant": AGENT_TENANT, "user": f"user-{i}", "input": QUESTIONS[i % 3]} for i in range(14)
     ]
-    runtime.catalogue.chat_model("slow-hosted")  # import langchain-openai before timing
-    started = time.perf_counter()
     responses = runtime.batch(requests, max_concurrency=14)
-    elapsed = time.perf_counter() - started
 
     assert [r.model for r in responses] == ["slow-hosted"] * 14
     assert len({r.trace_id for r in responses}) == 14
     assert fake_openai.requests == 14
     assert runtime.services.model_slots.peak == 10  # 14 requests, 10 model slots
-    # The server sees at most as many: a slot is taken a little before the request goes out.
+    # Concurrent, not serial: the server held several 0.8 s calls at once, and never more than
+    # the slots (a slot is taken a little before the request goes out). No wall-clock bound: the
+    # machine may be busy.
     assert 5 <= fake_openai.peak_in_flight <= 10
-    assert elapsed < 14 * 0.8 / 2  # two waves of model calls; serially it would take 11.2 s
 
 
 def test_batch_keeps_input_order_and_can_return_errors(make_runtime) -> None:

@@ -219,7 +219,7 @@ def test_starting_the_ui_launches_no_run(dagster_ui: DagsterUI, page) -> None:
     assert set(dagster_ui.runs()) == dagster_ui.runs_before, "the UI launched a run"
 
     _open(page, dagster_ui, "/runs")
-    assert page.get_by_text("evaluation_job").count() >= 1
+    page.get_by_text("evaluation_job").first.wait_for()  # the list renders after the network idles
     assert page.get_by_text("Failure", exact=True).count() == 0
     _shot(page, "dagster-runs-after-demo.png")
     _open(
