@@ -66,7 +66,10 @@ demo: $(STAMP)
 ## Coverage (line and branch, subprocesses included: [tool.coverage.run] in pyproject.toml) of
 ## agent_platform, assets, sensors and resources: a per-package table, JSON and XML reports under
 ## $(REPORTS), and a failure below fail_under of [tool.coverage.report]. PYTEST_ARGS narrows the run
-## (`make test PYTEST_ARGS=tests/prompts`; the gate then measures only that part).
+## (`make test PYTEST_ARGS=tests/prompts`; the gate then measures only that part). The tests run on
+## PYTEST_WORKERS xdist workers (one per core); a directory whose tests share session servers runs
+## on one worker (tests/conftest.py, distribution_group). PYTEST_WORKERS=0 runs them in one process.
+PYTEST_WORKERS ?= auto
 test: $(STAMP) $(CHROMIUM) $(PROMETHEUS) $(AMTOOL) $(OIDC_STAMP) $(HAPROXY)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
@@ -74,7 +77,7 @@ test: $(STAMP) $(CHROMIUM) $(PROMETHEUS) $(AMTOOL) $(OIDC_STAMP) $(HAPROXY)
 	$(MAKE) types
 	@mkdir -p $(REPORTS)
 	@rm -f $(REPORTS)/.coverage $(REPORTS)/.coverage.*
-	COVERAGE_FILE=$(REPORTS)/.coverage $(BIN)/python -m pytest \
+	COVERAGE_FILE=$(REPORTS)/.coverage $(BIN)/python -m pytest -n $(PYTEST_WORKERS) \
 		--junitxml=$(REPORTS)/junit.xml --cov \
 		--cov-report=json:$(REPORTS)/coverage.json --cov-report=xml:$(REPORTS)/coverage.xml \
 		$(PYTEST_ARGS); \
