@@ -163,14 +163,41 @@ def distribution_group(nodeid: str) -> str:
     return path
 
 
+# The groups on the critical path, longest first (measured 2026-12-07: the Dagster UI fixture runs
+# the whole demo before `dagster dev`; the evaluation end-to-end tests; the live rollouts; Celery).
+# Under xdist they are handed out first, so no long group starts when the others are done.
+LONGEST_FIRST = [
+    "ui",
+    "evaluation",
+    "tests/delivery/test_rollout_live.py",
+    "tests/test_dagster_celery.py",
+    "serving",
+    "runtime",
+    "tests/test_tenant_isolation.py",
+]
+
+
+def _start_order(item: pytest.Item) -> int:
+    group = distribution_group(item.nodeid)
+    return LONGEST_FIRST.index(group) if group in LONGEST_FIRST else len(LONGEST_FIRST)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """On an xdist worker, the long groups first (a stable sort: order within a group is kept);
+    a run in one process keeps the collection order."""
+    if hasattr(config, "workerinput"):
+        items.sort(key=_start_order)
+
+
 def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
-    """xdist's scope scheduler, with `distribution_group` as the scope (largest groups first).
-    Not `--dist loadgroup` with marks: with pytest 9.2 it silently stops grouping
-    (pytest-dev/pytest-xdist#1386)."""
+    """xdist's scope scheduler, with `distribution_group` as the scope, handed out in the order the
+    workers collected them (`LONGEST_FIRST`, then the collection order). Not `--dist loadgroup`
+    with marks: with pytest 9.2 it silently stops grouping (pytest-dev/pytest-xdist#1386)."""
     from xdist.scheduler import LoadScopeScheduling
 
     class GroupScheduling(LoadScopeScheduling):
         def _split_scope(self, nodeid: str) -> str:
             return distribution_group(nodeid)
 
+    config.option.loadscopereorder = False  # not by test count: a few UI tests outlast hundreds
     return GroupScheduling(config, log)
