@@ -112,30 +112,20 @@ def sample_home(tmp_path_factory: pytest.TempPathFactory, migrated_mlflow_db: Pa
     from agent_platform.prompts import MlflowPromptStore, PromptRepository, publish_prompt
     from agent_platform.prompts.repository import BUILTIN_PROMPTS_DIR
     from agent_platform.settings import Settings
-    from agent_platform.tenants import TenantRegistry
+    from tests.homes import home_environment, index_tenant
 
     home = tmp_path_factory.mktemp("sample-home")
     (home / "mlflow").mkdir()
     shutil.copyfile(migrated_mlflow_db, home / "mlflow" / "mlflow.db")
-    saved = {k: os.environ.get(k) for k in ("AGENT_PLATFORM_HOME", "DAGSTER_HOME")}
-    os.environ["AGENT_PLATFORM_HOME"], os.environ["DAGSTER_HOME"] = str(home), str(home / "dagster")
-    try:
-        settings = Settings(home=home)
-        TenantRegistry(settings.tenant_registry_path).register("sample", PROJECT_ROOT / "docs")
-        outcome = run_tenant_job(settings, "knowledge_job", "sample")
-        assert outcome.success, outcome.failures
+    settings = Settings(home=home)
+    index_tenant(settings, "sample", PROJECT_ROOT / "docs")
+    with home_environment(home):
         backup = run_tenant_job(settings, "index_backup_job", "sample")
         assert backup.success, backup.failures
         repo = PromptRepository.from_dirs([BUILTIN_PROMPTS_DIR])
         store = MlflowPromptStore(settings.resolved_mlflow_tracking_uri)
         for name in repo.names():
             publish_prompt(repo, store, name)
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
     return home
 
 

@@ -4,6 +4,8 @@ knowledge job, and the shipped prompts published with `grounded_qa_system` v1 in
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from agent_platform.settings import Settings
@@ -12,25 +14,32 @@ from agent_platform.settings import Settings
 APPROVERS = {"prompt-owner-lead": ["prompt-owner"], "safety-lead": ["safety"]}
 
 
-def index_tenant(settings: Settings, tenant: str, corpus: Path) -> None:
-    """Register `tenant` on `corpus` and materialize its knowledge job under the home's
-    DAGSTER_HOME; the process environment is restored afterwards."""
-    from agent_platform.cli.execution import run_tenant_job
-    from agent_platform.tenants import TenantRegistry
-
-    home = settings.home_dir
+@contextmanager
+def home_environment(home: Path) -> Iterator[None]:
+    """AGENT_PLATFORM_HOME and DAGSTER_HOME point at `home` inside the block (Dagster's jobs
+    read them); the process environment is restored afterwards."""
     saved = {k: os.environ.get(k) for k in ("DAGSTER_HOME", "AGENT_PLATFORM_HOME")}
     os.environ["DAGSTER_HOME"], os.environ["AGENT_PLATFORM_HOME"] = str(home / "dagster"), str(home)
     try:
-        TenantRegistry(settings.tenant_registry_path).register(tenant, corpus)
-        outcome = run_tenant_job(settings, "knowledge_job", tenant)
-        assert outcome.success, outcome.failures
+        yield
     finally:
         for key, value in saved.items():
             if value is None:
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
+
+
+def index_tenant(settings: Settings, tenant: str, corpus: Path) -> None:
+    """Register `tenant` on `corpus` and materialize its knowledge job under the home's
+    DAGSTER_HOME."""
+    from agent_platform.cli.execution import run_tenant_job
+    from agent_platform.tenants import TenantRegistry
+
+    with home_environment(settings.home_dir):
+        TenantRegistry(settings.tenant_registry_path).register(tenant, corpus)
+        outcome = run_tenant_job(settings, "knowledge_job", tenant)
+        assert outcome.success, outcome.failures
 
 
 def promote_shipped_prompts(settings: Settings) -> None:
