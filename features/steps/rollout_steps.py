@@ -12,6 +12,7 @@ import time
 from behave import given, then, when
 from behave.runner import Context
 from cli import agent_platform, succeeded
+from serving_steps import stop_process
 
 from tests.delivery.harness import (
     AGENT,
@@ -69,16 +70,7 @@ def serving(context: Context, agent: str, tenant: str, name: str) -> None:
     process, context.url = start_gateway(
         context.home, context.workdir / "gateway.log", gateway_env(context.model.base_url)
     )
-
-    def stop() -> None:
-        process.terminate()
-        try:
-            process.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-
-    context.cleanups.append(stop)
+    context.cleanups.append(lambda: stop_process(process))
     set_env(context, delivery_env(context, tenant))
 
 

@@ -25,6 +25,17 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def stop_process(process: subprocess.Popen) -> None:
+    """SIGTERM, then SIGKILL after 60 s: a server started by a scenario never outlives it."""
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
 @given("the platform is serving on a loopback port")
 def serve(context: Context) -> None:
     start_server(context, {})
@@ -49,13 +60,7 @@ def start_server(context: Context, settings: dict[str, str]) -> None:
     )
 
     def stop() -> None:
-        if process.poll() is None:
-            process.terminate()
-            try:
-                process.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+        stop_process(process)
         handle.close()
 
     context.cleanups.append(stop)
