@@ -6,6 +6,7 @@ except under CI=true, where a missing service is a failure.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
 import socket
@@ -41,6 +42,19 @@ def require_service(name: str, host: str, port: int) -> None:
     if os.environ.get("CI", "").lower() == "true":
         pytest.fail(f"{message}; CI=true requires it", pytrace=False)
     pytest.skip(message)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def no_event_loop_left_running() -> Any:
+    """A module must not leave an event loop marked running in the test thread (Playwright's
+    sync API does until it stops): every later `asyncio.run` on the worker, and Dagster's own
+    loop in each in-process run, would fail in some unrelated module."""
+    yield
+    try:
+        leaked = asyncio.get_running_loop()
+    except RuntimeError:
+        return
+    pytest.fail(f"this module left an event loop running in the test thread: {leaked!r}")
 
 
 @pytest.fixture

@@ -122,7 +122,7 @@ def _wait_until_loaded(ui: DagsterUI, process: subprocess.Popen, log: Path) -> N
     pytest.fail(f"the code location did not load in 600 s: {log.read_text()[-3000:]}")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def dagster_ui(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DagsterUI]:
     """`agent-platform demo` on a fresh home, then `dagster dev` over it; stopped at teardown."""
     home = tmp_path_factory.mktemp("ui-home")
@@ -165,8 +165,10 @@ def _stop(process: subprocess.Popen) -> None:
     process.wait(timeout=30)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser(dagster_ui: DagsterUI):
+    """Module-scoped, not session: Playwright's sync API keeps its event loop marked running in
+    this thread until it stops, and every later `asyncio.run` on the worker would refuse."""
     from playwright.sync_api import sync_playwright
 
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
