@@ -100,7 +100,11 @@ def test_prometheus_query_reads_a_versions_error_rate_and_p95(gateway, prometheu
     # window of a few scrapes the count comes out up to window/(window - 2 scrapes) too high
     # (2 % over the controller's 60 s), alike for every series, so the share stays right
     assert FAILING + FINE <= health.requests <= (FAILING + FINE) * window_s / (window_s - 2.5)
-    assert health.error_rate == pytest.approx(FAILING / (FAILING + FINE), abs=0.02), health
+    # the share the gateway answered with a 5xx (a loaded machine can refuse a "fine" request too)
+    answered = sum(r.status_code >= 500 for r in answers) / len(answers)
+    assert answered >= FAILING / (FAILING + FINE)
+    statuses = sorted(r.status_code for r in answers)
+    assert health.error_rate == pytest.approx(answered, abs=0.02), (health, statuses)
     buckets = {le: n - before["buckets"].get(le, 0.0) for le, n in after["buckets"].items()}
     expected = quantile(0.95, buckets)
     assert expected is not None and health.p95_ms is not None, health
