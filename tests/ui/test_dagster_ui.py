@@ -22,6 +22,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.homes import MODEL_CACHE
+
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = Path("/usr/bin/chromium")
 SCREENSHOTS = (
@@ -92,6 +94,7 @@ def _env(home: Path) -> dict[str, str]:
         "HF_HUB_OFFLINE": "1",
         "TRANSFORMERS_OFFLINE": "1",
         "TOKENIZERS_PARALLELISM": "false",
+        "AGENT_PLATFORM_RUNTIME_MODEL_CACHE_DIR": str(MODEL_CACHE),  # Gemma, converted once
     }
 
 
