@@ -106,11 +106,16 @@ ACCEPTANCE_MODULES ?= $(subst $(eval) ,$(comma),$(strip \
 	agent_platform/delivery/state.py agent_platform/delivery/routing.py agent_platform/gateway/rollouts.py))
 comma := ,
 ACCEPTANCE_FAIL_UNDER ?= 84
+## The features run ACCEPTANCE_JOBS at a time, one behave process each (behave's own runner is
+## serial), the rollback scenario's feature first since it is the longest.
+ACCEPTANCE_JOBS ?= 2
+FEATURES := features/rollout.feature $(filter-out features/rollout.feature,$(sort $(wildcard features/*.feature)))
 acceptance: $(STAMP)
-	@mkdir -p $(REPORTS)
 	@rm -rf $(REPORTS)/behave $(REPORTS)/.coverage-acceptance $(REPORTS)/.coverage-acceptance.*
-	COVERAGE_FILE=$(REPORTS)/.coverage-acceptance $(BIN)/coverage run -m behave \
-		--format progress --junit --junit-directory $(REPORTS)/behave features; \
+	@mkdir -p $(REPORTS)/behave
+	printf '%s\n' $(FEATURES) | COVERAGE_FILE=$(REPORTS)/.coverage-acceptance \
+		xargs -P $(ACCEPTANCE_JOBS) -n 1 $(BIN)/coverage run -m behave \
+		--format progress --junit --junit-directory $(REPORTS)/behave; \
 		status=$$?; \
 		$(BIN)/coverage combine --quiet --data-file=$(REPORTS)/.coverage-acceptance && \
 		$(BIN)/coverage json --data-file=$(REPORTS)/.coverage-acceptance \
