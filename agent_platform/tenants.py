@@ -77,7 +77,8 @@ class TenantRegistry:
     def _read(self) -> dict[str, str]:
         if not self._path.exists():
             return {}
-        return json.loads(self._path.read_text(encoding="utf-8"))
+        registry: dict[str, str] = json.loads(self._path.read_text(encoding="utf-8"))
+        return registry
 
     def _write(self, data: dict[str, str]) -> None:
         self._path.parent.mkdir(parents=True, exist_ok=True)

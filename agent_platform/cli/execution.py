@@ -29,7 +29,7 @@ class JobOutcome:
 
 
 def run_tenant_job(
-    settings: Settings, job_name: str, tenant: str, run_config: dict | None = None
+    settings: Settings, job_name: str, tenant: str, run_config: dict[str, Any] | None = None
 ) -> JobOutcome:
     """Run a tenant-partitioned job, adding the tenant partition first if it is new."""
     return run_job(settings, job_name, partition_key=tenant, run_config=run_config)
@@ -40,7 +40,7 @@ def run_job(
     job_name: str,
     *,
     partition_key: str | None = None,
-    run_config: dict | None = None,
+    run_config: dict[str, Any] | None = None,
     prompt_dirs: list[Path] | None = None,
 ) -> JobOutcome:
     import dagster as dg
@@ -99,7 +99,7 @@ def _execute_distributed(
     instance: Any,
     job_name: str,
     partition_key: str | None,
-    run_config: dict,
+    run_config: dict[str, Any],
     prompt_dirs: list[Path] | None,
 ) -> Any:
     """Run the job with the executor the definitions name (Celery workers): the job must be
@@ -134,7 +134,7 @@ def _root_cause(error: Any) -> str:
     say a sqlite3 error, is detail)."""
     while getattr(error, "cause", None) is not None and error.cls_name.startswith("Dagster"):
         error = error.cause
-    message = error.message.strip()
+    message: str = error.message.strip()  # a SerializableErrorInfo's
     qualified, sep, rest = message.partition(": ")
     if sep and qualified.endswith(error.cls_name):
         # our own errors read as sentences; others keep their short class name for context

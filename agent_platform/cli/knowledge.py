@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -58,7 +58,7 @@ def _known_tenant(name: str) -> str:
         raise typer.Exit(1) from None
 
 
-def ingest_summary(metadata: dict[str, dict]) -> dict:
+def ingest_summary(metadata: dict[str, dict[str, Any]]) -> dict[str, Any]:
     """The `ingest --json` object, read from the assets' materialization metadata."""
     docs = metadata.get("source_documents", {})
     return {
@@ -123,7 +123,7 @@ def ingest(
         raise typer.Exit(1)
 
 
-def _print_ingest(tenant: str, summary: dict, run_id: str) -> None:
+def _print_ingest(tenant: str, summary: dict[str, Any], run_id: str) -> None:
     table = Table(title=f"Ingested tenant {tenant!r} (Dagster run {run_id[:8]})")
     table.add_column("measure")
     table.add_column("value", justify="right")
@@ -135,7 +135,7 @@ def _print_ingest(tenant: str, summary: dict, run_id: str) -> None:
     _print_skipped(summary["documents_skipped"])
 
 
-def _print_skipped(skipped: list[dict]) -> None:
+def _print_skipped(skipped: list[dict[str, Any]]) -> None:
     """One line per reason: a folder of images is one line, not one per picture."""
     by_reason: dict[str, list[str]] = {}
     for item in skipped:
@@ -148,7 +148,7 @@ def _print_skipped(skipped: list[dict]) -> None:
         console.print(f"[yellow]skipped[/yellow] {len(paths)} files ({sample}): {reason}")
 
 
-def hit_json(hit: SearchHit) -> dict:
+def hit_json(hit: SearchHit) -> dict[str, Any]:
     return {
         "source": hit.source,
         "chunk_id": hit.chunk_id,

@@ -20,6 +20,8 @@ DURATION = "agent_platform_http_request_duration_seconds"
 AGENT_ROUTES = ("/v1/chat/completions", "/v1/agents/{agent}/runs")
 ROUTES_REGEX = "/v1/chat/completions|/v1/agents/.+/runs"  # the same routes, as PromQL matches
 
+Sample = tuple[float, dict[str, Any]]  # (time, cumulative snapshot) as the controller keeps it
+
 
 class MetricsUnavailableError(RuntimeError):
     """The metrics could not be read; the controller holds (never shifts traffic blind)."""
@@ -64,9 +66,7 @@ def snapshot(exposition: str, version: str) -> dict[str, Any]:
     return {"requests": requests, "errors": errors, "buckets": buckets}
 
 
-def window(
-    samples: list[tuple[float, dict[str, Any]]], now: float, window_s: float
-) -> VersionHealth:
+def window(samples: list[Sample], now: float, window_s: float) -> VersionHealth:
     """The health between the newest sample and the newest one at least `window_s` older (the
     oldest kept, while the rollout is younger than the window); a counter that went down (the
     gateway restarted) counts from zero."""
@@ -84,7 +84,7 @@ def window(
     return VersionHealth(requests, latest["errors"] - base["errors"], quantile(0.95, buckets))
 
 
-def prune(samples: list, now: float, window_s: float) -> list:
+def prune(samples: list[Sample], now: float, window_s: float) -> list[Sample]:
     """Keep the samples inside the window and the newest one before it (the window's base)."""
     older = [s for s in samples if s[0] <= now - window_s]
     return ([older[-1]] if older else []) + [s for s in samples if s[0] > now - window_s]
@@ -116,7 +116,9 @@ class MetricsSource(ABC):
     def sample(self, version: str) -> dict[str, Any] | None: ...
 
     @abstractmethod
-    def health(self, version: str, samples: list, now: float, window_s: float) -> VersionHealth: ...
+    def health(
+        self, version: str, samples: list[Sample], now: float, window_s: float
+    ) -> VersionHealth: ...
 
 
 class GatewayScrape(MetricsSource):
@@ -131,7 +133,9 @@ class GatewayScrape(MetricsSource):
             raise MetricsUnavailableError(f"gateway metrics at {self.url}: {exc}") from None
         return snapshot(response.text, version)
 
-    def health(self, version: str, samples: list, now: float, window_s: float) -> VersionHealth:
+    def health(
+        self, version: str, samples: list[Sample], now: float, window_s: float
+    ) -> VersionHealth:
         return window(samples, now, window_s)
 
 
@@ -155,9 +159,12 @@ class PrometheusQuery(MetricsSource):
             raise MetricsUnavailableError(f"prometheus at {self.url}: {exc}") from None
         if body.get("status") != "success":
             raise MetricsUnavailableError(f"prometheus at {self.url}: {body.get('error')}")
-        return body["data"]["result"]
+        result: list[dict[str, Any]] = body["data"]["result"]
+        return result
 
-    def health(self, version: str, samples: list, now: float, window_s: float) -> VersionHealth:
+    def health(
+        self, version: str, samples: list[Sample], now: float, window_s: float
+    ) -> VersionHealth:
         quoted = version.replace("\\", "\\\\").replace('"', '\\"')  # a PromQL string
         selector = f'{{agent_version="{quoted}",route=~"{ROUTES_REGEX}"}}'
         span = f"[{max(int(window_s), 1)}s]"

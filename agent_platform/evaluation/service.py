@@ -254,7 +254,7 @@ class EvaluationService:
             run_name=f"{verb} {key} v{version.version}",
             tags={**tags, "kind": kind, "model_version": str(version.version)},
         )
-        run_id = run.info.run_id
+        run_id: str = run.info.run_id
         config = version.config()
         params = {
             "candidate": key,

@@ -99,7 +99,8 @@ BodyTenantHeader = Annotated[
 
 
 def _server(request: Request) -> AgentServer:
-    return request.app.state.server
+    server: AgentServer = request.app.state.server
+    return server
 
 
 async def _resolve(

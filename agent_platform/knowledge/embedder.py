@@ -253,4 +253,5 @@ class Embedder:
 
     def embed_query(self, text: str) -> np.ndarray:
         """One query vector; queries skip the cache (they rarely repeat exactly)."""
-        return self.encode([text])[0]
+        vector: np.ndarray = self.encode([text])[0]
+        return vector

@@ -78,10 +78,12 @@ class EmbeddingCache:
     def count(self, model: str | None = None) -> int:
         with self._lock:
             if model is None:
-                return self._conn.execute("SELECT COUNT(*) FROM embeddings").fetchone()[0]
-            return self._conn.execute(
-                "SELECT COUNT(*) FROM embeddings WHERE model = ?", (model,)
-            ).fetchone()[0]
+                count: int = self._conn.execute("SELECT COUNT(*) FROM embeddings").fetchone()[0]
+            else:
+                count = self._conn.execute(
+                    "SELECT COUNT(*) FROM embeddings WHERE model = ?", (model,)
+                ).fetchone()[0]
+            return count
 
     def close(self) -> None:
         with self._lock:

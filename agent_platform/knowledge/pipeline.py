@@ -247,7 +247,8 @@ def vectors_to_numpy(column: pa.Array | pa.ChunkedArray) -> np.ndarray:
     if isinstance(column, pa.ChunkedArray):
         column = column.combine_chunks()
     dim = column.type.list_size
-    return column.values.to_numpy(zero_copy_only=False).reshape(-1, dim).astype(np.float32)
+    vectors: np.ndarray = column.values.to_numpy(zero_copy_only=False)  # pyarrow is untyped
+    return vectors.reshape(-1, dim).astype(np.float32)
 
 
 def sync_index(

@@ -10,6 +10,7 @@ import contextlib
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -61,10 +62,10 @@ class TableWriter:
         self._writer = writer
         self._schema = schema
         self._rows_per_group = rows_per_group
-        self._buffer: list[dict] = []
+        self._buffer: list[dict[str, Any]] = []
         self.rows_written = 0
 
-    def write_row(self, row: dict) -> None:
+    def write_row(self, row: dict[str, Any]) -> None:
         self._buffer.append(row)
         if len(self._buffer) >= self._rows_per_group:
             self.flush()

@@ -20,12 +20,14 @@ class PlatformEmbeddings(Embeddings):
         self.embedder = embedder
 
     def embed_documents(self, texts: list[str]) -> list[list[float]]:
-        return self.embedder.embed_texts(list(texts)).tolist()
+        vectors: list[list[float]] = self.embedder.embed_texts(list(texts)).tolist()
+        return vectors
 
     def embed_query(self, text: str) -> list[float]:
         if not text or not text.strip():
             raise ValueError("embed_query: text is empty")
-        return self.embedder.embed_query(text).tolist()
+        vector: list[float] = self.embedder.embed_query(text).tolist()
+        return vector
 
     async def aembed_documents(self, texts: list[str]) -> list[list[float]]:
         return await asyncio.to_thread(self.embed_documents, texts)

@@ -69,7 +69,9 @@ class PlatformVectorStore(LCVectorStore):
     # --- writes ------------------------------------------------------------------------------
     @staticmethod
     def _inputs(
-        texts: Iterable[str], metadatas: Sequence[dict | None] | None, ids: Sequence | None
+        texts: Iterable[str],
+        metadatas: Sequence[dict[str, Any] | None] | None,
+        ids: Sequence[object] | None,
     ) -> tuple[list[str], list[dict[str, Any]], list[str]]:
         """Texts, metadata copies and ids, with a fresh id wherever none was given."""
         texts = list(texts)
@@ -92,7 +94,10 @@ class PlatformVectorStore(LCVectorStore):
 
     @staticmethod
     def _records(
-        texts: list[str], metadatas: list[dict], ids: list[str], vectors: list[list[float]]
+        texts: list[str],
+        metadatas: list[dict[str, Any]],
+        ids: list[str],
+        vectors: list[list[float]],
     ) -> list[ChunkRecord]:
         return [
             ChunkRecord(

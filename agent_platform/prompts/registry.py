@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar, cast
 
 from agent_platform.prompts.ab import AB_TRAFFIC_TAG, AbSplit, Variant
 from agent_platform.prompts.contract import effective_variables, prepare_inputs
@@ -25,6 +25,7 @@ from agent_platform.prompts.store import CHALLENGER, PRODUCTION, MlflowPromptSto
 
 logger = logging.getLogger(__name__)
 DEFAULT_TTL_SECONDS = 60.0
+T = TypeVar("T")  # what one cache key holds
 
 
 @dataclass(frozen=True)
@@ -94,12 +95,14 @@ class PromptRegistry:
             MlflowPromptStore(settings.resolved_mlflow_tracking_uri), ttl_seconds=ttl_seconds
         )
 
-    def _cached(self, key: tuple[str, str], fetch: Callable[[], Any]) -> Any:
+    def _cached(self, key: tuple[str, str], fetch: Callable[[], T]) -> T:
+        """`fetch()`, cached for the TTL; the key's kind (a version, `@latest`, `@ab`) fixes the
+        type of what the cache holds under it."""
         now = self._clock()
         with self._lock:
             entry = self._cache.get(key)
         if entry is not None and entry[0] > now:
-            return entry[1]
+            return cast(T, entry[1])
         try:
             self.store_fetches += 1
             value = fetch()
@@ -109,7 +112,7 @@ class PromptRegistry:
             if entry is None:
                 raise
             logger.warning("prompt store unreachable; serving cached %s", key, exc_info=True)
-            return entry[1]
+            return cast(T, entry[1])
         with self._lock:
             self._cache[key] = (now + self.ttl_seconds, value)
         return value

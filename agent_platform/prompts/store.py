@@ -53,11 +53,13 @@ class StoredVersion:
 
     @property
     def required_approvals(self) -> list[str]:
-        return json.loads(self.tags.get("required_approvals", "[]"))
+        approvals: list[str] = json.loads(self.tags.get("required_approvals", "[]"))
+        return approvals
 
     @property
     def changes(self) -> list[str]:
-        return json.loads(self.tags.get("changes", "[]"))
+        changes: list[str] = json.loads(self.tags.get("changes", "[]"))
+        return changes
 
     def facts(self) -> VersionFacts:
         return VersionFacts(

@@ -19,7 +19,9 @@ class ToolOutcome:
     evidence: dict[str, object] = field(default_factory=dict)
 
 
-def _run(args: list[str], timeout_s: float, cwd: Path | None = None) -> subprocess.CompletedProcess:
+def _run(
+    args: list[str], timeout_s: float, cwd: Path | None = None
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(  # nosec B603  # fixed argument list, no shell; no user input in it
         args, capture_output=True, text=True, timeout=timeout_s, cwd=cwd, check=False
     )

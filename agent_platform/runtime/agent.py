@@ -131,7 +131,8 @@ class AgentRuntime:
 
     def graph_mermaid(self) -> str:
         """The workflow graph as a Mermaid flowchart."""
-        return self.graph.get_graph().draw_mermaid()
+        chart: str = self.graph.get_graph().draw_mermaid()
+        return chart
 
     # --- running ---------------------------------------------------------------------------
     def _start(self, span: Span, session_id: str | None) -> RunContext:

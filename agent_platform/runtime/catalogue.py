@@ -195,7 +195,8 @@ def build_chat_model(spec: ModelSpec, *, model_cache_dir: Path | None = None) ->
     if spec.base_url:
         kwargs["base_url"] = spec.base_url
     try:
-        return init_chat_model(spec.model, model_provider=spec.provider, **kwargs)
+        model: BaseChatModel = init_chat_model(spec.model, model_provider=spec.provider, **kwargs)
+        return model
     except ImportError as exc:
         raise ImportError(
             f"model {spec.name!r}: provider {spec.provider!r} needs its LangChain integration "

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from opentelemetry.sdk.trace import ReadableSpan
@@ -99,7 +99,7 @@ class MlflowSpanExporter(SpanExporter):
         return None
 
 
-def _grouping(attributes: dict) -> dict[str, str]:
+def _grouping(attributes: Mapping[str, object]) -> dict[str, str]:
     """Trace tags a person filters on in the Traces view."""
     tags: dict[str, str] = {}
     for key in ("agent_platform.outcome", "gen_ai.response.model", "agent_platform.prompt.name"):

@@ -28,10 +28,10 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from itertools import pairwise
-from typing import Any, TypedDict
+from typing import TYPE_CHECKING, Any, Protocol, TypedDict, cast
 
 from langgraph.graph import END, START, StateGraph
 from opentelemetry.context import Context
@@ -40,6 +40,9 @@ from pydantic import ValidationError
 from agent_platform.runtime.memory.base import MemoryScope, Turn
 from agent_platform.runtime.response import AgentRequest, ContextUsage, PromptUsed
 from agent_platform.runtime.telemetry import record_error
+
+if TYPE_CHECKING:
+    from agent_platform.runtime.phases import AgentServices
 
 NODES = (
     "validate",
@@ -99,14 +102,27 @@ def validation_error(exc: ValidationError) -> tuple[str, str, list[dict[str, Any
     return loc, str(first.get("msg", "invalid value")), [dict(e) for e in errors]
 
 
+class Node(Protocol):
+    """A graph node as LangGraph calls it: with the state, by the parameter name `state`."""
+
+    def __call__(self, state: RunState) -> dict[str, Any]: ...
+
+
+class AsyncNode(Protocol):
+    """The same node for the async graph."""
+
+    async def __call__(self, state: RunState) -> dict[str, Any]: ...
+
+
 class WorkflowNodes:
     """The graph nodes over one runtime's `AgentServices` (phases.py holds their logic)."""
 
-    def __init__(self, services: Any) -> None:
-        self.rt = services
+    def __init__(self, services: AgentServices | None) -> None:
+        # None only for `mermaid()`, which draws the graph and never runs a node
+        self.rt = cast("AgentServices", services)
 
     # --- graph plumbing --------------------------------------------------------------------
-    def _timed(self, name: str, body: Callable[[RunState], dict[str, Any]]) -> Callable:
+    def _timed(self, name: str, body: Callable[[RunState], dict[str, Any]]) -> Node:
         def node(state: RunState) -> dict[str, Any]:
             run = state["run"]
             started = time.perf_counter()
@@ -125,7 +141,7 @@ class WorkflowNodes:
 
         return node
 
-    def _async(self, name: str, sync_node: Callable) -> Callable[[RunState], Awaitable]:
+    def _async(self, name: str, sync_node: Node) -> AsyncNode:
         if name == "execute_model":
             return self._execute_model_async
         if name in BLOCKING:
@@ -145,7 +161,8 @@ class WorkflowNodes:
         bodies = {name: getattr(self, name) for name in NODES}
         for name in NODES:
             sync_node = self._timed(name, bodies[name])
-            graph.add_node(name, self._async(name, sync_node) if asynchronous else sync_node)
+            node: Node | AsyncNode = self._async(name, sync_node) if asynchronous else sync_node
+            graph.add_node(name, node)
         graph.add_edge(START, NODES[0])
         for a, b in pairwise(NODES[:6]):
             graph.add_edge(a, b)
@@ -220,4 +237,5 @@ class WorkflowNodes:
 
 def mermaid() -> str:
     """The workflow graph as a Mermaid flowchart (no runtime needed)."""
-    return WorkflowNodes(None).build(asynchronous=False).get_graph().draw_mermaid()
+    chart: str = WorkflowNodes(None).build(asynchronous=False).get_graph().draw_mermaid()
+    return chart

@@ -17,7 +17,7 @@ import sqlite3
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from agent_platform.security.errors import AuthenticationError
 from agent_platform.security.identity import Identity
@@ -60,7 +60,9 @@ class ApiKeyStore:
         self._run(_TABLE.format(t=self.table))
         self.path.chmod(0o600)
 
-    def _run(self, query: str, params: tuple = ()) -> tuple[list[tuple], int]:
+    def _run(
+        self, query: str, params: tuple[object, ...] = ()
+    ) -> tuple[list[tuple[Any, ...]], int]:
         """Run one statement (`?` placeholders, `{t}` the table): (rows, rowcount)."""
         with contextlib.closing(sqlite3.connect(self.path)) as conn, conn:
             cursor = conn.execute(query.format(t=self.table), params)
@@ -143,7 +145,9 @@ class PostgresApiKeyStore(ApiKeyStore):
         self._run("CREATE SCHEMA IF NOT EXISTS agent_platform_security")
         self._run(_TABLE.format(t=self.table))
 
-    def _run(self, query: str, params: tuple = ()) -> tuple[list[tuple], int]:
+    def _run(
+        self, query: str, params: tuple[object, ...] = ()
+    ) -> tuple[list[tuple[Any, ...]], int]:
         import psycopg
 
         statement = query.format(t=self.table).replace("?", "%s")

@@ -80,7 +80,8 @@ class _Worker:
         line = self.process.stdout.readline()
         if not line:
             raise BrokenPipeError("the policy worker exited")
-        return json.loads(line)
+        answer: dict[str, Any] = json.loads(line)
+        return answer
 
     def stop(self) -> None:
         if self.process.poll() is None:

@@ -74,7 +74,8 @@ class AnnIndex:
 
     @property
     def tombstones(self) -> int:
-        return self.index.get_current_count() - self.live
+        stored: int = self.index.get_current_count()  # hnswlib is untyped
+        return stored - self.live
 
     def remove(self, labels: Collection[int]) -> int:
         """Tombstone labels; unknown or already-deleted labels are skipped. Returns how many."""

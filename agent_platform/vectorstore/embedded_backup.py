@@ -14,7 +14,7 @@ from __future__ import annotations
 import shutil
 import sqlite3
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from agent_platform.security.crypto import PLAINTEXT, EncryptionError, ValueCipher
 from agent_platform.vectorstore import snapshot_seal as seal
@@ -101,7 +101,7 @@ def backup(
 
 
 def snapshot_problems(
-    sdir: Path, manifest: dict, tenant: str, cipher: ValueCipher = PLAINTEXT
+    sdir: Path, manifest: dict[str, Any], tenant: str, cipher: ValueCipher = PLAINTEXT
 ) -> list[str]:
     problems = snap.check_files(sdir, manifest) + seal.seal_problems(cipher, manifest, tenant)
     if manifest.get("tenant") != tenant:

@@ -16,6 +16,7 @@ import threading
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -63,7 +64,9 @@ def connect(path: Path, *, readonly: bool = False) -> sqlite3.Connection:
     return conn
 
 
-def filter_sql(filters: Mapping[str, MetadataValue], alias: str = "c") -> tuple[str, list]:
+def filter_sql(
+    filters: Mapping[str, MetadataValue], alias: str = "c"
+) -> tuple[str, list[MetadataValue]]:
     """`AND ...` equality clauses for source / document_id / metadata keys (keys pre-validated)."""
     clauses, params = [], []
     for key, value in filters.items():
@@ -197,7 +200,9 @@ class RecordDB:
         )
 
     @staticmethod
-    def set_metadata(conn: sqlite3.Connection, metadata: Mapping[str, Mapping]) -> int:
+    def set_metadata(
+        conn: sqlite3.Connection, metadata: Mapping[str, Mapping[str, MetadataValue]]
+    ) -> int:
         """Replace stored metadata in place (the vector and the ANN are untouched)."""
         updated = 0
         for chunk_id, values in metadata.items():
@@ -280,9 +285,9 @@ class RecordDB:
         sql = f"SELECT c.label FROM chunks c WHERE 1=1{where}"  # nosec B608  # filter keys are identifiers (check_filters); values are bound parameters
         return {r[0] for r in self.reader().execute(sql, params)}
 
-    def rows(self, labels: Sequence[int]) -> dict[int, tuple]:
+    def rows(self, labels: Sequence[int]) -> dict[int, tuple[Any, ...]]:
         """label -> (label, chunk_id, document_id, source, text, metadata dict)."""
-        out: dict[int, tuple] = {}
+        out: dict[int, tuple[Any, ...]] = {}
         conn = self.reader()
         for start in range(0, len(labels), 500):
             part = [int(x) for x in labels[start : start + 500]]
@@ -353,7 +358,7 @@ class RecordDB:
         self._writer.execute("INSERT INTO chunks_fts(chunks_fts) VALUES ('rebuild')")
 
 
-def _record(row: tuple) -> ChunkRecord:
+def _record(row: tuple[Any, ...]) -> ChunkRecord:
     """A `ROW_COLUMNS, vector` row as a record."""
     return ChunkRecord(
         chunk_id=row[1],
@@ -365,7 +370,7 @@ def _record(row: tuple) -> ChunkRecord:
     )
 
 
-def _labels_vectors(rows: list) -> tuple[np.ndarray, np.ndarray]:
+def _labels_vectors(rows: list[tuple[Any, ...]]) -> tuple[np.ndarray, np.ndarray]:
     labels = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
     vectors = np.frombuffer(b"".join(r[1] for r in rows), dtype=np.float32)
     return labels, vectors.reshape(len(rows), -1)

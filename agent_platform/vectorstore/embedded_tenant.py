@@ -264,7 +264,7 @@ class TenantState:
     def read_manifest(self) -> dict[str, Any]:
         path = self.data_dir / MANIFEST
         try:
-            manifest = json.loads(path.read_text(encoding="utf-8"))
+            manifest: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, ValueError) as exc:
             raise TenantDamaged(f"index manifest {path} is unreadable ({exc})") from exc
         if manifest.get("format") != FORMAT:

@@ -51,7 +51,9 @@ def open_text(
     return cipher.open(tenant, TEXT_TABLE, text_record(snapshot_id, chunk_id), stored)
 
 
-def encryption_entry(cipher: ValueCipher, tenant: str, snapshot_id: str, files: dict) -> dict:
+def encryption_entry(
+    cipher: ValueCipher, tenant: str, snapshot_id: str, files: dict[str, dict[str, Any]]
+) -> dict[str, Any]:
     """The manifest fields that say what is sealed (empty when encryption is off)."""
     if not cipher.enabled:
         return {}

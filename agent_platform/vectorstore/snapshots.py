@@ -79,7 +79,8 @@ def write_json_atomic(path: Path, payload: dict[str, Any]) -> None:
 
 def read_manifest(snapshot_dir: Path) -> dict[str, Any]:
     try:
-        return json.loads((snapshot_dir / MANIFEST).read_text(encoding="utf-8"))
+        manifest: dict[str, Any] = json.loads((snapshot_dir / MANIFEST).read_text(encoding="utf-8"))
+        return manifest
     except (OSError, ValueError) as exc:
         raise SnapshotCorruptedError(
             f"snapshot {snapshot_dir}: unreadable {MANIFEST}: {exc}"

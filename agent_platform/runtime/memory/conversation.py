@@ -65,7 +65,8 @@ def _open_turns(cipher: ValueCipher, scope: MemoryScope, version: int, raw: Any)
     """The turns of a stored version: a sealed token, JSON text, or (PostgreSQL) decoded JSONB."""
     text = raw.decode() if isinstance(raw, bytes) else raw if isinstance(raw, str) else None
     text = json.dumps(raw) if text is None else text
-    return json.loads(cipher.open(scope.tenant, TABLE, f"{scope.key}#{version}", text))
+    turns: list[Any] = json.loads(cipher.open(scope.tenant, TABLE, f"{scope.key}#{version}", text))
+    return turns
 
 
 def _jsonb(cipher: ValueCipher, stored: str) -> str:

@@ -203,7 +203,8 @@ class LocalKeyFile(_KeyMap):
         return super()._key(version)
 
     def _entries(self) -> list[dict[str, object]]:
-        return json.loads(self.path.read_text())["versions"]
+        versions: list[dict[str, object]] = json.loads(self.path.read_text())["versions"]
+        return versions
 
     def _save(self, entries: list[dict[str, object]]) -> None:
         tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")

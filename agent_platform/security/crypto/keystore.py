@@ -89,7 +89,8 @@ class SQLiteDataKeyStore:
 
     def _one(self, statement: str, params: tuple[Any, ...]) -> tuple[Any, ...] | None:
         with self._lock, self._connect() as conn:
-            return conn.execute(statement, params).fetchone()
+            row: tuple[Any, ...] | None = conn.execute(statement, params).fetchone()
+            return row
 
     def _all(self, statement: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
         with self._lock, self._connect() as conn:

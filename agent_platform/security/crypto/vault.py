@@ -15,6 +15,7 @@ Vault itself and AWS/GCP KMS have not run here.
 from __future__ import annotations
 
 import base64
+from typing import Any
 from urllib.parse import urlparse
 
 import httpx
@@ -45,7 +46,9 @@ class VaultTransitKek:
             timeout=timeout_s,
         )
 
-    def _call(self, method: str, path: str, body: dict[str, object] | None = None) -> dict:
+    def _call(
+        self, method: str, path: str, body: dict[str, object] | None = None
+    ) -> dict[str, Any]:
         try:
             response = self._client.request(method, path, json=body)
         except httpx.HTTPError as exc:
