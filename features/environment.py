@@ -25,6 +25,11 @@ def before_all(context: Context) -> None:
     seconds; copying an empty, migrated database is instant)."""
     for key, value in OFFLINE.items():
         os.environ.setdefault(key, value)
+    # the embedding model's exported graphs, shared by every scenario's fresh home
+    os.environ.setdefault(
+        "AGENT_PLATFORM_EMBEDDING_EXPORT_DIR",
+        str(Path.home() / ".cache" / "agent_platform" / "embedding-exports"),
+    )
     from agent_platform.model_registry.store import ensure_store
 
     context.session_dir = Path(tempfile.mkdtemp(prefix="behave-session-"))

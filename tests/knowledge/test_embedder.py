@@ -43,7 +43,8 @@ def test_cache_means_a_text_is_embedded_once(tmp_path: Path) -> None:
     again, stats = embedder.embed_texts_with_stats(texts)
     assert (stats.computed, stats.reused) == (0, 2)
     np.testing.assert_allclose(again, first[:2], atol=1e-6)
-    assert cache.count("all-MiniLM-L6-v2") == 2
+    assert embedder.space == "all-MiniLM-L6-v2@openvino"  # the default backend
+    assert cache.count(embedder.space) == 2
     # Cached vectors equal what the model computes now.
     np.testing.assert_allclose(embedder.encode(texts), again, atol=1e-5)
 
@@ -57,10 +58,10 @@ from agent_platform.settings import EmbeddingSettings
 
 before = torch.get_num_threads()
 for threads in (3, 1):
-    embedder = Embedder(EmbeddingSettings(threads=threads))
+    embedder = Embedder(EmbeddingSettings(backend="torch", threads=threads))
     embedder.embed_query("How long are snapshots kept?")
     print(before, embedder.runtime_threads, torch.get_num_threads())
-unpinned = Embedder(EmbeddingSettings(threads=0))
+unpinned = Embedder(EmbeddingSettings(backend="torch", threads=0))
 unpinned.embed_query("How long are snapshots kept?")
 print(before, unpinned.runtime_threads, torch.get_num_threads())
 """

@@ -95,6 +95,7 @@ def _env(home: Path) -> dict[str, str]:
         "TRANSFORMERS_OFFLINE": "1",
         "TOKENIZERS_PARALLELISM": "false",
         "AGENT_PLATFORM_RUNTIME_MODEL_CACHE_DIR": str(MODEL_CACHE),  # Gemma, converted once
+        "AGENT_PLATFORM_EMBEDDING_EXPORT_DIR": os.environ["AGENT_PLATFORM_EMBEDDING_EXPORT_DIR"],
     }
 
 
