@@ -30,7 +30,13 @@ from tests.gateway.conftest import free_port
 from tests.operations.conftest import TENANT, Prometheus
 
 AGENT = "grounded-qa"
-WARM = 10
+WARM = 40
+# The window the source is asked about spans at least this many 1 s scrapes. Over a window of a
+# few scrapes, `increase` extrapolates each series by its own factor (a series' extrapolation
+# stops where its counter would reach zero), so the 5xx share came out 0.29-0.30 for a true 0.2
+# twice under load; over a longer window, with counters well above the window's increase, the
+# factors agree, as in the controller's 60 s window.
+MIN_WINDOW_S = 12
 FAILING, FINE = 6, 24  # 503s (tenant without an index), 404s (no such tenant: a caller's error)
 
 
@@ -84,6 +90,9 @@ def test_prometheus_query_reads_a_versions_error_rate_and_p95(gateway, prometheu
         version = warm[0].headers["x-agent-version"]
         before = scraped(gateway, version)
         wait_for_scrape(prometheus, version, before["requests"])
+        # the window reaches up to 3 s before `started`: no sample there may predate the warm-up's
+        # end, or its requests would count as the window's
+        time.sleep(3)
         started = time.time()
         answers = [ask(client, TENANT, i) for i in range(FAILING)]
         answers += [ask(client, "nobody", i) for i in range(FINE)]
@@ -92,6 +101,7 @@ def test_prometheus_query_reads_a_versions_error_rate_and_p95(gateway, prometheu
     after = scraped(gateway, version)
     assert after["requests"] - before["requests"] == FAILING + FINE  # nothing else was sent
     wait_for_scrape(prometheus, version, after["requests"])
+    time.sleep(max(0.0, started + MIN_WINDOW_S - time.time()))
 
     window_s = math.ceil(time.time() - started) + 2
     health = PrometheusQuery(prometheus.url).health(version, [], time.time(), window_s)
