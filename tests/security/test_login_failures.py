@@ -4,11 +4,7 @@ server on loopback that answers the device authorization grant as scripted per t
 
 from __future__ import annotations
 
-import json
-import socket
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +12,7 @@ import pytest
 from typer.testing import CliRunner
 
 from agent_platform.cli.main import app
+from tests.security.scripted_http import ScriptedServer, closed_port, scripted_server
 
 runner = CliRunner(env={"COLUMNS": "400"})
 DISCOVERY = "/.well-known/openid-configuration"
@@ -28,24 +25,8 @@ CODE = {
 }
 
 
-def closed_port() -> int:
-    """A loopback port nothing listens on (bound, then released)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-class ScriptedIssuer(ThreadingHTTPServer):
-    """Answers each path with the next of its scripted (status, body) replies (the last repeats);
-    a body that is not a dict is sent as it is, not as JSON."""
-
-    def __init__(self) -> None:
-        super().__init__(("127.0.0.1", 0), _Handler)
-        self.url = f"http://127.0.0.1:{self.server_address[1]}"
-        self.replies: dict[str, list[tuple[int, Any]]] = {}
-
-    def answer(self, path: str, *replies: tuple[int, Any]) -> None:
-        self.replies[path] = list(replies)
+class ScriptedIssuer(ScriptedServer):
+    """An issuer that offers the device authorization grant unless told otherwise."""
 
     def discovery(self, **overrides: Any) -> None:
         config = {
@@ -58,38 +39,10 @@ class ScriptedIssuer(ThreadingHTTPServer):
         self.answer("/jwks", (200, {"keys": []}))
 
 
-class _Handler(BaseHTTPRequestHandler):
-    server: ScriptedIssuer
-
-    def _reply(self) -> None:
-        length = int(self.headers.get("Content-Length") or 0)
-        self.rfile.read(length)
-        replies = self.server.replies.get(self.path) or [(404, {"error": "not_found"})]
-        status, body = replies.pop(0) if len(replies) > 1 else replies[0]
-        data = json.dumps(body).encode() if isinstance(body, dict) else str(body).encode()
-        self.send_response(status)
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def do_GET(self) -> None:
-        self._reply()
-
-    def do_POST(self) -> None:
-        self._reply()
-
-    def log_message(self, format: str, *args: Any) -> None:
-        return None
-
-
 @pytest.fixture
 def issuer() -> Iterator[ScriptedIssuer]:
-    server = ScriptedIssuer()
-    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
-    thread.start()
-    yield server
-    server.shutdown()
-    server.server_close()
+    with scripted_server(ScriptedIssuer) as server:
+        yield server
 
 
 def login(issuer_url: str | None) -> tuple[str, list[str]]:
