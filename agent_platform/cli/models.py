@@ -45,10 +45,11 @@ def list_versions(
     for v in versions:
         m = v.metrics
         gates = {True: "gates pass", False: "gates FAIL", None: "not evaluated"}[v.gates_passed]
-        numbers = f"accuracy {m['accuracy']:.3f} p95 {m['latency_p95_ms']:.0f} ms" if m else ""
-        typer.echo(
-            f"{name} v{v.version} [{', '.join(v.aliases) or '-'}] {v.candidate}: {gates} {numbers}"
-        )
+        numbers = f" accuracy {m['accuracy']:.3f} p95 {m['latency_p95_ms']:.0f} ms" if m else ""
+        # a version registered outside an evaluation has no candidate to name
+        candidate = f" {v.candidate}" if v.candidate else ""
+        aliases = ", ".join(v.aliases) or "-"
+        typer.echo(f"{name} v{v.version} [{aliases}]{candidate}: {gates}{numbers}")
 
 
 @models_app.command("evaluate")
