@@ -5,6 +5,7 @@ with one line, rotation runs (audited) from the CLI and from the Dagster asset."
 from __future__ import annotations
 
 import base64
+import json
 import os
 import re
 import sqlite3
@@ -257,7 +258,15 @@ def test_keys_status_in_words_and_with_encryption_off(platform_home: Path) -> No
     for tenant in ("acme", "beta"):
         value_cipher(Settings(home=platform_home)).seal(tenant, "t", "r", "x")
     forget_key_rings()
-    assert runner.invoke(app, ["keys", "rotate"]).exit_code == 0
+    rotated = runner.invoke(app, ["keys", "rotate", "--json"])
+    assert rotated.exit_code == 0, rotated.output
+    report = json.loads(rotated.stdout)
+    assert report["rotated"] and (report["previous_kek_version"], report["kek_version"]) == (1, 2)
+    assert (report["new_data_keys"], report["rewrapped"], report["retired_kek_versions"]) == (
+        2,
+        2,
+        [1],
+    )
     forget_key_rings()
     result = runner.invoke(app, ["keys", "status"])
     assert result.exit_code == 0, result.output

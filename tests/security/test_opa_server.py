@@ -20,7 +20,7 @@ from agent_platform.cli.main import app
 from agent_platform.security import Identity, PolicyUnavailableError
 from agent_platform.security.authorize import policy_input
 from agent_platform.security.opa import DECISION_PATH, OpaPolicyEngine
-from agent_platform.security.policy import PolicyEngine
+from agent_platform.security.policy import PolicyEngine, read_bundle
 from agent_platform.settings import Settings
 from tests.security.scripted_http import ScriptedServer, scripted_server
 
@@ -166,3 +166,23 @@ def test_an_unhealthy_opa_or_a_missing_bundle_is_reported(
     with pytest.raises(PolicyUnavailableError, match="no authorization policy is loaded: "):
         missing.decide(policy_input(admin, "deploy", settings=Settings(profile="local")))
     missing.close()
+
+
+def test_opa_decisions_are_reused_for_the_cache_time_and_carry_the_local_bundle_hash(
+    misdeployed_opa: ScriptedServer,
+) -> None:
+    """OPA's allow names the roles that granted it; asked again within `cache_s`, the engine
+    answers from its cache (here OPA fails from its second call on, and nothing notices)."""
+    granted = {"result": {"allow": True, "roles": ["admin"], "grantors": ["admin"]}}
+    misdeployed_opa.answer(DECISION_PATH, (200, granted), (500, {"code": "internal_error"}))
+    engine = OpaPolicyEngine(misdeployed_opa.url, POLICIES, timeout_s=2, cache_s=60)
+    admin = Identity(subject="ada", roles=frozenset({"admin"}))
+    body = policy_input(admin, "deploy", settings=Settings(profile="local"))
+    first = engine.decide(body)
+    digest, _ = read_bundle(POLICIES)
+    assert (first.allow, first.roles, first.bundle) == (True, ("admin",), digest)
+    assert engine.decide(body) == first  # from the cache: OPA would answer 500 now
+    other = policy_input(admin, "models.promote", settings=Settings(profile="local"))
+    with pytest.raises(PolicyUnavailableError, match="HTTP 500"):  # another question asks OPA
+        engine.decide(other)
+    engine.close()
