@@ -69,13 +69,14 @@ def evaluate_command(
         run_config={"ops": {"evaluated_model_versions": {"config": config}}},
     )
     evaluated = outcome.metadata.get("evaluated_model_versions", {})
-    typer.echo(evaluated.get("candidates", ""))
-    typer.echo(evaluated.get("ab_comparison", ""))
+    for table in (evaluated.get("candidates"), evaluated.get("ab_comparison")):
+        if table:  # a run that failed before evaluating has none: no blank lines
+            typer.echo(table)
     promotion = outcome.metadata.get("champion_promotion", {})
     if promotion:
         typer.echo(f"promoted: {promotion.get('promoted')} ({promotion.get('reason')})")
     for failure in outcome.failures:
-        typer.echo(failure, err=True)
+        typer.echo(f"error: {failure}", err=True)
     if not outcome.success:
         raise typer.Exit(1)
 
