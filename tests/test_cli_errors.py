@@ -181,3 +181,16 @@ def test_fresh_home_answers_and_production_names_the_commands(
     assert published.exit_code == 0, published.output
     line = error_line(invoke("run", "--tenant", "acme", "--user", "alice", "How do I restore?"))
     assert "agent-platform prompts promote grounded_qa_system VERSION" in line
+
+
+def test_a_worker_without_dagster_celery_says_what_to_install(
+    platform_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An interpreter with no dagster-celery beside it, none on PATH: nothing is exec'd."""
+    elsewhere = tmp_path / "bin"
+    elsewhere.mkdir()
+    monkeypatch.setattr(sys, "executable", str(elsewhere / "python"))
+    monkeypatch.setenv("PATH", str(elsewhere))
+    result = invoke("worker", "--name", "w1")
+    assert result.exit_code == 1
+    assert error_line(result) == "error: dagster-celery: not installed; pip install dagster-celery"

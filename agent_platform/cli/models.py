@@ -45,10 +45,11 @@ def list_versions(
     for v in versions:
         m = v.metrics
         gates = {True: "gates pass", False: "gates FAIL", None: "not evaluated"}[v.gates_passed]
-        numbers = f"accuracy {m['accuracy']:.3f} p95 {m['latency_p95_ms']:.0f} ms" if m else ""
-        typer.echo(
-            f"{name} v{v.version} [{', '.join(v.aliases) or '-'}] {v.candidate}: {gates} {numbers}"
-        )
+        numbers = f" accuracy {m['accuracy']:.3f} p95 {m['latency_p95_ms']:.0f} ms" if m else ""
+        # a version registered outside an evaluation has no candidate to name
+        candidate = f" {v.candidate}" if v.candidate else ""
+        aliases = ", ".join(v.aliases) or "-"
+        typer.echo(f"{name} v{v.version} [{aliases}]{candidate}: {gates}{numbers}")
 
 
 @models_app.command("evaluate")
@@ -68,13 +69,14 @@ def evaluate_command(
         run_config={"ops": {"evaluated_model_versions": {"config": config}}},
     )
     evaluated = outcome.metadata.get("evaluated_model_versions", {})
-    typer.echo(evaluated.get("candidates", ""))
-    typer.echo(evaluated.get("ab_comparison", ""))
+    for table in (evaluated.get("candidates"), evaluated.get("ab_comparison")):
+        if table:  # a run that failed before evaluating has none: no blank lines
+            typer.echo(table)
     promotion = outcome.metadata.get("champion_promotion", {})
     if promotion:
         typer.echo(f"promoted: {promotion.get('promoted')} ({promotion.get('reason')})")
     for failure in outcome.failures:
-        typer.echo(failure, err=True)
+        typer.echo(f"error: {failure}", err=True)
     if not outcome.success:
         raise typer.Exit(1)
 

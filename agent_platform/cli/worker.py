@@ -34,6 +34,10 @@ execution:
 """
 
 
+class WorkerNotInstalledError(RuntimeError):
+    """dagster-celery is missing: the operator's setup to fix, not a platform fault."""
+
+
 def worker_command(settings: Settings, *, name: str | None, concurrency: int) -> list[str]:
     """The `dagster-celery worker start` command line for the settings' queue."""
     home = ensure_dagster_home(settings)
@@ -55,7 +59,7 @@ def _dagster_celery() -> str:
         return str(beside)
     found = shutil.which("dagster-celery")
     if found is None:
-        raise RuntimeError("dagster-celery: not installed; pip install dagster-celery")
+        raise WorkerNotInstalledError("dagster-celery: not installed; pip install dagster-celery")
     return found
 
 
@@ -67,7 +71,11 @@ def worker(
 ) -> None:
     """Run a Celery worker that executes the steps of runs with executor `celery`."""
     settings = get_settings()
-    command = worker_command(settings, name=name, concurrency=concurrency)
+    try:
+        command = worker_command(settings, name=name, concurrency=concurrency)
+    except WorkerNotInstalledError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from exc
     env = {
         **os.environ,
         BROKER_ENV: settings.celery.broker_url,

@@ -28,6 +28,7 @@ from typing import Any
 from agent_platform.security.errors import PolicyUnavailableError
 
 WORKER = Path(__file__).with_name("policy_worker.py")
+STOP_GRACE_S = 1.0
 _TEST_RULE = re.compile(r"^(test_\w+)\s+if\b", re.MULTILINE)
 _PACKAGE = re.compile(r"^package\s+([\w.]+)", re.MULTILINE)
 _WORKER_ERRORS = (BrokenPipeError, OSError, ValueError)
@@ -84,9 +85,18 @@ class _Worker:
         return answer
 
     def stop(self) -> None:
+        """End of input ends the worker's loop, so it exits as a process should (its atexit
+        handlers run: coverage, for one); one that does not within a second is killed."""
         if self.process.poll() is None:
-            self.process.kill()
-            self.process.wait(timeout=5)
+            try:
+                if self.process.stdin:
+                    self.process.stdin.close()
+                self.process.wait(timeout=STOP_GRACE_S)
+            except (OSError, subprocess.TimeoutExpired):
+                self.process.kill()
+                self.process.wait(timeout=5)
+        if self.process.stdout:
+            self.process.stdout.close()
 
 
 class DecisionCache:

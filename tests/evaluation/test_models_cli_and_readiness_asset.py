@@ -3,6 +3,7 @@
 
 import base64
 import dataclasses
+import json
 import re
 import struct
 from pathlib import Path
@@ -92,6 +93,32 @@ def test_models_cli_promotes_rolls_back_and_compares(two_versions: AgentModelReg
         ("promote", 2, "bob"),
         ("rollback", 1, "carol"),
     ]
+
+    code, _, err = models("rollback", AGENT, "--to", "3")  # v3 never served as champion
+    assert code == 1 and err.startswith("error: ") and len(err.strip().splitlines()) == 1
+    assert registry.aliases(AGENT)[CHAMPION] == 1
+    code, out, _ = models("history", AGENT)
+    shown = out.splitlines()
+    assert code == 0 and len(shown) == len(history)
+    assert "promote champion v- -> v1 by alice (first)" in shown[0]
+    assert "rollback champion v2 -> v1 by carol" in out
+
+    code, out, _ = models("list", AGENT)
+    listed = {line.split(" ", 2)[1]: line for line in out.splitlines()}
+    assert code == 0 and set(listed) == {"v1", "v2", "v3"}
+    assert re.fullmatch(
+        rf"{AGENT} v1 \[champion\] extractive: gates pass accuracy \d\.\d{{3}} p95 \d+ ms",
+        listed["v1"],
+    )
+    assert listed["v3"] == f"{AGENT} v3 [-]: not evaluated"  # registered, never evaluated
+    code, out, _ = models("list", AGENT, "--json")
+    versions = {v["version"]: v for v in json.loads(out)}
+    assert code == 0 and set(versions) == {1, 2, 3}
+    assert "champion" in versions[1]["aliases"] and versions[3]["evaluated"] is False
+    code, out, _ = models("list", "nobody")
+    assert code == 0 and out.strip() == (
+        "no versions of 'nobody' yet (run `agent-platform models evaluate`)"
+    )
 
 
 def test_readiness_report_asset_writes_markdown_and_html(

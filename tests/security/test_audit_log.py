@@ -177,3 +177,24 @@ def test_cli_verify_and_tail(platform_home: Path) -> None:
     assert failed.status == "fail" and "record 2 was modified" in failed.detail
     assert "Traceback" not in broken.output
     assert oct((platform_home / "audit" / "audit.sqlite").stat().st_mode & 0o777) == "0o600"
+
+
+def test_cli_tail_table_names_who_acted_and_marks_unverified_identities(
+    platform_home: Path,
+) -> None:
+    from agent_platform.settings import Settings
+
+    log = open_audit_log(Settings(home=platform_home))
+    _fill(log, 1)
+    local = {"username": "bob", "kind": "user", "verified": False}  # `--as bob`, never signed in
+    log.record("models.promote", actor=local, action="promote", outcome="success")
+    log.record("keys.rotate", actor={"subject": "svc-7"}, action="rotate", outcome="failure")
+    result = runner.invoke(app, ["audit", "tail", "-n", "3"])
+    assert result.exit_code == 0, result.output
+    rows = [line.split("│")[1:-1] for line in result.stdout.splitlines() if line.count("│") == 8]
+    cells = [[c.strip() for c in row] for row in rows]
+    assert [(c[0], c[2], c[3], c[5], c[6]) for c in cells] == [
+        ("1", "prompt.approve", "alice", "acme", "granted"),
+        ("2", "models.promote", "bob (unverified)", "", "success"),
+        ("3", "keys.rotate", "svc-7", "", "failure"),
+    ]

@@ -5,7 +5,9 @@ with one line, rotation runs (audited) from the CLI and from the Dagster asset."
 from __future__ import annotations
 
 import base64
+import json
 import os
+import re
 import sqlite3
 import stat
 import threading
@@ -250,3 +252,38 @@ def test_rotation_asset_and_schedule(platform_home: Path) -> None:
     request = key_rotation(dg.build_schedule_context(scheduled_execution_time=when))
     assert isinstance(request, dg.RunRequest) and request.run_key == "key-rotation-20261207"
     assert key_rotation.cron_schedule == "0 4 * * *"
+
+
+def test_keys_status_in_words_and_with_encryption_off(platform_home: Path) -> None:
+    for tenant in ("acme", "beta"):
+        value_cipher(Settings(home=platform_home)).seal(tenant, "t", "r", "x")
+    forget_key_rings()
+    rotated = runner.invoke(app, ["keys", "rotate", "--json"])
+    assert rotated.exit_code == 0, rotated.output
+    report = json.loads(rotated.stdout)
+    assert report["rotated"] and (report["previous_kek_version"], report["kek_version"]) == (1, 2)
+    assert (report["new_data_keys"], report["rewrapped"], report["retired_kek_versions"]) == (
+        2,
+        2,
+        [1],
+    )
+    forget_key_rings()
+    result = runner.invoke(app, ["keys", "status"])
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith("key-encryption key: v2 from ")
+    assert re.fullmatch(r"  v1: 0 data key\(s\), retired \d{4}-\d\d-\d\dT[\d:]+\+00:00", lines[1])
+    assert lines[2] == "  v2: 4 data key(s), active"  # each tenant's first key and its new one
+    assert re.fullmatch(
+        r"data keys: 4 for 2 tenant\(s\); last rotation \d{4}-[-\dT:]+\+00:00; "
+        r"rotation every \d+ days",
+        lines[3],
+    )
+
+    off = {"AGENT_PLATFORM_ENCRYPTION_ENABLED": "false"}
+    result = runner.invoke(app, ["keys", "status"], env=off)
+    assert result.exit_code == 0 and result.stdout.startswith("encryption at rest is off")
+    line = _one_line_error(runner.invoke(app, ["keys", "rotate"], env=off))
+    assert line == "error: encryption at rest is off; nothing to rotate"
+    forget_key_rings()
+    assert key_status(Settings(home=platform_home)).kek_version == 2  # the refusal rotated nothing

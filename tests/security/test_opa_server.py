@@ -19,9 +19,10 @@ from typer.testing import CliRunner
 from agent_platform.cli.main import app
 from agent_platform.security import Identity, PolicyUnavailableError
 from agent_platform.security.authorize import policy_input
-from agent_platform.security.opa import OpaPolicyEngine
-from agent_platform.security.policy import PolicyEngine
+from agent_platform.security.opa import DECISION_PATH, OpaPolicyEngine
+from agent_platform.security.policy import PolicyEngine, read_bundle
 from agent_platform.settings import Settings
+from tests.security.scripted_http import ScriptedServer, scripted_server
 
 REPO = Path(__file__).resolve().parents[2]
 POLICIES = REPO / "policies"
@@ -109,3 +110,79 @@ def test_opa_gives_the_embedded_evaluators_decisions(opa_server: str) -> None:
     finally:
         embedded.close()
         opa.close()
+
+
+@pytest.fixture
+def misdeployed_opa() -> Iterator[ScriptedServer]:
+    """An HTTP server that answers OPA's health check; each test scripts its decision replies."""
+    with scripted_server(ScriptedServer) as server:
+        server.answer("/health", (200, {}))
+        yield server
+
+
+@pytest.mark.parametrize(
+    ("reply", "problem"),
+    [
+        ((200, {}), "it does not define data.agent_platform.authz.decision"),  # bundle not loaded
+        ((200, "<html>proxy error</html>"), "not JSON"),
+        ((500, {"code": "internal_error"}), "HTTP 500 from http://127.0.0.1:"),
+    ],
+)
+def test_an_opa_without_a_usable_decision_fails_closed(
+    misdeployed_opa: ScriptedServer,
+    reply: tuple[int, object],
+    problem: str,
+    platform_home: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    misdeployed_opa.answer(DECISION_PATH, reply)
+    engine = OpaPolicyEngine(misdeployed_opa.url, POLICIES, timeout_s=2, cache_s=0)
+    assert engine.error is None  # healthy: only the decision shows what is wrong
+    admin = Identity(subject="ada", roles=frozenset({"admin"}))
+    with pytest.raises(PolicyUnavailableError, match="the OPA server is unavailable: ") as refused:
+        engine.decide(policy_input(admin, "deploy", settings=Settings(profile="local")))
+    assert problem in str(refused.value)
+    engine.close()
+
+    monkeypatch.setenv("AGENT_PLATFORM_AUTHZ__OPA_URL", misdeployed_opa.url)
+    result = CliRunner().invoke(app, ["--as", "ada", "models", "rollback", "qa"])
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert problem in result.stderr and len(result.stderr.strip().splitlines()) == 1
+
+
+def test_an_unhealthy_opa_or_a_missing_bundle_is_reported(
+    misdeployed_opa: ScriptedServer, tmp_path: Path
+) -> None:
+    misdeployed_opa.answer("/health", (503, {}))
+    engine = OpaPolicyEngine(misdeployed_opa.url, POLICIES, timeout_s=2, cache_s=0)
+    assert engine.error == f"OPA server {misdeployed_opa.url} is not healthy"
+    misdeployed_opa.answer("/health", (200, {}))
+    assert engine.reload() and engine.error is None  # recovers once OPA answers
+    engine.close()
+
+    missing = OpaPolicyEngine(misdeployed_opa.url, tmp_path / "no-policies", cache_s=0)
+    assert missing.error and "no-policies" in missing.error
+    admin = Identity(subject="ada", roles=frozenset({"admin"}))
+    with pytest.raises(PolicyUnavailableError, match="no authorization policy is loaded: "):
+        missing.decide(policy_input(admin, "deploy", settings=Settings(profile="local")))
+    missing.close()
+
+
+def test_opa_decisions_are_reused_for_the_cache_time_and_carry_the_local_bundle_hash(
+    misdeployed_opa: ScriptedServer,
+) -> None:
+    """OPA's allow names the roles that granted it; asked again within `cache_s`, the engine
+    answers from its cache (here OPA fails from its second call on, and nothing notices)."""
+    granted = {"result": {"allow": True, "roles": ["admin"], "grantors": ["admin"]}}
+    misdeployed_opa.answer(DECISION_PATH, (200, granted), (500, {"code": "internal_error"}))
+    engine = OpaPolicyEngine(misdeployed_opa.url, POLICIES, timeout_s=2, cache_s=60)
+    admin = Identity(subject="ada", roles=frozenset({"admin"}))
+    body = policy_input(admin, "deploy", settings=Settings(profile="local"))
+    first = engine.decide(body)
+    digest, _ = read_bundle(POLICIES)
+    assert (first.allow, first.roles, first.bundle) == (True, ("admin",), digest)
+    assert engine.decide(body) == first  # from the cache: OPA would answer 500 now
+    other = policy_input(admin, "models.promote", settings=Settings(profile="local"))
+    with pytest.raises(PolicyUnavailableError, match="HTTP 500"):  # another question asks OPA
+        engine.decide(other)
+    engine.close()

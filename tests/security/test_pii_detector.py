@@ -91,3 +91,24 @@ def test_an_installed_spacy_model_adds_names_and_places() -> None:
     assert detector.mask(text) == (
         "<PERSON> moved from <LOCATION> to <LOCATION>; her email is <EMAIL_ADDRESS>."
     )
+
+
+def test_log_records_are_masked_in_every_nested_string(detector: PiiDetector) -> None:
+    record = {
+        "user": "maria.lopez@example.com",
+        "turns": ["call (212) 555-0134", ("SSN 123-45-6789", 7)],
+        "meta": {"empty": "", "count": 3, "ok": True},
+    }
+    assert detector.mask_value(record) == {
+        "user": "<EMAIL_ADDRESS>",
+        "turns": ["call <PHONE_NUMBER>", ("SSN <US_SSN>", 7)],  # a tuple stays a tuple
+        "meta": {"empty": "", "count": 3, "ok": True},
+    }
+    assert record["user"] == "maria.lopez@example.com"  # the record itself is not changed
+
+
+@pytest.mark.parametrize("number", ["123-45 6789", "123.45-6789", "111-11-1111", "666-12-3456"])
+def test_ssn_shaped_numbers_that_cannot_be_ssns_are_left_alone(
+    detector: PiiDetector, number: str
+) -> None:
+    assert "US_SSN" not in detector.types(f"Her SSN is {number}.")

@@ -121,3 +121,31 @@ def test_a_crashed_evaluator_is_restarted_with_the_good_bundle(engine: PolicyEng
         policy_input(ALICE, "agents.run", settings=SETTINGS, tenant="acme", resource={})
     )
     assert decision.allow
+
+
+def test_policy_test_cli_refuses_a_broken_bundle_and_one_without_tests(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "authz.rego").write_text("package agent_platform.authz\nallow if {{\n")
+    monkeypatch.setenv("AGENT_PLATFORM_AUTHZ__POLICY_DIR", str(broken))
+    result = CliRunner().invoke(app, ["auth", "policy-test"])
+    assert result.exit_code == 1 and not result.stdout
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: authz.rego:"), result.stderr
+
+    untested = tmp_path / "untested"
+    shutil.copytree(REPO / "policies", untested)
+    (untested / "agent_platform" / "authz_test.rego").unlink()
+    monkeypatch.setenv("AGENT_PLATFORM_AUTHZ__POLICY_DIR", str(untested))
+    result = CliRunner().invoke(app, ["auth", "policy-test"])
+    digest, _ = read_bundle(untested)
+    assert result.exit_code == 1  # a bundle without unit tests does not pass
+    assert result.stdout.strip() == f"0/0 passed, bundle {digest}"
+
+
+def test_revoking_an_unknown_api_key_names_it(platform_home: Path) -> None:
+    result = CliRunner().invoke(app, ["--as", "ops", "auth", "revoke-key", "ak_nope"])
+    assert result.exit_code == 1
+    assert result.stderr.strip() == "error: key_id: no API key 'ak_nope'"

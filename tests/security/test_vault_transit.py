@@ -129,3 +129,66 @@ def test_a_bad_token_or_a_lost_server_fails_closed_with_one_line(
     with pytest.raises(KeyServiceError) as unreachable:
         value_cipher(_settings(platform_home, f"127.0.0.1:{_free_port()}", token))
     assert "unreachable" in str(unreachable.value) and "\n" not in str(unreachable.value)
+
+
+@pytest.fixture
+def keys_database(postgres_url: str) -> Iterator[str]:
+    """A database of its own: production's data-key table, never another test's."""
+    import psycopg
+
+    name = f"ap_keys_{secrets.token_hex(5)}"
+    with psycopg.connect(postgres_url, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    yield postgres_url.rsplit("/", 1)[0] + f"/{name}"
+    with psycopg.connect(postgres_url, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def _production(home: Path, address: str, token: str, postgres_url: str) -> Settings:
+    return Settings.model_validate(
+        {
+            "home": home,
+            "profile": "production",
+            "postgres_url": postgres_url,
+            "mlflow_tracking_uri": "http://mlflow.invalid",
+            "weaviate_url": "http://weaviate.invalid",
+            "encryption": {"kms_url": f"vault-transit+http://{address}/{KEY}", "kms_token": token},
+        }
+    )
+
+
+@pytest.mark.postgres
+def test_production_replicas_share_data_keys_in_postgresql(
+    bao: tuple[str, str], keys_database: str, tmp_path: Path
+) -> None:
+    """Two serving replicas (homes of their own) read each other's values: the wrapped data keys
+    live in PostgreSQL; a rotation there re-wraps every one and loses none; a database that went
+    away fails closed with one line."""
+    first, second = (_production(tmp_path / n, *bao, keys_database) for n in ("a", "b"))
+    sealed = {t: value_cipher(first).seal(t, "working_memory", "r1", f"{t} secret") for t in "xy"}
+    forget_key_rings()
+    reader = value_cipher(second)
+    assert {t: reader.open(t, "working_memory", "r1", v) for t, v in sealed.items()} == {
+        "x": "x secret",
+        "y": "y secret",
+    }
+    assert not (tmp_path / "b" / "keys").exists()  # nothing kept on the replica's disk
+
+    report = rotate_keys(second, actor={"subject": "test"}, force=True)
+    assert (report.new_data_keys, report.rewrapped) == (2, 2)
+    assert key_status(first).data_keys_by_kek_version == {report.kek_version: 4}
+    assert key_status(first).tenants == 2
+    forget_key_rings()
+    cipher = value_cipher(first)
+    assert cipher.open("x", "working_memory", "r1", sealed["x"]) == "x secret"
+    assert cipher.seal("y", "working_memory", "r2", "v").startswith("enc:v1:2:")
+
+    forget_key_rings()
+    gone = keys_database.rsplit("@", 1)[0] + f"@127.0.0.1:{_free_port()}/keys"
+    with pytest.raises(KeyServiceError) as unreachable:
+        value_cipher(_production(tmp_path / "a", *bao, gone))
+    message = str(unreachable.value)
+    assert (
+        message.startswith("encryption: the data-key store is unreachable (")
+        and "\n" not in message
+    )
