@@ -180,9 +180,13 @@ def test_cli_verify_and_tail(platform_home: Path) -> None:
 
 
 def test_cli_tail_table_names_who_acted_and_marks_unverified_identities(
-    platform_home: Path,
+    platform_home: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    from agent_platform.cli import audit as audit_cli
     from agent_platform.settings import Settings
+
+    # a 160-column terminal: without a terminal rich assumes 80 and folds the cells
+    monkeypatch.setattr(audit_cli.console, "width", 160)
 
     log = open_audit_log(Settings(home=platform_home))
     _fill(log, 1)
