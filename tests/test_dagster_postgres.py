@@ -1,6 +1,5 @@
 """Dagster's instance storage on the machine's PostgreSQL through dagster-postgres (for real)."""
 
-import uuid
 from pathlib import Path
 
 import dagster as dg
@@ -12,6 +11,7 @@ from agent_platform.definitions import build_resources
 from agent_platform.settings import Settings
 from agent_platform.tenants import TenantRegistry
 from assets.knowledge import source_documents
+from tests.databases import scratch_database as new_database
 
 pytestmark = pytest.mark.postgres
 
@@ -19,12 +19,8 @@ pytestmark = pytest.mark.postgres
 @pytest.fixture
 def scratch_database(postgres_url: str):
     """A database of its own, so Dagster's tables never collide with another test's."""
-    name = f"ap_dagster_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(postgres_url, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    yield postgres_url.rsplit("/", 1)[0] + f"/{name}"
-    with psycopg.connect(postgres_url, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with new_database(postgres_url, "ap_dagster") as url:
+        yield url
 
 
 def test_materialization_is_stored_in_postgres(

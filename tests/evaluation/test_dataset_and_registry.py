@@ -2,7 +2,6 @@
 refuses unknown or unevaluated versions, and records every alias move. SQLite and PostgreSQL."""
 
 import json
-import uuid
 from pathlib import Path
 
 import pytest
@@ -17,6 +16,7 @@ from agent_platform.model_registry import (
     UnknownVersionError,
 )
 from agent_platform.runtime.agent_config import AgentConfig
+from tests.databases import scratch_database
 from tests.evaluation.conftest import DATASET
 
 
@@ -123,18 +123,8 @@ def test_registry_on_the_embedded_sqlite_store(eval_settings) -> None:
 
 @pytest.mark.postgres
 def test_registry_on_a_postgresql_backed_store(postgres_url: str, tmp_path: Path) -> None:
-    import psycopg
-
-    database = f"mlflow_eval_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(postgres_url, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{database}"')
-    try:
-        base = postgres_url.rsplit("/", 1)[0]
-        registry = AgentModelRegistry(f"{base}/{database}", (tmp_path / "artifacts").as_uri())
-        _exercise_registry(registry)
-    finally:
-        with psycopg.connect(postgres_url, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+    with scratch_database(postgres_url, "mlflow_eval") as url:
+        _exercise_registry(AgentModelRegistry(url, (tmp_path / "artifacts").as_uri()))
 
 
 def test_plan_ships_two_candidates_of_one_agent() -> None:

