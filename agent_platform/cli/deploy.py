@@ -13,8 +13,6 @@ The Dagster sensor `rollout_controller` advances or rolls back a rollout every
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -56,20 +54,6 @@ def _agent(agent: str | None) -> str:
     return agent or get_settings().serving_agent
 
 
-@contextmanager
-def _refusals() -> Iterator[None]:
-    """A refused approval or rollback (wrong role, unknown version, nothing to roll back) is the
-    operator's mistake: one `error:` line and status 1, not an unexpected error."""
-    from agent_platform.delivery.controller import RolloutError
-    from agent_platform.model_registry import ModelRegistryError
-
-    try:
-        yield
-    except (RolloutError, ModelRegistryError) as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(1) from exc
-
-
 @deploy_app.command("start")
 def start(
     version: Annotated[int, typer.Argument(help="The model version to deploy (green).")],
@@ -108,8 +92,7 @@ def approve(
     """Approve VERSION for deployment in ROLE, as the operator's identity (one role each)."""
     name = _agent(agent)
     identity, _ = authorize_cli("deploy", f"model:{name}@{version}")
-    with _refusals():
-        _controller().approve(version, role=role, actor=identity.as_record(), agent=name)
+    _controller().approve(version, role=role, actor=identity.as_record(), agent=name)
     verified = "verified" if identity.verified else "unverified development identity"
     typer.echo(f"{name} v{version}: approved as {role} by {identity.display_name} ({verified})")
 
@@ -130,8 +113,7 @@ def rollback(
     """Send all traffic back to blue now and restore the champion alias."""
     name = _agent(agent)
     identity, _ = authorize_cli("deploy", f"model:{name}")
-    with _refusals():
-        rollout = _controller().rollback(reason=reason, actor=identity.as_record(), agent=name)
+    rollout = _controller().rollback(reason=reason, actor=identity.as_record(), agent=name)
     typer.echo(rollout.summary())
 
 

@@ -83,6 +83,9 @@ def _settings_error(exc: ValidationError) -> tuple[str, int]:
 
 def describe(exc: BaseException) -> tuple[str, int]:
     """(one-line message, exit status) for an exception that escaped a command."""
+    from agent_platform.cli.worker import WorkerNotInstalledError
+    from agent_platform.delivery.controller import RolloutError
+    from agent_platform.model_registry import ModelRegistryError
     from agent_platform.prompts.errors import PromptError
     from agent_platform.runtime.errors import AgentRunError, RequestValidationError
     from agent_platform.settings import ConfigError
@@ -97,7 +100,16 @@ def describe(exc: BaseException) -> tuple[str, int]:
     if isinstance(exc, AgentRunError):
         ids = f" (trace_id: {exc.trace_id}, session_id: {exc.session_id})" if exc.trace_id else ""
         return f"{exc}{ids}", 2 if isinstance(exc, RequestValidationError) else 1
-    if isinstance(exc, VectorStoreError | PromptError):
+    # refusals and setup the operator can act on, each worded for them: a wrong role, an unknown
+    # version, nothing to roll back, dagster-celery not installed
+    operational = (
+        VectorStoreError,
+        PromptError,
+        RolloutError,
+        ModelRegistryError,
+        WorkerNotInstalledError,
+    )
+    if isinstance(exc, operational):
         return str(exc), 1
     service = _service_error(exc)
     if service is not None:

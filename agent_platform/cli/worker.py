@@ -71,11 +71,7 @@ def worker(
 ) -> None:
     """Run a Celery worker that executes the steps of runs with executor `celery`."""
     settings = get_settings()
-    try:
-        command = worker_command(settings, name=name, concurrency=concurrency)
-    except WorkerNotInstalledError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(1) from exc
+    command = worker_command(settings, name=name, concurrency=concurrency)
     env = {
         **os.environ,
         BROKER_ENV: settings.celery.broker_url,
