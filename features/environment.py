@@ -25,12 +25,13 @@ def before_all(context: Context) -> None:
     seconds; copying an empty, migrated database is instant)."""
     for key, value in OFFLINE.items():
         os.environ.setdefault(key, value)
+    from agent_platform.model_registry.store import ensure_store
+    from agent_platform.runtime.models.gemma import default_cache_dir
+
     # the embedding model's exported graphs, shared by every scenario's fresh home
     os.environ.setdefault(
-        "AGENT_PLATFORM_EMBEDDING_EXPORT_DIR",
-        str(Path.home() / ".cache" / "agent_platform" / "embedding-exports"),
+        "AGENT_PLATFORM_EMBEDDING_EXPORT_DIR", str(default_cache_dir() / "embedding-exports")
     )
-    from agent_platform.model_registry.store import ensure_store
 
     context.session_dir = Path(tempfile.mkdtemp(prefix="behave-session-"))
     context.mlflow_template = context.session_dir / "mlflow" / "mlflow.db"

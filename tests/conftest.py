@@ -15,15 +15,14 @@ from typing import Any
 
 import pytest
 
+from tests.homes import MODEL_CACHE
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 # One export of the embedding model's graphs for every test home and worker (and the processes
 # they start), instead of one per fresh home: keyed by the weights' digest, written atomically.
-os.environ.setdefault(
-    "AGENT_PLATFORM_EMBEDDING_EXPORT_DIR",
-    str(Path.home() / ".cache" / "agent_platform" / "embedding-exports"),
-)
+os.environ.setdefault("AGENT_PLATFORM_EMBEDDING_EXPORT_DIR", str(MODEL_CACHE / "embedding-exports"))
 
 POSTGRES_HOST, POSTGRES_PORT = "127.0.0.1", 5432
 REDIS_HOST, REDIS_PORT = "127.0.0.1", 6379

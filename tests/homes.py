@@ -8,14 +8,13 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from agent_platform.runtime.models.gemma import default_cache_dir
 from agent_platform.settings import Settings
 
 # Gemma's converted weights, shared by every test home instead of each home's `models/`: they are a
 # pure function of the installed package, converting them costs a minute of CPU, and a file lock
 # makes concurrent first uses wait for one conversion.
-MODEL_CACHE = Path(
-    os.environ.get("AGENT_PLATFORM_MODEL_CACHE") or Path.home() / ".cache" / "agent_platform"
-)
+MODEL_CACHE = default_cache_dir()
 
 # Two approvers, one per required role: one name may never fill both (issue 8.2).
 APPROVERS = {"prompt-owner-lead": ["prompt-owner"], "safety-lead": ["safety"]}
